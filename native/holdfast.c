@@ -1,0 +1,548 @@
+/*
+ * holdfast_native: the Linux file-system calls that Node's fs lacks and that a faithful backup
+ * and restore need (extended attributes and ACLs without following symlinks, SEEK_DATA/SEEK_HOLE
+ * for sparse files, device and fifo nodes, nanosecond times on symlinks). All synchronous.
+ *
+ * Failed system calls throw an Error shaped like Node's fs errors: code (errno name), errno
+ * (negative), syscall, path (when there is one) and the message "CODE: text, syscall 'path'".
+ * Bad arguments throw TypeError/RangeError with Node's ERR_* codes; the TypeScript wrapper
+ * checks them first, the checks here keep the addon safe on its own.
+ */
+#include <node_api.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_SAFE_OFFSET 9007199254740992.0 /* 2^53 */
+#define MAX_ERANGE_RETRIES 16
+
+/* ------------------------------------------------------------------------------------------ */
+/* Errors                                                                                      */
+
+typedef struct {
+  int code;
+  const char *name;
+  const char *text;
+} errno_entry;
+
+/* Names and texts as Node (libuv) reports them, so callers can treat these like fs errors. */
+static const errno_entry errno_table[] = {
+    {E2BIG, "E2BIG", "argument list too long"},
+    {EACCES, "EACCES", "permission denied"},
+    {EAGAIN, "EAGAIN", "resource temporarily unavailable"},
+    {EBADF, "EBADF", "bad file descriptor"},
+    {EBUSY, "EBUSY", "resource busy or locked"},
+    {EDQUOT, "EDQUOT", "disk quota exceeded"},
+    {EEXIST, "EEXIST", "file already exists"},
+    {EFAULT, "EFAULT", "bad address in system call argument"},
+    {EFBIG, "EFBIG", "file too large"},
+    {EINTR, "EINTR", "interrupted system call"},
+    {EINVAL, "EINVAL", "invalid argument"},
+    {EIO, "EIO", "i/o error"},
+    {EISDIR, "EISDIR", "illegal operation on a directory"},
+    {ELOOP, "ELOOP", "too many symbolic links encountered"},
+    {EMLINK, "EMLINK", "too many links"},
+    {ENAMETOOLONG, "ENAMETOOLONG", "name too long"},
+    {ENODATA, "ENODATA", "no data available"},
+    {ENODEV, "ENODEV", "no such device"},
+    {ENOENT, "ENOENT", "no such file or directory"},
+    {ENOMEM, "ENOMEM", "not enough memory"},
+    {ENOSPC, "ENOSPC", "no space left on device"},
+    {ENOSYS, "ENOSYS", "function not implemented"},
+    {ENOTDIR, "ENOTDIR", "not a directory"},
+    {ENOTSUP, "ENOTSUP", "operation not supported"}, /* == EOPNOTSUPP on Linux */
+    {ENXIO, "ENXIO", "no such device or address"},
+    {EOVERFLOW, "EOVERFLOW", "value too large for defined data type"},
+    {EPERM, "EPERM", "operation not permitted"},
+    {ERANGE, "ERANGE", "result too large"},
+    {EROFS, "EROFS", "read-only file system"},
+    {ESPIPE, "ESPIPE", "invalid seek"},
+    {ETXTBSY, "ETXTBSY", "text file is busy"},
+    {EXDEV, "EXDEV", "cross-device link not permitted"},
+};
+
+static void describe_errno(int code, const char **name, const char **text) {
+  for (size_t i = 0; i < sizeof errno_table / sizeof errno_table[0]; i++) {
+    if (errno_table[i].code == code) {
+      *name = errno_table[i].name;
+      *text = errno_table[i].text;
+      return;
+    }
+  }
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
+  const char *glibc_name = strerrorname_np(code);
+  const char *glibc_text = strerrordesc_np(code);
+  *name = glibc_name != NULL ? glibc_name : "UNKNOWN";
+  *text = glibc_text != NULL ? glibc_text : "unknown error";
+#else
+  *name = "UNKNOWN";
+  *text = "unknown error";
+#endif
+}
+
+/* Throws the pending Node-API failure as an Error unless a JS exception is already pending. */
+static void throw_napi_failure(napi_env env) {
+  const napi_extended_error_info *info = NULL;
+  const char *message = "Node-API call failed";
+  /* Must come first: every Node-API call overwrites the last error info. */
+  if (napi_get_last_error_info(env, &info) == napi_ok && info != NULL && info->error_message != NULL) {
+    message = info->error_message;
+  }
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) return;
+  napi_throw_error(env, NULL, message);
+}
+
+static bool set_string_property(napi_env env, napi_value object, const char *key, const char *value) {
+  napi_value v;
+  return napi_create_string_utf8(env, value, NAPI_AUTO_LENGTH, &v) == napi_ok &&
+         napi_set_named_property(env, object, key, v) == napi_ok;
+}
+
+/* Throws a Node-style system error for errno `code`; `path` may be NULL (fd-based calls). */
+static void throw_errno(napi_env env, int code, const char *syscall, const char *path) {
+  const char *name;
+  const char *text;
+  describe_errno(code, &name, &text);
+
+  char *message = NULL;
+  int n = path != NULL ? asprintf(&message, "%s: %s, %s '%s'", name, text, syscall, path)
+                       : asprintf(&message, "%s: %s, %s", name, text, syscall);
+  if (n < 0) {
+    napi_throw_error(env, name, text);
+    return;
+  }
+
+  napi_value code_v, message_v, err, errno_v;
+  bool ok = napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code_v) == napi_ok &&
+            napi_create_string_utf8(env, message, (size_t)n, &message_v) == napi_ok &&
+            napi_create_error(env, code_v, message_v, &err) == napi_ok &&
+            napi_create_int32(env, -code, &errno_v) == napi_ok &&
+            napi_set_named_property(env, err, "errno", errno_v) == napi_ok &&
+            set_string_property(env, err, "syscall", syscall) &&
+            (path == NULL || set_string_property(env, err, "path", path));
+  free(message);
+  if (ok) {
+    napi_throw(env, err);
+  } else {
+    throw_napi_failure(env);
+  }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Arguments                                                                                   */
+
+static bool get_args(napi_env env, napi_callback_info info, size_t expected, napi_value *argv) {
+  size_t argc = expected;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    throw_napi_failure(env);
+    return false;
+  }
+  if (argc < expected) {
+    napi_throw_type_error(env, "ERR_MISSING_ARGS", "missing arguments");
+    return false;
+  }
+  return true;
+}
+
+static bool check_type(napi_env env, napi_value value, napi_valuetype want, const char *what, const char *type_name) {
+  napi_valuetype type;
+  if (napi_typeof(env, value, &type) != napi_ok) {
+    throw_napi_failure(env);
+    return false;
+  }
+  if (type != want) {
+    char message[128];
+    snprintf(message, sizeof message, "The \"%s\" argument must be of type %s", what, type_name);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+    return false;
+  }
+  return true;
+}
+
+/* Copies a JS string into a new NUL-terminated buffer the caller frees. Rejects embedded NULs,
+ * which would silently truncate the path or name the kernel sees. */
+static bool get_string(napi_env env, napi_value value, const char *what, char **out) {
+  *out = NULL;
+  if (!check_type(env, value, napi_string, what, "string")) return false;
+  size_t len;
+  if (napi_get_value_string_utf8(env, value, NULL, 0, &len) != napi_ok) {
+    throw_napi_failure(env);
+    return false;
+  }
+  char *buf = malloc(len + 1);
+  if (buf == NULL) {
+    napi_throw_error(env, "ENOMEM", "not enough memory");
+    return false;
+  }
+  if (napi_get_value_string_utf8(env, value, buf, len + 1, &len) != napi_ok) {
+    free(buf);
+    throw_napi_failure(env);
+    return false;
+  }
+  if (strlen(buf) != len) {
+    free(buf);
+    char message[128];
+    snprintf(message, sizeof message, "The \"%s\" argument must not contain null bytes", what);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_VALUE", message);
+    return false;
+  }
+  *out = buf;
+  return true;
+}
+
+static bool get_fd(napi_env env, napi_value value, int *fd) {
+  if (!check_type(env, value, napi_number, "fd", "number")) return false;
+  double d;
+  if (napi_get_value_double(env, value, &d) != napi_ok) {
+    throw_napi_failure(env);
+    return false;
+  }
+  if (!(d >= 0 && d <= INT32_MAX && d == (double)(int32_t)d)) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "The \"fd\" argument must be an integer >= 0 and <= 2147483647");
+    return false;
+  }
+  *fd = (int)d;
+  return true;
+}
+
+/* A non-negative integer number no larger than 2^53. */
+static bool get_uint53(napi_env env, napi_value value, const char *what, uint64_t *out) {
+  if (!check_type(env, value, napi_number, what, "number")) return false;
+  double d;
+  if (napi_get_value_double(env, value, &d) != napi_ok) {
+    throw_napi_failure(env);
+    return false;
+  }
+  if (!(d >= 0 && d <= MAX_SAFE_OFFSET && d == (double)(uint64_t)d)) {
+    char message[128];
+    snprintf(message, sizeof message, "The \"%s\" argument must be an integer >= 0 and <= 2^53", what);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", message);
+    return false;
+  }
+  *out = (uint64_t)d;
+  return true;
+}
+
+/* Nanoseconds since the epoch (a bigint fitting int64) to a timespec with 0 <= tv_nsec < 1e9. */
+static bool get_timespec(napi_env env, napi_value value, const char *what, struct timespec *ts) {
+  if (!check_type(env, value, napi_bigint, what, "bigint")) return false;
+  int64_t ns;
+  bool lossless = false;
+  if (napi_get_value_bigint_int64(env, value, &ns, &lossless) != napi_ok) {
+    throw_napi_failure(env);
+    return false;
+  }
+  if (!lossless) {
+    char message[128];
+    snprintf(message, sizeof message, "The \"%s\" argument must fit in a signed 64-bit integer", what);
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", message);
+    return false;
+  }
+  int64_t sec = ns / 1000000000;
+  int64_t rem = ns % 1000000000;
+  if (rem < 0) { /* C truncates toward zero; times before 1970 need floor division */
+    rem += 1000000000;
+    sec -= 1;
+  }
+  ts->tv_sec = (time_t)sec;
+  ts->tv_nsec = (long)rem;
+  return true;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Extended attributes                                                                         */
+
+/* listXattrs(path: string): string[] */
+static napi_value list_xattrs(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  char *path;
+  if (!get_string(env, argv[0], "path", &path)) return NULL;
+
+  napi_value result = NULL;
+  char *buf = NULL;
+  ssize_t len = 0;
+  /* The list can grow between the size query and the read (ERANGE): ask again. */
+  for (int attempt = 0;; attempt++) {
+    len = llistxattr(path, NULL, 0);
+    if (len < 0) {
+      throw_errno(env, errno, "llistxattr", path);
+      goto done;
+    }
+    if (len == 0) break;
+    char *grown = realloc(buf, (size_t)len);
+    if (grown == NULL) {
+      throw_errno(env, ENOMEM, "llistxattr", path);
+      goto done;
+    }
+    buf = grown;
+    ssize_t got = llistxattr(path, buf, (size_t)len);
+    if (got >= 0) {
+      len = got;
+      break;
+    }
+    if (errno != ERANGE || attempt >= MAX_ERANGE_RETRIES) {
+      throw_errno(env, errno, "llistxattr", path);
+      goto done;
+    }
+  }
+
+  napi_value array;
+  if (napi_create_array(env, &array) != napi_ok) {
+    throw_napi_failure(env);
+    goto done;
+  }
+  uint32_t index = 0;
+  const char *p = buf;
+  const char *end = len > 0 ? buf + len : buf;
+  while (p != NULL && p < end) { /* NUL-separated names */
+    size_t name_len = strnlen(p, (size_t)(end - p));
+    if (name_len > 0) {
+      napi_value name;
+      if (napi_create_string_utf8(env, p, name_len, &name) != napi_ok ||
+          napi_set_element(env, array, index++, name) != napi_ok) {
+        throw_napi_failure(env);
+        goto done;
+      }
+    }
+    p += name_len + 1;
+  }
+  result = array;
+
+done:
+  free(buf);
+  free(path);
+  return result;
+}
+
+/* getXattr(path: string, name: string): Buffer */
+static napi_value get_xattr(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  char *path = NULL;
+  char *name = NULL;
+  if (!get_string(env, argv[0], "path", &path) || !get_string(env, argv[1], "name", &name)) {
+    free(path);
+    return NULL;
+  }
+
+  napi_value result = NULL;
+  char *buf = NULL;
+  ssize_t len = 0;
+  for (int attempt = 0;; attempt++) {
+    len = lgetxattr(path, name, NULL, 0);
+    if (len < 0) {
+      throw_errno(env, errno, "lgetxattr", path);
+      goto done;
+    }
+    if (len == 0) break;
+    char *grown = realloc(buf, (size_t)len);
+    if (grown == NULL) {
+      throw_errno(env, ENOMEM, "lgetxattr", path);
+      goto done;
+    }
+    buf = grown;
+    ssize_t got = lgetxattr(path, name, buf, (size_t)len);
+    if (got >= 0) {
+      len = got;
+      break;
+    }
+    if (errno != ERANGE || attempt >= MAX_ERANGE_RETRIES) {
+      throw_errno(env, errno, "lgetxattr", path);
+      goto done;
+    }
+  }
+
+  napi_value buffer;
+  void *data;
+  if (napi_create_buffer(env, (size_t)len, &data, &buffer) != napi_ok) {
+    throw_napi_failure(env);
+    goto done;
+  }
+  if (len > 0) memcpy(data, buf, (size_t)len);
+  result = buffer;
+
+done:
+  free(buf);
+  free(name);
+  free(path);
+  return result;
+}
+
+/* setXattr(path: string, name: string, value: Uint8Array): void */
+static napi_value set_xattr(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+
+  bool is_typed = false;
+  napi_typedarray_type type = napi_int8_array;
+  size_t length = 0;
+  void *data = NULL;
+  if (napi_is_typedarray(env, argv[2], &is_typed) != napi_ok) {
+    throw_napi_failure(env);
+    return NULL;
+  }
+  if (is_typed && napi_get_typedarray_info(env, argv[2], &type, &length, &data, NULL, NULL) != napi_ok) {
+    throw_napi_failure(env);
+    return NULL;
+  }
+  if (!is_typed || type != napi_uint8_array) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "The \"value\" argument must be a Buffer or Uint8Array");
+    return NULL;
+  }
+
+  char *path = NULL;
+  char *name = NULL;
+  if (!get_string(env, argv[0], "path", &path) || !get_string(env, argv[1], "name", &name)) {
+    free(path);
+    return NULL;
+  }
+  if (lsetxattr(path, name, length > 0 ? data : "", length, 0) != 0) {
+    throw_errno(env, errno, "lsetxattr", path);
+  }
+  free(name);
+  free(path);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Sparse files                                                                                */
+
+/* lseek(fd, offset, whence); -1 when the kernel says there is nothing at or after offset. */
+static napi_value seek(napi_env env, napi_callback_info info, int whence) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int fd;
+  uint64_t offset;
+  if (!get_fd(env, argv[0], &fd) || !get_uint53(env, argv[1], "offset", &offset)) return NULL;
+
+  off_t at = lseek(fd, (off_t)offset, whence);
+  if (at < 0) {
+    if (errno != ENXIO) {
+      throw_errno(env, errno, "lseek", NULL);
+      return NULL;
+    }
+    at = -1;
+  }
+  napi_value result;
+  if (napi_create_double(env, (double)at, &result) != napi_ok) {
+    throw_napi_failure(env);
+    return NULL;
+  }
+  return result;
+}
+
+static napi_value seek_data(napi_env env, napi_callback_info info) {
+  return seek(env, info, SEEK_DATA);
+}
+
+static napi_value seek_hole(napi_env env, napi_callback_info info) {
+  return seek(env, info, SEEK_HOLE);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Special files and times                                                                     */
+
+/* mknod(path: string, mode: number, dev: number | bigint): void */
+static napi_value make_node(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+
+  uint64_t mode;
+  if (!get_uint53(env, argv[1], "mode", &mode)) return NULL;
+  if (mode > UINT32_MAX) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "The \"mode\" argument must be a 32-bit unsigned integer");
+    return NULL;
+  }
+
+  /* dev as fs.lstat() reports rdev: glibc's dev_t encoding; stat with bigint: true gives a bigint. */
+  uint64_t dev;
+  napi_valuetype dev_type;
+  if (napi_typeof(env, argv[2], &dev_type) != napi_ok) {
+    throw_napi_failure(env);
+    return NULL;
+  }
+  if (dev_type == napi_bigint) {
+    bool lossless = false;
+    if (napi_get_value_bigint_uint64(env, argv[2], &dev, &lossless) != napi_ok) {
+      throw_napi_failure(env);
+      return NULL;
+    }
+    if (!lossless) {
+      napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "The \"dev\" argument must fit in an unsigned 64-bit integer");
+      return NULL;
+    }
+  } else if (!get_uint53(env, argv[2], "dev", &dev)) {
+    return NULL;
+  }
+
+  char *path;
+  if (!get_string(env, argv[0], "path", &path)) return NULL;
+  if (mknod(path, (mode_t)mode, (dev_t)dev) != 0) {
+    throw_errno(env, errno, "mknod", path);
+  }
+  free(path);
+  return NULL;
+}
+
+/* utimensNoFollow(path: string, atimeNs: bigint, mtimeNs: bigint): void */
+static napi_value utimens_no_follow(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  struct timespec ts[2];
+  if (!get_timespec(env, argv[1], "atimeNs", &ts[0]) || !get_timespec(env, argv[2], "mtimeNs", &ts[1])) return NULL;
+  char *path;
+  if (!get_string(env, argv[0], "path", &path)) return NULL;
+  if (utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW) != 0) {
+    throw_errno(env, errno, "utimensat", path);
+  }
+  free(path);
+  return NULL;
+}
+
+/* futimens(fd: number, atimeNs: bigint, mtimeNs: bigint): void */
+static napi_value fd_utimens(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int fd;
+  struct timespec ts[2];
+  if (!get_fd(env, argv[0], &fd) || !get_timespec(env, argv[1], "atimeNs", &ts[0]) ||
+      !get_timespec(env, argv[2], "mtimeNs", &ts[1])) {
+    return NULL;
+  }
+  if (futimens(fd, ts) != 0) {
+    throw_errno(env, errno, "futimens", NULL);
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+NAPI_MODULE_INIT() {
+  napi_property_descriptor properties[] = {
+      {"listXattrs", NULL, list_xattrs, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"getXattr", NULL, get_xattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"setXattr", NULL, set_xattr, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"seekData", NULL, seek_data, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"seekHole", NULL, seek_hole, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mknod", NULL, make_node, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"utimensNoFollow", NULL, utimens_no_follow, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"futimens", NULL, fd_utimens, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties) != napi_ok) {
+    throw_napi_failure(env);
+    return NULL;
+  }
+  return exports;
+}

@@ -1,0 +1,150 @@
+/**
+ * Backs up a directory tree into a ChunkSink: walk, reuse the chunk lists of unchanged files
+ * from the previous recovery point, read and chunk the rest, and write the manifest in walk
+ * order. Returns the manifest's chunk list; committing it is the caller's job.
+ */
+import { readlink } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { ChunkSink } from '../core/chunk-io.js';
+import type { CodecBatcher } from '../core/codec-batcher.js';
+import type { CdcParams } from '../core/chunker.js';
+import { ManifestWriter } from '../core/manifest-io.js';
+import type { ChunkRef, Entry, FileEntry } from '../core/manifest.js';
+import { errnoCode } from '../core/errors.js';
+import { baseMeta, entryType, readXattrs } from './file-meta.js';
+import { chunkFile, type ChunkingContext } from './file-chunker.js';
+import { walkTree, type WalkItem } from './tree-walker.js';
+
+const WINDOW = 64;
+
+export interface BackupProgress {
+  entries: number;
+  bytesDone: number;
+  readBytes: number;
+}
+
+export interface DirBackupOptions {
+  root: string;
+  sink: ChunkSink;
+  batcher: CodecBatcher;
+  cdc: CdcParams;
+  imageChunk: number;
+  /** file entries of the previous recovery point, by path */
+  parent?: Map<string, FileEntry>;
+  exclude?: string[];
+  signal?: AbortSignal;
+  onProgress?: (p: BackupProgress) => void;
+}
+
+export interface BackupOutcome {
+  manifest: ChunkRef[];
+  entries: number;
+  logicalBytes: number;
+  readBytes: number;
+  torn: string[];
+  warnings: string[];
+}
+
+export function unchanged(prev: FileEntry | undefined, size: bigint, mtimeNs: bigint, ctimeNs: bigint, ino: bigint): prev is FileEntry {
+  return (
+    prev !== undefined &&
+    prev.type === 'file' &&
+    prev.torn !== true &&
+    prev.size === Number(size) &&
+    prev.mtimeNs === mtimeNs.toString() &&
+    prev.ctimeNs === ctimeNs.toString() &&
+    prev.ino === Number(ino)
+  );
+}
+
+export async function backupDir(o: DirBackupOptions): Promise<BackupOutcome> {
+  const root = resolve(o.root);
+  const warnings: string[] = [];
+  const torn: string[] = [];
+  const counters = { readBytes: 0 };
+  const progress: BackupProgress = { entries: 0, bytesDone: 0, readBytes: 0 };
+  const ctx: ChunkingContext = { sink: o.sink, batcher: o.batcher, cdc: o.cdc, imageChunk: o.imageChunk, signal: o.signal, counters };
+  const manifest = new ManifestWriter(o.sink, 'dir');
+  const links = new Map<string, Promise<FileEntry | undefined>>();
+  let logicalBytes = 0;
+
+  const toEntry = async (it: WalkItem): Promise<Entry | undefined> => {
+    const type = entryType(it.st);
+    if (!type) return undefined;
+    const meta = { path: it.rel, ...baseMeta(it.st), xattrs: readXattrs(it.abs) };
+    if (meta.xattrs === undefined) delete meta.xattrs;
+    switch (type) {
+      case 'dir':
+      case 'fifo':
+      case 'socket':
+        return { type, ...meta };
+      case 'chardev':
+      case 'blockdev':
+        return { type, ...meta, rdev: Number(it.st.rdev) };
+      case 'symlink':
+        return { type, ...meta, target: await readlink(it.abs) };
+      case 'file':
+        break;
+    }
+    const key = `${it.st.dev}:${it.st.ino}`;
+    const first = it.st.nlink > 1n ? links.get(key) : undefined;
+    if (first) {
+      const target = await first;
+      if (target) return { ...target, ...meta, type: 'hardlink', target: target.path, path: it.rel };
+    }
+    const work = fileEntry(it, meta);
+    if (it.st.nlink > 1n && !first) links.set(key, work);
+    return work;
+  };
+
+  const fileEntry = async (it: WalkItem, meta: Omit<FileEntry, 'type' | 'size' | 'chunks'>): Promise<FileEntry | undefined> => {
+    const prev = o.parent?.get(it.rel);
+    if (unchanged(prev, it.st.size, it.st.mtimeNs, it.st.ctimeNs, it.st.ino)) {
+      logicalBytes += prev.size;
+      return { ...prev, ...meta, type: 'file' };
+    }
+    try {
+      const r = await chunkFile(ctx, it.abs, 'cdc');
+      logicalBytes += r.size;
+      if (r.torn) torn.push(it.rel);
+      const e: FileEntry = { type: 'file', ...meta, ...baseMeta(r.stat), size: r.size, ino: Number(r.stat.ino), chunks: r.chunks };
+      if (r.holes.length > 0) e.holes = r.holes;
+      if (r.torn) e.torn = true;
+      return e;
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code === 'ENOENT') return undefined; // deleted since the walk saw it
+      if (code === 'EACCES' || code === 'EPERM' || code === 'ELOOP' || code === 'EIO') {
+        warnings.push(`${it.rel}: not readable (${code}); not in this recovery point`);
+        return undefined;
+      }
+      throw err;
+    }
+  };
+
+  const window: Array<Promise<Entry | undefined>> = [];
+  const flushOne = async (): Promise<void> => {
+    const e = await (window.shift() as Promise<Entry | undefined>);
+    if (!e) return;
+    await manifest.add(e);
+    progress.entries++;
+    if (e.type === 'file') progress.bytesDone += e.size;
+    progress.readBytes = counters.readBytes;
+    o.onProgress?.(progress);
+  };
+  const exclude = new Set((o.exclude ?? []).map((p) => resolve(p)));
+  try {
+    for await (const it of walkTree(root, { exclude, warnings, signal: o.signal })) {
+      const p = toEntry(it);
+      p.catch(() => undefined); // observed when it reaches the head of the window
+      window.push(p);
+      if (window.length >= WINDOW) await flushOne();
+    }
+    while (window.length > 0) await flushOne();
+  } finally {
+    // Never leave rejected promises unobserved when an earlier one failed.
+    await Promise.allSettled(window);
+  }
+  const refs = await manifest.finish();
+  return { manifest: refs, entries: manifest.entries, logicalBytes, readBytes: counters.readBytes, torn, warnings };
+}

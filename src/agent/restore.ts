@@ -1,0 +1,266 @@
+/**
+ * Restores a recovery point (or a sub path of it) from a ChunkSource into a target directory or
+ * image file. Every chunk is verified before a byte is written; a file whose chunks fail is
+ * removed, never left with wrong bytes. No entry can be written outside the target: manifest
+ * paths are checked when decoded, and each entry's parent must be a directory this restore made
+ * or checked, never a symlink.
+ */
+import { mkdir, open, readdir, rm, symlink, link, unlink, lstat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { ChunkSource } from '../core/chunk-io.js';
+import { readManifest } from '../core/manifest-io.js';
+import { chunkOffsets, hasContent, type ChunkRef, type Entry, type FileEntry } from '../core/manifest.js';
+import { baseName, isWithin, ROOT_PATH } from '../core/entry-path.js';
+import { HoldfastError, errnoCode, throwIfAborted } from '../core/errors.js';
+import { mknod } from '../native/index.js';
+import { applyMeta, lstatOrUndefined } from './file-meta.js';
+
+const WINDOW = 16;
+const BATCH_BYTES = 8 * 1024 * 1024;
+
+export interface RestoreProgress {
+  entries: number;
+  bytes: number;
+}
+
+export interface RestoreOptions {
+  source: ChunkSource;
+  manifest: ChunkRef[];
+  kind: 'dir' | 'image';
+  target: string;
+  subPath?: string;
+  overwrite: boolean;
+  signal?: AbortSignal;
+  onProgress?: (p: RestoreProgress) => void;
+  /** what the restore is of, for messages */
+  label: string;
+}
+
+export interface RestoreOutcome {
+  entries: number;
+  bytes: number;
+  target: string;
+  warnings: string[];
+}
+
+async function isEmptyDir(p: string): Promise<boolean> {
+  return (await readdir(p)).length === 0;
+}
+
+/** Where an image restore writes: TARGET itself, or TARGET/<name> when TARGET is a directory. */
+async function imageDestination(target: string, name: string, overwrite: boolean): Promise<string> {
+  const st = await lstatOrUndefined(target);
+  const dest = st?.isDirectory() ? join(target, name) : target;
+  const existing = dest === target ? st : await lstatOrUndefined(dest);
+  if (existing && !overwrite) throw new HoldfastError('TARGET_NOT_EMPTY', `restore target ${dest} already exists (use --overwrite to replace it)`, { target: dest });
+  if (existing && existing.isDirectory()) throw new HoldfastError('BAD_ARGUMENT', `restore target ${dest} is a directory`, { target: dest });
+  return dest;
+}
+
+async function checkDirTarget(target: string, overwrite: boolean): Promise<void> {
+  const st = await lstatOrUndefined(target);
+  if (!st) return;
+  if (!st.isDirectory()) throw new HoldfastError('BAD_ARGUMENT', `restore target ${target} exists and is not a directory`, { target });
+  if (!overwrite && !(await isEmptyDir(target))) throw new HoldfastError('TARGET_NOT_EMPTY', `restore target ${target} is not empty (use --overwrite to restore into it)`, { target });
+}
+
+/** Removes whatever is at p unless it is of the wanted kind (with --overwrite only). */
+async function clearFor(p: string, want: 'dir' | 'file' | 'other'): Promise<void> {
+  const st = await lstatOrUndefined(p);
+  if (!st) return;
+  if (want === 'dir' && st.isDirectory()) return;
+  if (want === 'file' && st.isFile()) {
+    await unlink(p); // a fresh inode: never write through another hard link
+    return;
+  }
+  await rm(p, { recursive: true, force: true });
+}
+
+export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
+  const target = resolve(o.target);
+  const sub = o.subPath ?? ROOT_PATH;
+  const warnings: string[] = [];
+  const progress: RestoreProgress = { entries: 0, bytes: 0 };
+  if (o.kind === 'dir') await checkDirTarget(target, o.overwrite);
+
+  const verifiedDirs = new Set<string>([ROOT_PATH]);
+  const dirEntries: Array<{ e: Entry; abs: string }> = [];
+  const written = new Map<string, Promise<string | undefined>>(); // entry path -> absolute path once written
+  const window: Array<Promise<unknown>> = [];
+  let imageDest: string | undefined;
+  let matched = false;
+  let targetReady = false;
+
+  const ensureTarget = async (): Promise<void> => {
+    if (targetReady) return;
+    targetReady = true;
+    if (o.kind === 'dir') await mkdir(target, { recursive: true, mode: 0o700 });
+  };
+
+  /** The restore-relative path of an entry, or undefined when outside the selection. */
+  const relOf = (p: string): string | undefined => {
+    if (!isWithin(p, sub)) return undefined;
+    if (sub === ROOT_PATH) return p;
+    return p === sub ? baseName(sub) : baseName(sub) + p.slice(sub.length);
+  };
+
+  const absOf = async (rel: string, e: Entry): Promise<string> => {
+    if (o.kind === 'image') {
+      imageDest ??= await imageDestination(target, baseName(e.path), o.overwrite);
+      return imageDest;
+    }
+    if (rel === ROOT_PATH) return target;
+    const parent = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : ROOT_PATH;
+    if (!verifiedDirs.has(parent)) {
+      throw new HoldfastError('UNSAFE_PATH', `${o.label}: entry ${e.path} does not follow a directory entry for its parent; refusing to restore it`, { path: e.path });
+    }
+    const abs = join(target, rel);
+    if (!abs.startsWith(`${target}/`)) throw new HoldfastError('UNSAFE_PATH', `${o.label}: entry ${e.path} would leave the restore target`, { path: e.path });
+    return abs;
+  };
+
+  const writeContent = async (e: FileEntry, abs: string): Promise<void> => {
+    if (o.overwrite) await clearFor(abs, 'file');
+    const fh = await open(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      await fh.truncate(e.size);
+      let batch: Array<{ ref: ChunkRef; offset: number }> = [];
+      let bytes = 0;
+      const flush = async (): Promise<void> => {
+        if (batch.length === 0) return;
+        const data = await o.source.read(batch.map((b) => b.ref), o.signal);
+        // Contiguous chunks go out in one writev.
+        let i = 0;
+        while (i < batch.length) {
+          const start = (batch[i] as { offset: number }).offset;
+          const bufs: Uint8Array[] = [];
+          let end = start;
+          while (i < batch.length && (batch[i] as { offset: number }).offset === end) {
+            const d = data[i] as Uint8Array;
+            bufs.push(d);
+            end += d.length;
+            i++;
+          }
+          await fh.writev(bufs, start);
+        }
+        progress.bytes += bytes;
+        batch = [];
+        bytes = 0;
+      };
+      for (const c of chunkOffsets(e)) {
+        throwIfAborted(o.signal);
+        batch.push(c);
+        bytes += c.ref[1];
+        if (bytes >= BATCH_BYTES) await flush();
+      }
+      await flush();
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      await unlink(abs).catch(() => undefined);
+      throw err;
+    }
+    await fh.close();
+  };
+
+  const restoreEntry = async (e: Entry, abs: string): Promise<void> => {
+    switch (e.type) {
+      case 'file':
+        await writeContent(e, abs);
+        break;
+      case 'hardlink': {
+        const first = written.get(e.target);
+        const firstAbs = first ? await first : undefined;
+        if (firstAbs) {
+          if (o.overwrite) await clearFor(abs, 'other');
+          await link(firstAbs, abs);
+          progress.entries++;
+          return; // shares the first name's inode and metadata
+        }
+        await writeContent(e, abs); // its first name is outside the selection
+        break;
+      }
+      case 'symlink':
+        if (o.overwrite) await clearFor(abs, 'other');
+        await symlink(e.target, abs);
+        break;
+      case 'fifo':
+      case 'socket':
+      case 'chardev':
+      case 'blockdev': {
+        if (o.overwrite) await clearFor(abs, 'other');
+        const typeBits = { fifo: constants.S_IFIFO, socket: constants.S_IFSOCK, chardev: constants.S_IFCHR, blockdev: constants.S_IFBLK }[e.type];
+        try {
+          mknod(abs, typeBits | e.mode, 'rdev' in e ? e.rdev : 0);
+        } catch (err) {
+          if (errnoCode(err) === 'EPERM') {
+            warnings.push(`${e.path}: ${e.type} not restored (needs root)`);
+            return;
+          }
+          throw err;
+        }
+        break;
+      }
+      case 'dir':
+        return;
+    }
+    await applyMeta(abs, e, warnings);
+    progress.entries++;
+  };
+
+  for await (const e of readManifest(o.source, o.manifest, o.signal)) {
+    const rel = relOf(e.path);
+    if (rel === undefined) {
+      if (matched && sub !== ROOT_PATH) break; // the selection is one contiguous run of the walk order
+      continue;
+    }
+    matched = true;
+    await ensureTarget();
+    const abs = await absOf(rel, e);
+    if (e.type === 'dir') {
+      if (rel !== ROOT_PATH) {
+        if (o.overwrite) await clearFor(abs, 'dir');
+        try {
+          await mkdir(abs, { mode: 0o700 });
+        } catch (err) {
+          if (errnoCode(err) !== 'EEXIST') throw err;
+          if (!(await lstat(abs)).isDirectory()) throw new HoldfastError('UNSAFE_PATH', `${o.label}: ${abs} exists and is not a directory`, { path: e.path });
+        }
+      }
+      verifiedDirs.add(rel);
+      dirEntries.push({ e, abs });
+      continue;
+    }
+    const task = restoreEntry(e, abs);
+    if (hasContent(e)) {
+      written.set(
+        e.path,
+        task.then(
+          () => abs,
+          () => undefined,
+        ),
+      );
+    }
+    task.catch(() => undefined);
+    window.push(task);
+    if (window.length >= WINDOW) await window.shift();
+    o.onProgress?.(progress);
+  }
+  try {
+    for (const t of window) await t;
+  } finally {
+    await Promise.allSettled(window);
+  }
+  if (!matched) {
+    throw new HoldfastError('PATH_NOT_FOUND', sub === ROOT_PATH ? `${o.label} is empty` : `${o.label} has no path '${sub}'`, { path: sub });
+  }
+  // Directory metadata last, deepest first, so restoring children does not disturb their times.
+  for (let i = dirEntries.length - 1; i >= 0; i--) {
+    const d = dirEntries[i] as { e: Entry; abs: string };
+    await applyMeta(d.abs, d.e, warnings);
+    progress.entries++;
+  }
+  o.onProgress?.(progress);
+  return { entries: progress.entries, bytes: progress.bytes, target: imageDest ?? target, warnings };
+}
+

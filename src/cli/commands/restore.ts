@@ -1,0 +1,45 @@
+/** holdfast restore --pool DIR --source NAME [--point ID | --at TIME] [--path SUBPATH] --to TARGET [--overwrite] */
+import type { Command } from 'commander';
+import { HoldfastError } from '../../core/errors.js';
+import { formatBytes } from '../../core/units.js';
+import { localRestore } from '../local-engine.js';
+import { info, printJson, progressBar, warn } from '../output.js';
+import { interruptSignal, withPool } from '../pool-option.js';
+
+export function registerRestore(program: Command): void {
+  program
+    .command('restore')
+    .description('restore a recovery point, or one path of it, to a target directory (or file, for images)')
+    .requiredOption('--pool <dir>', 'storage pool directory')
+    .requiredOption('--source <name>', 'data source name')
+    .option('--point <id>', 'recovery point id (or a unique prefix)')
+    .option('--at <time>', 'the latest recovery point at or before this ISO 8601 time')
+    .option('--path <subpath>', 'restore only this file or directory; it is placed inside TARGET under its own name')
+    .requiredOption('--to <target>', 'where to restore')
+    .option('--overwrite', 'restore into a non-empty target, replacing what is there')
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: { pool: string; source: string; point?: string; at?: string; path?: string; to: string; overwrite?: boolean; json?: boolean }) => {
+      if (opts.point && opts.at) throw new HoldfastError('BAD_ARGUMENT', 'give --point or --at, not both');
+      await withPool(opts.pool, async (pool) => {
+        const p = pool.resolvePoint(opts.source, { point: opts.point, at: opts.at });
+        const bar = progressBar(`restore ${opts.source}`, p.logicalBytes, !opts.json);
+        let r;
+        try {
+          r = await localRestore(pool, {
+            source: opts.source,
+            point: p.id,
+            path: opts.path,
+            to: opts.to,
+            overwrite: opts.overwrite === true,
+            signal: interruptSignal(),
+            onProgress: (x) => bar.update(x.bytes, `${x.entries} entries`),
+          });
+        } finally {
+          bar.stop();
+        }
+        for (const w of r.warnings) warn(w);
+        if (opts.json) printJson(r);
+        else info(`restored ${r.entries} entries (${formatBytes(r.bytes)}) of recovery point ${r.point} to ${r.target}`);
+      });
+    });
+}

@@ -1,0 +1,124 @@
+/**
+ * The local data path: the agent's readers and restorer wired straight to a pool directory in
+ * this process (`--pool DIR`). The server wires the same pieces across the network.
+ */
+import { randomBytes } from 'node:crypto';
+import { realpath } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { CodecBatcher } from '../core/codec-batcher.js';
+import { readManifest } from '../core/manifest-io.js';
+import { hasContent, type FileEntry } from '../core/manifest.js';
+import { normalizeSubPath } from '../core/entry-path.js';
+import { HoldfastError } from '../core/errors.js';
+import type { Pool } from '../pool/pool.js';
+import type { PointRow, SourceKind } from '../pool/catalog.js';
+import { backupDir, type BackupProgress } from '../agent/backup-dir.js';
+import { backupImage } from '../agent/backup-image.js';
+import { restore, type RestoreOutcome, type RestoreProgress } from '../agent/restore.js';
+
+export interface LocalBackupResult {
+  point: string;
+  source: string;
+  kind: SourceKind;
+  time: string;
+  parent: string | null;
+  entries: number;
+  logicalBytes: number;
+  readBytes: number;
+  newBytes: number;
+  storedNewBytes: number;
+  newChunks: number;
+  durationMs: number;
+  torn: string[];
+  warnings: string[];
+}
+
+async function parentFiles(pool: Pool, parent: PointRow): Promise<Map<string, FileEntry>> {
+  const map = new Map<string, FileEntry>();
+  for await (const e of readManifest(pool.reader, parent.manifest)) {
+    if (e.type === 'file') map.set(e.path, e);
+    else if (hasContent(e)) map.set(e.path, { ...e, type: 'file' });
+  }
+  return map;
+}
+
+export async function localBackup(
+  pool: Pool,
+  o: { source: string; kind: SourceKind; path: string; signal?: AbortSignal; onProgress?: (p: BackupProgress) => void },
+): Promise<LocalBackupResult> {
+  const started = Date.now();
+  const time = new Date(started).toISOString();
+  const existing = pool.catalog.source(o.source);
+  if (existing && existing.kind !== o.kind) {
+    throw new HoldfastError('KIND_MISMATCH', `source '${o.source}' is of kind ${existing.kind}; it cannot take a ${o.kind} backup`, { source: o.source });
+  }
+  let path: string;
+  try {
+    path = await realpath(resolve(o.path));
+  } catch {
+    path = resolve(o.path); // the reader names the missing path in its own error
+  }
+  const parent = existing ? pool.catalog.latestPoint(o.source) : undefined;
+  const files = parent ? await parentFiles(pool, parent) : undefined;
+  const session = pool.startSession();
+  const batcher = new CodecBatcher(pool.codec, session.compressionLevel);
+  const common = { sink: session, batcher, cdc: pool.config.cdc, imageChunk: pool.config.imageChunk, signal: o.signal, onProgress: o.onProgress };
+  const outcome =
+    o.kind === 'image'
+      ? await backupImage({ ...common, path, parent: files ? [...files.values()][0] : undefined })
+      : await backupDir({ ...common, root: path, parent: files, exclude: [await realpath(pool.dir)] });
+  const stats = await session.finish();
+  const id = randomBytes(6).toString('hex');
+  const row: PointRow = {
+    id,
+    source: o.source,
+    time,
+    kind: o.kind,
+    manifest: outcome.manifest,
+    logicalBytes: outcome.logicalBytes,
+    files: outcome.entries,
+    readBytes: outcome.readBytes,
+    newBytes: stats.newBytes,
+    storedNewBytes: stats.storedNewBytes,
+    durationMs: Date.now() - started,
+    parent: parent?.id ?? null,
+    torn: outcome.torn.length,
+  };
+  await pool.commitPoint(row, path);
+  return {
+    point: id,
+    source: o.source,
+    kind: o.kind,
+    time,
+    parent: row.parent,
+    entries: outcome.entries,
+    logicalBytes: outcome.logicalBytes,
+    readBytes: outcome.readBytes,
+    newBytes: stats.newBytes,
+    storedNewBytes: stats.storedNewBytes,
+    newChunks: stats.newChunks,
+    durationMs: Date.now() - started,
+    torn: outcome.torn,
+    warnings: outcome.warnings,
+  };
+}
+
+export async function localRestore(
+  pool: Pool,
+  o: { source: string; point?: string; at?: string; path?: string; to: string; overwrite: boolean; signal?: AbortSignal; onProgress?: (p: RestoreProgress) => void },
+): Promise<RestoreOutcome & { point: string; source: string }> {
+  const p = pool.resolvePoint(o.source, { point: o.point, at: o.at });
+  const subPath = o.path === undefined ? undefined : normalizeSubPath(o.path);
+  const out = await restore({
+    source: pool.reader,
+    manifest: p.manifest,
+    kind: p.kind,
+    target: o.to,
+    subPath,
+    overwrite: o.overwrite,
+    signal: o.signal,
+    onProgress: o.onProgress,
+    label: `recovery point ${p.id} of source '${p.source}'`,
+  });
+  return { ...out, point: p.id, source: p.source };
+}

@@ -1,0 +1,43 @@
+/** The holdfast command line: one file per command under commands/, wired here. */
+import { Command, CommanderError } from 'commander';
+import { isHoldfastError } from '../core/errors.js';
+import { registerPool } from './commands/pool.js';
+import { registerBackup } from './commands/backup.js';
+import { registerPoints } from './commands/points.js';
+import { registerRestore } from './commands/restore.js';
+import { registerVerify } from './commands/verify.js';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('holdfast')
+    .description('Holdfast: data protection manager for Linux — deduplicated, compressed recovery points of directories and images')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerPool(program);
+  registerBackup(program);
+  registerPoints(program);
+  registerRestore(program);
+  registerVerify(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode === 0 ? 0 : 2;
+      return;
+    }
+    if (isHoldfastError(err)) {
+      process.stderr.write(`holdfast: ${err.message}\n`);
+      process.exitCode = err.exitCode;
+      return;
+    }
+    process.stderr.write(`holdfast: internal error (a bug): ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 70;
+  }
+}

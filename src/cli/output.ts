@@ -1,0 +1,52 @@
+/** Output helpers: JSON for machines, short lines for people, progress only on a terminal. */
+import cliProgress from 'cli-progress';
+import { formatBytes } from '../core/units.js';
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+export function info(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+
+export function warn(line: string): void {
+  process.stderr.write(`warning: ${line}\n`);
+}
+
+export interface Progress {
+  update(done: number, note?: string): void;
+  stop(): void;
+}
+
+/** A progress bar on stderr when it is a terminal and output is not JSON; silent otherwise. */
+export function progressBar(label: string, total: number, enabled: boolean): Progress {
+  if (!enabled || !process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
+  if (total <= 0) {
+    // Size unknown up front: a counting line instead of a bar.
+    let last = 0;
+    return {
+      update: (done, note = '') => {
+        const now = Date.now();
+        if (now - last < 200) return;
+        last = now;
+        process.stderr.write(`\r${label} ${formatBytes(done)} ${note}\x1b[K`);
+      },
+      stop: () => process.stderr.write('\n'),
+    };
+  }
+  const bar = new cliProgress.SingleBar(
+    {
+      stream: process.stderr,
+      format: `${label} [{bar}] {percentage}% {doneText} / {totalText} {note}`,
+      hideCursor: true,
+      fps: 5,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  bar.start(Math.max(total, 1), 0, { doneText: formatBytes(0), totalText: formatBytes(total), note: '' });
+  return {
+    update: (done, note = '') => bar.update(Math.min(done, Math.max(total, 1)), { doneText: formatBytes(done), totalText: formatBytes(total), note }),
+    stop: () => bar.stop(),
+  };
+}

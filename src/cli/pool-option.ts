@@ -1,0 +1,21 @@
+/** Opening the pool named by --pool for the length of one command. */
+import { Pool } from '../pool/pool.js';
+import { HoldfastError } from '../core/errors.js';
+
+export async function withPool<T>(dir: string | undefined, fn: (pool: Pool) => Promise<T>): Promise<T> {
+  if (!dir) throw new HoldfastError('BAD_ARGUMENT', 'no storage pool given: pass --pool DIR');
+  const pool = await Pool.open(dir);
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.close();
+  }
+}
+
+/** An AbortSignal that fires on Ctrl-C, so long work stops cleanly with nothing committed. */
+export function interruptSignal(): AbortSignal {
+  const ac = new AbortController();
+  process.once('SIGINT', () => ac.abort());
+  process.once('SIGTERM', () => ac.abort());
+  return ac.signal;
+}

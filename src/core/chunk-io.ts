@@ -1,0 +1,29 @@
+/**
+ * The two seams of the data path. A ChunkSink takes new chunks (the local pool, or later the
+ * server over the network); a ChunkSource gives verified plaintext back for restore. The agent's
+ * readers and restorers depend only on these, never on the pool itself.
+ */
+import type { EncodedChunk } from './codec.js';
+import type { ChunkRef } from './manifest.js';
+
+export interface NewChunk {
+  digest: string;
+  length: number;
+  encoded: EncodedChunk;
+}
+
+export interface ChunkSink {
+  /** zstd level for new chunks; 0 stores them raw */
+  readonly compressionLevel: number;
+  /**
+   * For each digest, true when the sink lacks it and nobody else is already sending it: the
+   * caller must then put() it. A false answer is a promise that the chunk will be there at commit.
+   */
+  want(digests: string[]): Promise<boolean[]>;
+  put(chunks: NewChunk[]): Promise<void>;
+}
+
+export interface ChunkSource {
+  /** Verified plaintext of each chunk, in order; throws CHUNK_MISSING / CHUNK_CORRUPT naming the digest. */
+  read(refs: ChunkRef[], signal?: AbortSignal): Promise<Uint8Array[]>;
+}

@@ -1,0 +1,46 @@
+/**
+ * Paths inside a manifest are relative, '/'-separated and normalized. Anything else ('..',
+ * absolute, empty or '.' components, NUL) is refused, so no restore can leave its target root.
+ */
+import { HoldfastError } from './errors.js';
+
+export const ROOT_PATH = '.';
+
+export function checkEntryPath(p: string): string {
+  if (p === ROOT_PATH) return p;
+  if (typeof p !== 'string' || p.length === 0 || p.includes('\0') || p.startsWith('/') || p.endsWith('/')) {
+    throw new HoldfastError('UNSAFE_PATH', `unsafe path in manifest: ${JSON.stringify(p)}`, { path: p });
+  }
+  for (const part of p.split('/')) {
+    if (part === '' || part === '.' || part === '..') {
+      throw new HoldfastError('UNSAFE_PATH', `unsafe path in manifest: ${JSON.stringify(p)}`, { path: p });
+    }
+  }
+  return p;
+}
+
+/** Normalize a user-given sub path (`--path`) into manifest form; '' or '/' means the root. */
+export function normalizeSubPath(p: string): string {
+  const parts = p.split('/').filter((x) => x !== '' && x !== '.');
+  if (parts.length === 0) return ROOT_PATH;
+  return checkEntryPath(parts.join('/'));
+}
+
+export function parentOf(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i < 0 ? ROOT_PATH : p.slice(0, i);
+}
+
+export function baseName(p: string): string {
+  const i = p.lastIndexOf('/');
+  return i < 0 ? p : p.slice(i + 1);
+}
+
+export function joinEntryPath(parent: string, name: string): string {
+  return parent === ROOT_PATH ? name : `${parent}/${name}`;
+}
+
+/** True when p is `under` itself or inside it. */
+export function isWithin(p: string, under: string): boolean {
+  return under === ROOT_PATH || p === under || p.startsWith(`${under}/`);
+}

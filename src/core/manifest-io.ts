@@ -1,0 +1,107 @@
+/**
+ * Writing and reading manifest streams through the chunk seams. The JSON-lines stream is cut
+ * with content-defined chunking, so a recovery point that changed little stores little.
+ */
+import { StringDecoder } from 'node:string_decoder';
+import { cdcSplit, MANIFEST_CDC } from './chunker.js';
+import { digestOf } from './digest.js';
+import { encodeChunk } from './codec.js';
+import type { ChunkSink, ChunkSource, NewChunk } from './chunk-io.js';
+import { decodeEntry, decodeHeader, encodeLine, MANIFEST_VERSION, type ChunkRef, type Entry, type ManifestHeader } from './manifest.js';
+import { HoldfastError } from './errors.js';
+
+export class ManifestWriter {
+  private parts: Buffer[] = [];
+  private bytes = 0;
+  private readonly refs: ChunkRef[] = [];
+  entries = 0;
+
+  constructor(
+    private readonly sink: ChunkSink,
+    kind: ManifestHeader['kind'],
+  ) {
+    this.append(encodeLine({ holdfast: 'manifest', v: MANIFEST_VERSION, kind } satisfies ManifestHeader));
+  }
+
+  async add(e: Entry): Promise<void> {
+    this.entries++;
+    this.append(encodeLine(e));
+    if (this.bytes >= 4 * MANIFEST_CDC.max) await this.cut(false);
+  }
+
+  async finish(): Promise<ChunkRef[]> {
+    await this.cut(true);
+    return this.refs;
+  }
+
+  private append(line: string): void {
+    const b = Buffer.from(line, 'utf8');
+    this.parts.push(b);
+    this.bytes += b.length;
+  }
+
+  private async cut(final: boolean): Promise<void> {
+    const buf = Buffer.concat(this.parts);
+    const { lengths, rest } = cdcSplit(buf, MANIFEST_CDC, final);
+    const fresh: NewChunk[] = [];
+    let pos = 0;
+    const level = this.sink.compressionLevel;
+    const digests = lengths.map((len) => {
+      const d = digestOf(buf.subarray(pos, pos + len));
+      pos += len;
+      return d;
+    });
+    const wanted = await this.sink.want(digests);
+    pos = 0;
+    lengths.forEach((len, i) => {
+      const piece = buf.subarray(pos, pos + len);
+      pos += len;
+      const digest = digests[i] as string;
+      this.refs.push([digest, len]);
+      if (wanted[i]) fresh.push({ digest, length: len, encoded: encodeChunk(Buffer.from(piece), level) });
+    });
+    if (fresh.length > 0) await this.sink.put(fresh);
+    const tail = buf.subarray(buf.length - rest);
+    this.parts = rest > 0 ? [Buffer.from(tail)] : [];
+    this.bytes = rest;
+  }
+}
+
+/** Streams a manifest's entries in order; the header is checked first. */
+export async function* readManifest(source: ChunkSource, refs: ChunkRef[], signal?: AbortSignal): AsyncGenerator<Entry> {
+  const decoder = new StringDecoder('utf8');
+  let carry = '';
+  let header: ManifestHeader | undefined;
+  const BATCH = 16;
+  let next: Promise<Uint8Array[]> | undefined = refs.length > 0 ? source.read(refs.slice(0, BATCH), signal) : undefined;
+  for (let i = 0; i < refs.length; i += BATCH) {
+    const chunks = await (next as Promise<Uint8Array[]>);
+    next = i + BATCH < refs.length ? source.read(refs.slice(i + BATCH, i + 2 * BATCH), signal) : undefined;
+    for (const c of chunks) {
+      let scanFrom = carry.length; // only the new text can hold a newline not yet seen
+      carry += decoder.write(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
+      let nl: number;
+      let start = 0;
+      while ((nl = carry.indexOf('\n', scanFrom)) >= 0) {
+        scanFrom = nl + 1;
+        const line = carry.slice(start, nl);
+        start = nl + 1;
+        if (!header) header = decodeHeader(line);
+        else yield decodeEntry(line);
+      }
+      carry = carry.slice(start);
+    }
+  }
+  carry += decoder.end();
+  if (carry.length > 0) throw new HoldfastError('POOL_CORRUPT', 'manifest ends in the middle of a line');
+  if (!header) throw new HoldfastError('POOL_CORRUPT', 'manifest is empty');
+}
+
+/** The header alone (first chunk). */
+export async function readManifestKind(source: ChunkSource, refs: ChunkRef[]): Promise<ManifestHeader['kind']> {
+  const first = refs[0];
+  if (!first) throw new HoldfastError('POOL_CORRUPT', 'manifest is empty');
+  const [c] = await source.read([first]);
+  const text = Buffer.from(c as Uint8Array).toString('utf8');
+  return decodeHeader(text.slice(0, text.indexOf('\n'))).kind;
+}

@@ -1,0 +1,86 @@
+/**
+ * Typed access to the holdfast_native addon (native/holdfast.c): the Linux calls that Node's fs
+ * lacks but a faithful backup and restore need — extended attributes (and so POSIX ACLs) without
+ * following symlinks, SEEK_DATA/SEEK_HOLE to walk sparse files, mknod for fifos and devices, and
+ * nanosecond times on symlinks and open files. Every call is synchronous.
+ *
+ * Failures throw errors shaped like Node's fs errors (see {@link NativeError}), e.g.
+ * `ENODATA: no data available, lgetxattr '/x'` with code 'ENODATA', errno -61, syscall, path.
+ */
+import { createRequire } from 'node:module';
+
+/** An error thrown by a failed system call, shaped like the errors of Node's fs module. */
+export interface NativeError extends Error {
+  /** errno name as Node reports it: 'ENOENT', 'ENODATA', 'ENOTSUP', 'EPERM', ... */
+  code: string;
+  /** The negated errno value, as in Node (ENOENT is -2). */
+  errno: number;
+  syscall: string;
+  /** Absent for calls on a file descriptor. */
+  path?: string;
+}
+
+interface Binding {
+  listXattrs(path: string): string[];
+  getXattr(path: string, name: string): Buffer;
+  setXattr(path: string, name: string, value: Uint8Array): void;
+  seekData(fd: number, offset: number): number;
+  seekHole(fd: number, offset: number): number;
+  mknod(path: string, mode: number, dev: number | bigint): void;
+  utimensNoFollow(path: string, atimeNs: bigint, mtimeNs: bigint): void;
+  futimens(fd: number, atimeNs: bigint, mtimeNs: bigint): void;
+}
+
+// Relative to the compiled file, dist/src/native/index.js.
+const binding = createRequire(import.meta.url)('../../../native/build/Release/holdfast_native.node') as Binding;
+
+/** Names of the extended attributes of `path` itself (a symlink is not followed); [] when none. */
+export function listXattrs(path: string): string[] {
+  return binding.listXattrs(path);
+}
+
+/** The value of extended attribute `name` of `path` (not following symlinks); ENODATA when absent. */
+export function getXattr(path: string, name: string): Buffer {
+  return binding.getXattr(path, name);
+}
+
+/** Creates or replaces extended attribute `name` of `path` (not following symlinks). */
+export function setXattr(path: string, name: string, value: Uint8Array): void {
+  binding.setXattr(path, name, value);
+}
+
+/**
+ * The offset of the first byte of data at or after `offset` (lseek SEEK_DATA), or -1 when there
+ * is no data from `offset` to the end of the file. Moves the file position of `fd`.
+ */
+export function seekData(fd: number, offset: number): number {
+  return binding.seekData(fd, offset);
+}
+
+/**
+ * The offset of the first hole at or after `offset` (lseek SEEK_HOLE); the end of the file counts
+ * as a hole. -1 when `offset` is at or beyond the end of the file. Moves the file position of `fd`.
+ * A file system without hole reporting answers as if the whole file were data.
+ */
+export function seekHole(fd: number, offset: number): number {
+  return binding.seekHole(fd, offset);
+}
+
+/**
+ * Creates a fifo, character or block device (or socket/regular) node. `mode` carries the type bits
+ * (fs.constants.S_IFIFO, S_IFCHR, S_IFBLK) and permissions, less the umask; `dev` is an rdev as
+ * fs.lstat() reports it (number, or bigint from lstat with `bigint: true`), ignored for fifos.
+ */
+export function mknod(path: string, mode: number, dev: number | bigint): void {
+  binding.mknod(path, mode, dev);
+}
+
+/** Sets access and modification times in ns since the epoch on `path` itself, symlinks included. */
+export function utimensNoFollow(path: string, atimeNs: bigint, mtimeNs: bigint): void {
+  binding.utimensNoFollow(path, atimeNs, mtimeNs);
+}
+
+/** Sets access and modification times in ns since the epoch on an open file. */
+export function futimens(fd: number, atimeNs: bigint, mtimeNs: bigint): void {
+  binding.futimens(fd, atimeNs, mtimeNs);
+}

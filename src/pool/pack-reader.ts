@@ -1,0 +1,151 @@
+/**
+ * Reads chunks back out of packs: the ChunkSource for restore and verify. Every chunk is
+ * decompressed and re-hashed in a worker; a mismatch is an error naming the digest and pack.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { HoldfastError, errnoCode, throwIfAborted } from '../core/errors.js';
+import type { ChunkSource } from '../core/chunk-io.js';
+import type { CodecPool, DecodeItem } from '../core/codec-pool.js';
+import type { ChunkRef } from '../core/manifest.js';
+import type { ChunkIndex, ChunkLocation } from './chunk-index.js';
+import type { PoolPaths } from './pool-layout.js';
+
+const MAX_OPEN_PACKS = 64;
+const BATCH_BYTES = 2 * 1024 * 1024;
+const RUN_BYTES = 8 * 1024 * 1024;
+
+export class PackReader implements ChunkSource {
+  private readonly handles = new Map<string, Slot>();
+
+  constructor(
+    private readonly paths: PoolPaths,
+    private readonly index: ChunkIndex,
+    private readonly codec: CodecPool,
+  ) {}
+
+  async read(refs: ChunkRef[], signal?: AbortSignal): Promise<Uint8Array[]> {
+    throwIfAborted(signal);
+    const locs = refs.map(([digest, length]) => {
+      const loc = this.index.get(digest);
+      if (!loc) throw new HoldfastError('CHUNK_MISSING', `chunk ${digest} is not in the storage pool`, { digest });
+      if (loc.length !== length) throw new HoldfastError('CHUNK_CORRUPT', `chunk ${digest}: manifest says ${length} bytes, pool index says ${loc.length}`, { digest });
+      return loc;
+    });
+    // Neighbouring chunks of one pack are read with one pread.
+    const runs: Array<{ pack: string; offset: number; end: number; members: number[] }> = [];
+    locs.forEach((loc, i) => {
+      const last = runs[runs.length - 1];
+      if (last && last.pack === loc.pack && last.end === loc.offset && last.end - last.offset < RUN_BYTES) {
+        last.end += loc.storedLength;
+        last.members.push(i);
+      } else runs.push({ pack: loc.pack, offset: loc.offset, end: loc.offset + loc.storedLength, members: [i] });
+    });
+    const stored = new Array<Uint8Array>(refs.length);
+    await Promise.all(
+      runs.map(async (r) => {
+        const buf = await this.readRange(r.pack, r.offset, r.end - r.offset, (refs[r.members[0] as number] as ChunkRef)[0]);
+        for (const i of r.members) {
+          const loc = locs[i] as ChunkLocation;
+          stored[i] = buf.subarray(loc.offset - r.offset, loc.offset - r.offset + loc.storedLength);
+        }
+      }),
+    );
+    const out = new Array<Uint8Array>(refs.length);
+    const batches: number[][] = [];
+    let cur: number[] = [];
+    let bytes = 0;
+    for (let i = 0; i < refs.length; i++) {
+      cur.push(i);
+      bytes += (stored[i] as Uint8Array).length;
+      if (bytes >= BATCH_BYTES) {
+        batches.push(cur);
+        cur = [];
+        bytes = 0;
+      }
+    }
+    if (cur.length > 0) batches.push(cur);
+    await Promise.all(
+      batches.map(async (idx) => {
+        const items: DecodeItem[] = idx.map((i) => {
+          const loc = locs[i] as ChunkLocation;
+          return { data: stored[i] as Uint8Array, flags: loc.flags, length: loc.length, digest: (refs[i] as ChunkRef)[0] };
+        });
+        const res = await this.codec.decode(items);
+        res.forEach((r, j) => {
+          const i = idx[j] as number;
+          if (!r.ok) {
+            const digest = (refs[i] as ChunkRef)[0];
+            const pack = (locs[i] as ChunkLocation).pack;
+            throw new HoldfastError('CHUNK_CORRUPT', `chunk ${digest} in pack ${pack} is damaged: ${r.reason}`, { digest, pack });
+          }
+          out[i] = r.data;
+        });
+      }),
+    );
+    return out;
+  }
+
+  async readStored(digest: string, loc: ChunkLocation): Promise<Buffer> {
+    return this.readRange(loc.pack, loc.offset, loc.storedLength, digest);
+  }
+
+  /** Stored (encoded) bytes from a pack, unverified. */
+  private async readRange(pack: string, offset: number, length: number, digest: string): Promise<Buffer> {
+    const slot = this.acquire(pack);
+    try {
+      const fh = await slot.fh;
+      const buf = Buffer.allocUnsafeSlow(length);
+      const { bytesRead } = await fh.read(buf, 0, length, offset);
+      if (bytesRead !== length) {
+        throw new HoldfastError('CHUNK_CORRUPT', `chunk ${digest}: pack ${pack} is truncated`, { digest, pack });
+      }
+      return buf;
+    } finally {
+      slot.users--;
+    }
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.handles.values()];
+    this.handles.clear();
+    for (const slot of all) {
+      try {
+        await (await slot.fh).close();
+      } catch {
+        // a pack that failed to open has nothing to close
+      }
+    }
+  }
+
+  /** Open packs, least recently used first; only idle ones are closed to make room. */
+  private acquire(pack: string): Slot {
+    let slot = this.handles.get(pack);
+    if (slot) {
+      this.handles.delete(pack);
+      this.handles.set(pack, slot);
+    } else {
+      if (this.handles.size >= MAX_OPEN_PACKS) {
+        for (const [id, s] of this.handles) {
+          if (s.users > 0) continue;
+          this.handles.delete(id);
+          void s.fh.then((fh) => fh.close()).catch(() => undefined);
+          break;
+        }
+      }
+      const fh = open(this.paths.pack(pack), 'r').catch((err: unknown) => {
+        this.handles.delete(pack);
+        if (errnoCode(err) === 'ENOENT') throw new HoldfastError('CHUNK_MISSING', `pack ${pack} is missing from the storage pool`, { pack });
+        throw err;
+      });
+      slot = { fh, users: 0 };
+      this.handles.set(pack, slot);
+    }
+    slot.users++;
+    return slot;
+  }
+}
+
+interface Slot {
+  fh: Promise<FileHandle>;
+  users: number;
+}
