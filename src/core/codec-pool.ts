@@ -1,10 +1,12 @@
 /**
  * A small pool of worker threads for the CPU-heavy work of the data path (hashing, zstd), so the
- * main thread stays free for I/O. Buffers that own their memory are transferred, not copied.
+ * main thread stays free for I/O. Hashing leaves the data in the worker that hashed it; the
+ * follow-up encode request is pinned to that worker. Buffers that own their memory are
+ * transferred, not copied.
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import type { DecodeResult, EncodedChunk, HashedPiece, SplitRule } from './codec.js';
+import type { DecodeResult, EncodedChunk, HashedPiece, Placed, PlacedDecode, SplitRule } from './codec.js';
 
 export interface HashItem {
   buf: Uint8Array;
@@ -17,22 +19,40 @@ export interface DecodeItem {
   length: number;
   digest: string;
 }
+/** [item index in the hash job, offset, length] */
+export type HeldPiece = [number, number, number];
+
 export type CodecRequest =
   | { id: number; op: 'hash'; items: HashItem[] }
+  | { id: number; op: 'encodeHeld'; holdId: number; level: number; pieces: HeldPiece[] }
   | { id: number; op: 'encode'; level: number; items: Uint8Array[] }
   | { id: number; op: 'decode'; items: DecodeItem[] };
-export type HashedItem = HashedPiece & { buf: Uint8Array };
+export type { DecodeResult };
 export type CodecResponse =
-  | { id: number; op: 'hash'; items: HashedItem[] }
-  | { id: number; op: 'encode'; items: EncodedChunk[] }
-  | { id: number; op: 'decode'; items: DecodeResult[] }
+  | { id: number; op: 'hash'; items: HashedPiece[] }
+  | { id: number; op: 'encoded'; out: Uint8Array; placed: Placed[] }
+  | { id: number; op: 'decoded'; out: Uint8Array; placed: PlacedDecode[] }
   | { id: number; op: 'error'; message: string };
 
-interface Pending {
+/** Where hashed data waits for its encode request. */
+export interface Hold {
+  worker: number;
+  holdId: number;
+}
+
+interface Job {
   req: CodecRequest;
   transfer: ArrayBuffer[];
-  resolve: (r: CodecResponse) => void;
+  /** the worker that ran it, set when it starts */
+  worker: number;
+  resolve: (r: { res: CodecResponse; worker: number }) => void;
   reject: (e: Error) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  busy: Job | undefined;
+  pinned: Job[];
 }
 
 export function transferList(bufs: Uint8Array[]): ArrayBuffer[] {
@@ -43,87 +63,105 @@ export function transferList(bufs: Uint8Array[]): ArrayBuffer[] {
   return [...seen];
 }
 
+function encodedOf(res: CodecResponse): EncodedChunk[] {
+  if (res.op !== 'encoded') throw new Error('codec worker: unexpected reply');
+  const out = res.out;
+  return res.placed.map((p) => ({ data: out.subarray(p.offset, p.offset + p.length), flags: p.flags }));
+}
+
 export class CodecPool {
-  private readonly idle: Worker[] = [];
-  private readonly all: Worker[] = [];
-  private readonly queue: Pending[] = [];
-  private readonly inFlight = new Map<Worker, Pending>();
+  private readonly slots: Slot[] = [];
+  private readonly shared: Job[] = [];
   private nextId = 1;
   private closed = false;
 
   constructor(size = Math.max(1, availableParallelism())) {
     const url = new URL('./codec-worker.js', import.meta.url);
     for (let i = 0; i < size; i++) {
-      const w = new Worker(url);
-      w.unref();
-      w.on('message', (res: CodecResponse) => this.onMessage(w, res));
-      w.on('error', (err) => this.onError(w, err));
-      this.all.push(w);
-      this.idle.push(w);
+      const worker = new Worker(url);
+      worker.unref();
+      const slot: Slot = { worker, busy: undefined, pinned: [] };
+      worker.on('message', (res: CodecResponse) => this.onMessage(slot, res));
+      worker.on('error', (err) => this.onError(slot, err));
+      this.slots.push(slot);
     }
   }
 
   get size(): number {
-    return this.all.length;
+    return this.slots.length;
   }
 
-  /** The caller's buffers are transferred when they own their memory: do not reuse them. */
-  async hash(items: HashItem[]): Promise<HashedItem[]> {
-    const res = await this.run({ id: this.nextId++, op: 'hash', items }, transferList(items.map((i) => i.buf)));
+  /**
+   * Splits and hashes; the buffers move to (and stay in) one worker until encodeHeld() is
+   * called with the returned hold, exactly once. The caller must not use the buffers again.
+   */
+  async hash(items: HashItem[]): Promise<{ hold: Hold; pieces: HashedPiece[] }> {
+    const id = this.nextId++;
+    const { res, worker } = await this.run({ id, op: 'hash', items }, transferList(items.map((i) => i.buf)));
     if (res.op !== 'hash') throw new Error('codec worker: unexpected reply');
-    return res.items;
+    return { hold: { worker, holdId: id }, pieces: res.items };
+  }
+
+  /** Compresses the wanted pieces of held data and frees the hold (pieces may be empty). */
+  async encodeHeld(hold: Hold, pieces: HeldPiece[], level: number): Promise<EncodedChunk[]> {
+    const { res } = await this.run({ id: this.nextId++, op: 'encodeHeld', holdId: hold.holdId, level, pieces }, [], hold.worker);
+    return encodedOf(res);
   }
 
   async encode(items: Uint8Array[], level: number): Promise<EncodedChunk[]> {
-    const res = await this.run({ id: this.nextId++, op: 'encode', level, items }, []);
-    if (res.op !== 'encode') throw new Error('codec worker: unexpected reply');
-    return res.items;
+    const { res } = await this.run({ id: this.nextId++, op: 'encode', level, items }, []);
+    return encodedOf(res);
   }
 
   async decode(items: DecodeItem[]): Promise<DecodeResult[]> {
-    const res = await this.run({ id: this.nextId++, op: 'decode', items }, transferList(items.map((i) => i.data)));
-    if (res.op !== 'decode') throw new Error('codec worker: unexpected reply');
-    return res.items;
+    const { res } = await this.run({ id: this.nextId++, op: 'decode', items }, transferList(items.map((i) => i.data)));
+    if (res.op !== 'decoded') throw new Error('codec worker: unexpected reply');
+    const out = res.out;
+    return res.placed.map((p) => (p.ok ? { ok: true, data: out.subarray(p.offset, p.offset + p.length) } : p));
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    await Promise.all(this.all.map((w) => w.terminate()));
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 
-  private run(req: CodecRequest, transfer: ArrayBuffer[]): Promise<CodecResponse> {
+  private run(req: CodecRequest, transfer: ArrayBuffer[], pin?: number): Promise<{ res: CodecResponse; worker: number }> {
     if (this.closed) return Promise.reject(new Error('codec pool is closed'));
     return new Promise((resolve, reject) => {
-      this.queue.push({ req, transfer, resolve, reject });
+      const target = pin === undefined ? this.shared : this.slots[pin]?.pinned;
+      if (!target) return reject(new Error(`codec pool has no worker ${pin}`));
+      target.push({ req, transfer, worker: -1, resolve, reject });
       this.pump();
     });
   }
 
   private pump(): void {
-    while (this.idle.length > 0 && this.queue.length > 0) {
-      const w = this.idle.pop() as Worker;
-      const job = this.queue.shift() as Pending;
-      this.inFlight.set(w, job);
-      w.ref();
-      w.postMessage(job.req, job.transfer);
-    }
+    this.slots.forEach((slot, i) => {
+      if (slot.busy) return;
+      const job = slot.pinned.shift() ?? this.shared.shift();
+      if (!job) return;
+      slot.busy = job;
+      job.worker = i;
+      slot.worker.ref();
+      slot.worker.postMessage(job.req, job.transfer);
+    });
   }
 
-  private onMessage(w: Worker, res: CodecResponse): void {
-    const job = this.inFlight.get(w);
-    this.inFlight.delete(w);
-    w.unref();
-    this.idle.push(w);
+  private onMessage(slot: Slot, res: CodecResponse): void {
+    const job = slot.busy;
+    slot.busy = undefined;
+    slot.worker.unref();
     if (job) {
       if (res.op === 'error') job.reject(new Error(`codec worker failed: ${res.message}`));
-      else job.resolve(res);
+      else job.resolve({ res, worker: job.worker });
     }
     this.pump();
   }
 
-  private onError(w: Worker, err: Error): void {
-    const job = this.inFlight.get(w);
-    this.inFlight.delete(w);
+  private onError(slot: Slot, err: Error): void {
+    const job = slot.busy;
+    slot.busy = undefined;
     job?.reject(err);
+    for (const j of slot.pinned.splice(0)) j.reject(err);
   }
 }

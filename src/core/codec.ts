@@ -3,9 +3,11 @@
  * not pay, in which case it is stored raw. Decoding always re-hashes, so damage is never
  * returned as data.
  */
-import { compress, decompress } from 'zstd-napi';
+import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import { cdcSplit, fixedSplit, isAllZero, type CdcParams } from './chunker.js';
+
+const zstd = createRequire(import.meta.url)('zstd-napi/binding') as typeof import('zstd-napi/binding.js');
 
 export const FLAG_ZSTD = 1;
 /** Store raw when compression saves less than this share. */
@@ -40,7 +42,8 @@ export function splitAndHash(buf: Uint8Array, rule: SplitRule, detectZero: boole
     const piece = buf.subarray(pos, pos + len);
     const z = detectZero && isAllZero(piece);
     zero.push(z);
-    digests.push(createHash('sha256').update(piece).digest('hex'));
+    // Zero chunks become holes and are never stored: no digest needed.
+    digests.push(z ? '' : createHash('sha256').update(piece).digest('hex'));
     pos += len;
   }
   return { lengths, digests, zero, used };
@@ -51,25 +54,104 @@ export interface EncodedChunk {
   flags: number;
 }
 
-export function encodeChunk(plain: Uint8Array, level: number): EncodedChunk {
-  if (level > 0 && plain.length >= 64) {
-    const z = compress(plain, { compressionLevel: level });
-    if (z.length <= plain.length * (1 - MIN_SAVING)) return { data: z, flags: FLAG_ZSTD };
+/** Where one encoded or decoded chunk sits in a job's output buffer. */
+export interface Placed {
+  offset: number;
+  length: number;
+  flags: number;
+}
+
+let cctx: InstanceType<typeof zstd.CCtx> | undefined;
+let dctx: InstanceType<typeof zstd.DCtx> | undefined;
+let scratch = Buffer.alloc(0);
+
+function scratchOf(size: number): Buffer {
+  if (scratch.length < size) scratch = Buffer.allocUnsafeSlow(Math.max(size, scratch.length * 2));
+  return scratch;
+}
+
+/**
+ * Encodes many chunks into one right-sized output buffer (one allocation, one transfer between
+ * threads): compressed where zstd saves enough, raw otherwise.
+ */
+export function encodeMany(pieces: Uint8Array[], level: number): { out: Buffer; placed: Placed[] } {
+  let bound = 0;
+  for (const p of pieces) bound += Math.max(zstd.compressBound(p.length), p.length);
+  const work = scratchOf(bound);
+  const placed: Placed[] = [];
+  let at = 0;
+  for (const p of pieces) {
+    let flags = 0;
+    let len = p.length;
+    if (level > 0 && p.length >= 64) {
+      cctx ??= new zstd.CCtx();
+      const n = cctx.compress(work.subarray(at, at + zstd.compressBound(p.length)), p, level);
+      if (n <= p.length * (1 - MIN_SAVING)) {
+        flags = FLAG_ZSTD;
+        len = n;
+      }
+    }
+    if (flags === 0) work.set(p, at);
+    placed.push({ offset: at, length: len, flags });
+    at += len;
   }
-  return { data: plain, flags: 0 };
+  return { out: Buffer.from(work.subarray(0, at)), placed };
+}
+
+export function encodeChunk(plain: Uint8Array, level: number): EncodedChunk {
+  const { out, placed } = encodeMany([plain], level);
+  return { data: out, flags: (placed[0] as Placed).flags };
 }
 
 export type DecodeResult = { ok: true; data: Uint8Array } | { ok: false; reason: string };
+export type PlacedDecode = { ok: true; offset: number; length: number } | { ok: false; reason: string };
+
+export interface StoredChunk {
+  data: Uint8Array;
+  flags: number;
+  length: number;
+  digest: string;
+}
+
+/** Decodes many chunks into one output buffer, re-hashing each; damage is a result, not data. */
+export function decodeMany(items: StoredChunk[]): { out: Buffer; placed: PlacedDecode[] } {
+  let total = 0;
+  for (const it of items) total += it.length;
+  const out = Buffer.allocUnsafeSlow(total);
+  const placed: PlacedDecode[] = [];
+  let at = 0;
+  for (const it of items) {
+    const dst = out.subarray(at, at + it.length);
+    let n: number;
+    if (it.flags & FLAG_ZSTD) {
+      try {
+        dctx ??= new zstd.DCtx();
+        n = dctx.decompress(dst, it.data);
+      } catch (err) {
+        placed.push({ ok: false, reason: `cannot decompress: ${(err as Error).message}` });
+        continue;
+      }
+    } else {
+      n = it.data.length;
+      if (n === it.length) dst.set(it.data);
+    }
+    if (n !== it.length) {
+      placed.push({ ok: false, reason: `length ${n}, expected ${it.length}` });
+      continue;
+    }
+    const actual = createHash('sha256').update(dst).digest('hex');
+    if (actual !== it.digest) {
+      placed.push({ ok: false, reason: `digest mismatch (content hashes to ${actual.slice(0, 16)}…)` });
+      continue;
+    }
+    placed.push({ ok: true, offset: at, length: n });
+    at += n;
+  }
+  return { out, placed };
+}
 
 export function decodeChunk(stored: Uint8Array, flags: number, length: number, digest: string): DecodeResult {
-  let plain: Uint8Array;
-  try {
-    plain = flags & FLAG_ZSTD ? decompress(stored) : stored;
-  } catch (err) {
-    return { ok: false, reason: `cannot decompress: ${(err as Error).message}` };
-  }
-  if (plain.length !== length) return { ok: false, reason: `length ${plain.length}, expected ${length}` };
-  const actual = createHash('sha256').update(plain).digest('hex');
-  if (actual !== digest) return { ok: false, reason: `digest mismatch (content hashes to ${actual.slice(0, 16)}…)` };
-  return { ok: true, data: plain };
+  const { out, placed } = decodeMany([{ data: stored, flags, length, digest }]);
+  const p = placed[0] as PlacedDecode;
+  return p.ok ? { ok: true, data: out.subarray(p.offset, p.offset + p.length) } : p;
 }
