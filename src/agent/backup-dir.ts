@@ -12,10 +12,10 @@ import { ManifestWriter } from '../core/manifest-io.js';
 import type { ChunkRef, Entry, FileEntry } from '../core/manifest.js';
 import { errnoCode } from '../core/errors.js';
 import { baseMeta, entryType, readXattrs } from './file-meta.js';
-import { chunkFile, type ChunkingContext } from './file-chunker.js';
+import { chunkFile, chunkSmallFile, SMALL_FILE, type ChunkingContext } from './file-chunker.js';
 import { walkTree, type WalkItem } from './tree-walker.js';
 
-const WINDOW = 64;
+const WINDOW = 512;
 
 export interface BackupProgress {
   entries: number;
@@ -104,6 +104,13 @@ export async function backupDir(o: DirBackupOptions): Promise<BackupOutcome> {
       return { ...prev, ...meta, type: 'file' };
     }
     try {
+      if (it.st.size <= BigInt(SMALL_FILE) && it.st.blocks * 512n >= it.st.size) {
+        const small = await chunkSmallFile(ctx, it.abs, it.st);
+        if (small) {
+          logicalBytes += Number(it.st.size);
+          return { type: 'file', ...meta, size: Number(it.st.size), ino: Number(it.st.ino), chunks: small.chunks };
+        }
+      }
       const r = await chunkFile(ctx, it.abs, 'cdc');
       logicalBytes += r.size;
       if (r.torn) torn.push(it.rel);

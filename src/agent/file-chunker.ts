@@ -117,6 +117,61 @@ async function chunkOpenFile(ctx: ChunkingContext, fh: FileHandle, st: BigIntSta
   return { chunks, holes, size: pos };
 }
 
+/** Asks the sink which chunks it lacks, has the worker encode exactly those, and sends them. */
+async function storeWanted(
+  ctx: ChunkingContext,
+  take: HashedForTake['take'],
+  pieces: Array<[number, number]>,
+  digests: string[],
+  lengths: number[],
+): Promise<void> {
+  let wanted: boolean[];
+  try {
+    wanted = await ctx.sink.want(digests);
+  } catch (err) {
+    await take([]);
+    throw err;
+  }
+  const encoded = await take(pieces.filter((_, i) => wanted[i]));
+  const fresh: NewChunk[] = [];
+  let j = 0;
+  wanted.forEach((w, i) => {
+    if (w) fresh.push({ digest: digests[i] as string, length: lengths[i] as number, encoded: encoded[j++] as NewChunk['encoded'] });
+  });
+  if (fresh.length > 0) await ctx.sink.put(fresh);
+}
+
+/** Files up to this size, without holes, are read whole by a worker. */
+export const SMALL_FILE = 1024 * 1024;
+
+/**
+ * A small file read and hashed in a worker. Returns undefined when the file did not hold still
+ * since the walk's stat: the caller then takes the careful path (chunkFile), which re-reads.
+ */
+export async function chunkSmallFile(ctx: ChunkingContext, path: string, st: BigIntStats): Promise<{ chunks: ChunkRef[] } | undefined> {
+  const size = Number(st.size);
+  if (size === 0) return { chunks: [] };
+  const rule: SplitRule = size <= ctx.cdc.min ? { kind: 'whole' } : { kind: 'cdc', params: ctx.cdc, final: true };
+  const r = await ctx.batcher.readHash({ path, rule, expect: { size, mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString(), ino: st.ino.toString() } });
+  if (!r.ok) throw Object.assign(new Error(`${r.message}`), { code: r.code });
+  if (!r.same) {
+    await r.take([]);
+    return undefined;
+  }
+  ctx.counters.readBytes += size;
+  ctx.onRead?.(size);
+  const chunks: ChunkRef[] = [];
+  const pieces: Array<[number, number]> = [];
+  let p = 0;
+  r.piece.lengths.forEach((len, i) => {
+    chunks.push([r.piece.digests[i] as string, len]);
+    pieces.push([p, len]);
+    p += len;
+  });
+  await storeWanted(ctx, r.take, pieces, r.piece.digests, r.piece.lengths);
+  return { chunks };
+}
+
 /**
  * Reads [start, end) in segments. Reads run one segment ahead; image segments are hashed up to
  * three at a time (fixed-size chunks need no carry between segments); the dedup question and
@@ -145,24 +200,6 @@ async function chunkExtent(
   let carry: Buffer | undefined;
   let chunkPos = start; // file offset of the next chunk
 
-  const store = async (h: HashedForTake, pieces: Array<[number, number]>, digests: string[], lengths: number[]): Promise<void> => {
-    let wanted: boolean[];
-    try {
-      wanted = await ctx.sink.want(digests);
-    } catch (err) {
-      await h.take([]);
-      throw err;
-    }
-    const pick = pieces.filter((_, i) => wanted[i]);
-    const encoded = await h.take(pick);
-    const fresh: NewChunk[] = [];
-    let j = 0;
-    wanted.forEach((w, i) => {
-      if (w) fresh.push({ digest: digests[i] as string, length: lengths[i] as number, encoded: encoded[j++] as NewChunk['encoded'] });
-    });
-    if (fresh.length > 0) await ctx.sink.put(fresh);
-  };
-
   const settle = async (q: { h: Promise<HashedForTake>; length: number; tail?: Buffer }): Promise<void> => {
     const h = await q.h;
     const pieces: Array<[number, number]> = [];
@@ -183,7 +220,7 @@ async function chunkExtent(
     });
     const rest = q.length - h.used;
     carry = rest > 0 && q.tail ? Buffer.from(q.tail.subarray(q.tail.length - rest)) : undefined;
-    const task = store(h, pieces, digests, lengths);
+    const task = storeWanted(ctx, h.take, pieces, digests, lengths);
     task.catch(() => undefined); // observed below
     storing.add(task);
     void task.finally(() => storing.delete(task)).catch(() => undefined);

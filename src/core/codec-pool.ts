@@ -19,17 +19,26 @@ export interface DecodeItem {
   length: number;
   digest: string;
 }
+/** A small file for a worker to read and hash itself, with the stat the walk saw. */
+export interface SmallFileItem {
+  path: string;
+  rule: SplitRule;
+  expect: { size: number; mtimeNs: string; ctimeNs: string; ino: string };
+}
+export type SmallFileResult = { ok: true; piece: HashedPiece; same: boolean } | { ok: false; code: string; message: string };
 /** [item index in the hash job, offset, length] */
 export type HeldPiece = [number, number, number];
 
 export type CodecRequest =
   | { id: number; op: 'hash'; items: HashItem[] }
+  | { id: number; op: 'readHash'; items: SmallFileItem[] }
   | { id: number; op: 'encodeHeld'; holdId: number; level: number; pieces: HeldPiece[] }
   | { id: number; op: 'encode'; level: number; items: Uint8Array[] }
   | { id: number; op: 'decode'; items: DecodeItem[] };
 export type { DecodeResult };
 export type CodecResponse =
   | { id: number; op: 'hash'; items: HashedPiece[] }
+  | { id: number; op: 'readHashed'; items: SmallFileResult[] }
   | { id: number; op: 'encoded'; out: Uint8Array; placed: Placed[] }
   | { id: number; op: 'decoded'; out: Uint8Array; placed: PlacedDecode[] }
   | { id: number; op: 'error'; message: string };
@@ -100,6 +109,18 @@ export class CodecPool {
     const { res, worker } = await this.run({ id, op: 'hash', items }, transferList(items.map((i) => i.buf)));
     if (res.op !== 'hash') throw new Error('codec worker: unexpected reply');
     return { hold: { worker, holdId: id }, pieces: res.items };
+  }
+
+  /**
+   * Reads small files in the worker itself (sync I/O there costs the main thread nothing) and
+   * hashes them; their data is held like hash()'s. `same` is false when the file's stat after
+   * the read differs from what the walk saw.
+   */
+  async readHash(items: SmallFileItem[]): Promise<{ hold: Hold; results: SmallFileResult[] }> {
+    const id = this.nextId++;
+    const { res, worker } = await this.run({ id, op: 'readHash', items }, []);
+    if (res.op !== 'readHashed') throw new Error('codec worker: unexpected reply');
+    return { hold: { worker, holdId: id }, results: res.items };
   }
 
   /** Compresses the wanted pieces of held data and frees the hold (pieces may be empty). */

@@ -1,13 +1,45 @@
 /**
- * Worker thread body: hashing, compression and verified decompression off the main thread.
+ * Worker thread body: hashing, compression and verified decompression off the main thread, and
+ * the reading of small files, whose per-file system calls would otherwise load the main thread.
  * Hashed buffers stay here ("held") until the main thread says which chunks it wants encoded,
  * so chunk data crosses threads once, not three times.
  */
 import { parentPort } from 'node:worker_threads';
 import { decodeMany, encodeMany, splitAndHash } from './codec.js';
-import { transferList, type CodecRequest, type CodecResponse } from './codec-pool.js';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { transferList, type CodecRequest, type CodecResponse, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
 
 const held = new Map<number, Uint8Array[]>();
+
+function openNoFollow(path: string): number {
+  const flags = constants.O_RDONLY | constants.O_NOFOLLOW;
+  try {
+    return openSync(path, flags | constants.O_NOATIME);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
+    return openSync(path, flags); // O_NOATIME needs ownership or CAP_FOWNER
+  }
+}
+
+/** Reads a whole small file; `same` tells whether it held still since the walk's stat. */
+function readSmallFile(path: string, expect: SmallFileItem['expect']): { buf: Buffer; same: boolean } {
+  const fd = openNoFollow(path);
+  try {
+    const buf = Buffer.allocUnsafeSlow(expect.size);
+    let got = 0;
+    while (got < buf.length) {
+      const n = readSync(fd, buf, got, buf.length - got, got);
+      if (n === 0) break;
+      got += n;
+    }
+    const st = fstatSync(fd, { bigint: true });
+    const same =
+      got === expect.size && st.size === BigInt(expect.size) && st.mtimeNs.toString() === expect.mtimeNs && st.ctimeNs.toString() === expect.ctimeNs && st.ino.toString() === expect.ino;
+    return { buf: got === buf.length ? buf : buf.subarray(0, got), same };
+  } finally {
+    closeSync(fd);
+  }
+}
 
 function reply(res: CodecResponse, buffers: Uint8Array[] = []): void {
   parentPort?.postMessage(res, transferList(buffers));
@@ -19,6 +51,22 @@ parentPort?.on('message', (msg: CodecRequest) => {
       case 'hash': {
         held.set(msg.id, msg.items.map((it) => it.buf));
         reply({ id: msg.id, op: 'hash', items: msg.items.map((it) => splitAndHash(it.buf, it.rule, it.detectZero)) });
+        return;
+      }
+      case 'readHash': {
+        const bufs: Uint8Array[] = [];
+        const items = msg.items.map((it): SmallFileResult => {
+          try {
+            const { buf, same } = readSmallFile(it.path, it.expect);
+            bufs.push(buf);
+            return { ok: true, piece: splitAndHash(buf, it.rule, false), same };
+          } catch (err) {
+            bufs.push(new Uint8Array(0));
+            return { ok: false, code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: (err as Error).message };
+          }
+        });
+        held.set(msg.id, bufs);
+        reply({ id: msg.id, op: 'readHashed', items });
         return;
       }
       case 'encodeHeld': {
