@@ -6,7 +6,7 @@
 import { readlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { ChunkSink } from '../core/chunk-io.js';
-import type { CodecBatcher } from '../core/codec-batcher.js';
+import type { CodecBatcher } from '../workers/codec-batcher.js';
 import type { CdcParams } from '../core/chunker.js';
 import { ManifestWriter } from '../core/manifest-io.js';
 import type { ChunkRef, Entry, FileEntry } from '../core/manifest.js';

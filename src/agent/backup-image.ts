@@ -5,7 +5,7 @@
 import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import type { ChunkSink } from '../core/chunk-io.js';
-import type { CodecBatcher } from '../core/codec-batcher.js';
+import type { CodecBatcher } from '../workers/codec-batcher.js';
 import type { CdcParams } from '../core/chunker.js';
 import { ManifestWriter } from '../core/manifest-io.js';
 import type { FileEntry } from '../core/manifest.js';

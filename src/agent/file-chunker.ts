@@ -7,7 +7,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { constants, type BigIntStats } from 'node:fs';
 import type { ChunkSink, NewChunk } from '../core/chunk-io.js';
-import type { CodecBatcher, HashedForTake } from '../core/codec-batcher.js';
+import type { CodecBatcher, HashedForTake } from '../workers/codec-batcher.js';
 import type { CdcParams } from '../core/chunker.js';
 import type { SplitRule } from '../core/codec.js';
 import type { ChunkRef, Hole } from '../core/manifest.js';

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { CodecBatcher } from '../core/codec-batcher.js';
+import { CodecBatcher } from '../workers/codec-batcher.js';
 import { readManifest } from '../core/manifest-io.js';
 import { hasContent, type FileEntry } from '../core/manifest.js';
 import { normalizeSubPath } from '../core/entry-path.js';

@@ -5,7 +5,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { HoldfastError, errnoCode, throwIfAborted } from '../core/errors.js';
 import type { ChunkSource } from '../core/chunk-io.js';
-import type { CodecPool, DecodeItem } from '../core/codec-pool.js';
+import type { CodecPool, DecodeItem } from '../workers/codec-pool.js';
 import type { ChunkRef } from '../core/manifest.js';
 import type { ChunkIndex, ChunkLocation } from './chunk-index.js';
 import type { PoolPaths } from './pool-layout.js';

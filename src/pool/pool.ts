@@ -8,7 +8,7 @@
 import { mkdir, readdir, readFile, stat, access } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { HoldfastError, errnoCode } from '../core/errors.js';
-import { CodecPool } from '../core/codec-pool.js';
+import { CodecPool } from '../workers/codec-pool.js';
 import type { ChunkRef } from '../core/manifest.js';
 import { Catalog, type PointRow, type SourceKind } from './catalog.js';
 import { ChunkIndex } from './chunk-index.js';

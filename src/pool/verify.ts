@@ -8,7 +8,7 @@ import { open, stat } from 'node:fs/promises';
 import { readManifest } from '../core/manifest-io.js';
 import { hasContent } from '../core/manifest.js';
 import { errnoCode, isHoldfastError } from '../core/errors.js';
-import type { DecodeItem } from '../core/codec-pool.js';
+import type { DecodeItem } from '../workers/codec-pool.js';
 import { parseTail, parseTrailer, TAIL_BYTES } from './pack-format.js';
 import type { ChunkLocation } from './chunk-index.js';
 import type { Pool } from './pool.js';

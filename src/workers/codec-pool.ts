@@ -6,7 +6,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import type { DecodeResult, EncodedChunk, HashedPiece, Placed, PlacedDecode, SplitRule } from './codec.js';
+import type { DecodeResult, EncodedChunk, HashedPiece, Placed, PlacedDecode, SplitRule } from '../core/codec.js';
 
 export interface HashItem {
   buf: Uint8Array;

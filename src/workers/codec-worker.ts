@@ -5,7 +5,7 @@
  * so chunk data crosses threads once, not three times.
  */
 import { parentPort } from 'node:worker_threads';
-import { decodeMany, encodeMany, splitAndHash } from './codec.js';
+import { decodeMany, encodeMany, splitAndHash } from '../core/codec.js';
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { transferList, type CodecRequest, type CodecResponse, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
 

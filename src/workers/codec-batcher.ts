@@ -5,7 +5,7 @@
  * compress (possibly none), and the group's held data is freed when every item has spoken.
  */
 import type { CodecPool, HashItem, HeldPiece, Hold, SmallFileItem } from './codec-pool.js';
-import type { EncodedChunk, HashedPiece } from './codec.js';
+import type { EncodedChunk, HashedPiece } from '../core/codec.js';
 
 const FLUSH_BYTES = 2 * 1024 * 1024;
 
