@@ -1,0 +1,35 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { decodeIndex, encodeIndex, type IndexEntry } from './index-file.js';
+import { encodeTrailer, parseTail, parseTrailer, TAIL_BYTES } from './pack-format.js';
+
+const entries: IndexEntry[] = Array.from({ length: 5 }, (_, i) => ({
+  digest: randomBytes(32).toString('hex'),
+  pack: randomBytes(16).toString('hex'),
+  offset: 8 + i * 100,
+  storedLength: 100,
+  length: 300,
+  flags: i % 2,
+}));
+
+test('index files round-trip and detect damage', () => {
+  const buf = encodeIndex(entries);
+  assert.deepEqual(decodeIndex(buf), entries);
+  const bad = Buffer.from(buf);
+  bad.writeUInt8(bad.readUInt8(20) ^ 1, 20);
+  assert.equal(decodeIndex(bad), 'index checksum mismatch');
+  assert.equal(decodeIndex(buf.subarray(0, buf.length - 5)), 'index file has a partial entry');
+});
+
+test('pack trailers round-trip and detect damage', () => {
+  const t = encodeTrailer(entries);
+  const tail = parseTail(t.subarray(t.length - TAIL_BYTES));
+  assert.ok(typeof tail !== 'string');
+  const parsed = parseTrailer(t.subarray(0, tail.trailerBytes), tail.hash);
+  assert.deepEqual(parsed, entries.map(({ pack: _pack, ...e }) => e));
+  const bad = Buffer.from(t);
+  bad.writeUInt8(bad.readUInt8(3) ^ 1, 3);
+  assert.equal(parseTrailer(bad.subarray(0, tail.trailerBytes), tail.hash), 'pack trailer checksum mismatch');
+  assert.match(String(parseTail(Buffer.alloc(TAIL_BYTES))), /torn/);
+});
