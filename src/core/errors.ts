@@ -53,9 +53,7 @@ export function assert(condition: unknown, message: string): asserts condition {
 
 /** The errno code of a Node system error, if any. */
 export function errnoCode(err: unknown): string | undefined {
-  if (typeof err === 'object' && err !== null && 'code' in err && typeof (err as { code: unknown }).code === 'string') {
-    return (err as { code: string }).code;
-  }
+  if (typeof err === 'object' && err !== null && 'code' in err && typeof err.code === 'string') return err.code;
   return undefined;
 }
 

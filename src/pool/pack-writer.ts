@@ -19,7 +19,7 @@ export class PackWriter {
   private readonly writing = new Set<Promise<void>>();
   private readonly done: IndexEntry[] = [];
   private readonly dirs = new Set<string>();
-  private failure: unknown;
+  private failure: Error | undefined;
   storedBytes = 0;
   packsWritten = 0;
 
@@ -59,7 +59,7 @@ export class PackWriter {
         for (const e of entries) this.done.push({ ...e, pack: id });
       },
       (err: unknown) => {
-        this.failure ??= err;
+        this.failure ??= err instanceof Error ? err : new Error(String(err));
       },
     );
     const tracked = p.finally(() => this.writing.delete(tracked));

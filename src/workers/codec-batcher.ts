@@ -11,12 +11,12 @@ const FLUSH_BYTES = 2 * 1024 * 1024;
 
 export interface HashedForTake extends HashedPiece {
   /** Compress these [offset, length] pieces of the item; call exactly once. */
-  take(pieces: Array<[number, number]>): Promise<EncodedChunk[]>;
+  take(this: void, pieces: Array<[number, number]>): Promise<EncodedChunk[]>;
 }
 
 /** A small file read and hashed by a worker; `take` as for HashedForTake. */
 export type SmallFileHashed =
-  | { ok: true; piece: HashedPiece; same: boolean; take(pieces: Array<[number, number]>): Promise<EncodedChunk[]> }
+  | { ok: true; piece: HashedPiece; same: boolean; take(this: void, pieces: Array<[number, number]>): Promise<EncodedChunk[]> }
   | { ok: false; code: string; message: string };
 
 /** Requests of one kind that travel to a worker together. */
