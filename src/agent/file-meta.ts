@@ -53,6 +53,26 @@ export function baseMeta(st: BigIntStats): { mode: number; uid: number; gid: num
   };
 }
 
+/** An ACL xattr with only its header: setting it removes the ACL. */
+const EMPTY_ACL = Buffer.from([2, 0, 0, 0]);
+
+/**
+ * A file created under a directory with a default ACL inherits an access ACL; one that had none
+ * at backup time must not keep it.
+ */
+function clearInheritedAcls(path: string, e: Entry): void {
+  let present: string[];
+  try {
+    present = listXattrs(path);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOTSUP' || errnoCode(err) === 'EOPNOTSUPP') return;
+    throw err;
+  }
+  for (const name of ['system.posix_acl_access', 'system.posix_acl_default']) {
+    if (present.includes(name) && !(e.xattrs && name in e.xattrs)) setXattr(path, name, EMPTY_ACL);
+  }
+}
+
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
 /**
@@ -61,7 +81,10 @@ const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
  */
 export async function applyMeta(path: string, e: Entry, warnings: string[]): Promise<void> {
   if (isRoot) await lchown(path, e.uid, e.gid);
-  if (e.type !== 'symlink') await chmod(path, e.mode);
+  if (e.type !== 'symlink') {
+    await chmod(path, e.mode);
+    clearInheritedAcls(path, e);
+  }
   if (e.xattrs) {
     for (const [name, value] of Object.entries(e.xattrs)) {
       try {

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import type { ChunkSource } from '../core/chunk-io.js';
 import { readManifest } from '../core/manifest-io.js';
 import { chunkOffsets, hasContent, type ChunkRef, type Entry, type FileEntry } from '../core/manifest.js';
-import { baseName, isWithin, ROOT_PATH } from '../core/entry-path.js';
+import { baseName, compareWalkOrder, isWithin, ROOT_PATH } from '../core/entry-path.js';
 import { HoldfastError, errnoCode, throwIfAborted } from '../core/errors.js';
 import { mknod } from '../native/index.js';
 import { applyMeta, lstatOrUndefined } from './file-meta.js';
@@ -208,7 +208,13 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
     progress.entries++;
   };
 
+  let previous: string | undefined;
   for await (const e of readManifest(o.source, o.manifest, o.signal)) {
+    // Strictly increasing walk order: no path twice, no child before its parent.
+    if (previous !== undefined && compareWalkOrder(previous, e.path) >= 0) {
+      throw new HoldfastError('UNSAFE_PATH', `${o.label}: entry ${e.path} is out of order or repeated after ${previous}; refusing to restore it`, { path: e.path });
+    }
+    previous = e.path;
     const rel = relOf(e.path);
     if (rel === undefined) {
       if (matched && sub !== ROOT_PATH) break; // the selection is one contiguous run of the walk order
@@ -233,13 +239,13 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
     }
     const task = restoreEntry(e, abs);
     if (hasContent(e)) {
-      written.set(
-        e.path,
-        task.then(
-          () => abs,
-          () => undefined,
-        ),
+      const done = task.then(
+        () => abs,
+        () => undefined,
       );
+      written.set(e.path, done);
+      // A link group whose first name is outside the selection: the first name restored stands in.
+      if (e.type === 'hardlink' && !written.has(e.target)) written.set(e.target, done);
     }
     task.catch(() => undefined);
     window.push(task);
@@ -257,6 +263,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
   // Directory metadata last, deepest first, so restoring children does not disturb their times.
   for (let i = dirEntries.length - 1; i >= 0; i--) {
     const d = dirEntries[i] as { e: Entry; abs: string };
+    if (!(await lstat(d.abs)).isDirectory()) throw new HoldfastError('UNSAFE_PATH', `${o.label}: ${d.abs} is no longer a directory`, { path: d.e.path });
     await applyMeta(d.abs, d.e, warnings);
     progress.entries++;
   }

@@ -44,3 +44,22 @@ export function joinEntryPath(parent: string, name: string): string {
 export function isWithin(p: string, under: string): boolean {
   return under === ROOT_PATH || p === under || p.startsWith(`${under}/`);
 }
+
+/**
+ * Walk order: the root first, a directory before its children, siblings by name (UTF-16 code
+ * units, as Array.prototype.sort). A manifest's entries are strictly increasing in this order,
+ * which also means no path appears twice.
+ */
+export function compareWalkOrder(a: string, b: string): number {
+  if (a === b) return 0;
+  if (a === ROOT_PATH) return -1;
+  if (b === ROOT_PATH) return 1;
+  const x = a.split('/');
+  const y = b.split('/');
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    const p = x[i] as string;
+    const q = y[i] as string;
+    if (p !== q) return p < q ? -1 : 1;
+  }
+  return x.length - y.length;
+}

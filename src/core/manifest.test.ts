@@ -40,3 +40,10 @@ test('user sub paths normalize', () => {
   assert.equal(normalizeSubPath('/'), '.');
   assert.throws(() => normalizeSubPath('a/../b'), /unsafe/);
 });
+
+test('walk order: parents first, siblings by name, no repeats', async () => {
+  const { compareWalkOrder } = await import('./entry-path.js');
+  const sorted = ['.', 'a', 'a/b', 'a/b/c', 'a/c', 'a-b', 'b'];
+  for (let i = 1; i < sorted.length; i++) assert.ok(compareWalkOrder(sorted[i - 1] as string, sorted[i] as string) < 0, `${sorted[i - 1]} < ${sorted[i]}`);
+  assert.equal(compareWalkOrder('a/b', 'a/b'), 0);
+});

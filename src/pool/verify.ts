@@ -4,7 +4,7 @@
  * needs is indexed. `full` also reads every pack and re-hashes every chunk. Damage is mapped
  * back to the recovery points and files that need it.
  */
-import { open, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { readManifest } from '../core/manifest-io.js';
 import { hasContent } from '../core/manifest.js';
 import { errnoCode, isHoldfastError } from '../core/errors.js';
@@ -51,7 +51,7 @@ export async function verifyPool(pool: Pool, o: { full: boolean; onProgress?: (d
   let bytesRead = 0;
   let packsDone = 0;
   for (const [pack, list] of byPack) {
-    const issue = o.full ? await checkPackFull(pool, pack, list, damaged, problems) : await checkPackQuick(pool, pack, list, damaged);
+    const issue = o.full ? await checkPackFull(pool, pack, list, damaged, problems) : await checkPackQuick(pool, pack, list, damaged, problems);
     bytesRead += issue;
     o.onProgress?.(++packsDone, byPack.size);
   }
@@ -96,16 +96,28 @@ function markPack(list: Array<[string, ChunkLocation]>, pack: string, reason: st
   for (const [digest] of list) damaged.set(digest, { digest, pack, reason });
 }
 
-async function checkPackQuick(pool: Pool, pack: string, list: Array<[string, ChunkLocation]>, damaged: Map<string, DamagedChunk>): Promise<number> {
+/** Presence, length and tail of a pack: one small read each, no chunk data. */
+async function checkPackQuick(pool: Pool, pack: string, list: Array<[string, ChunkLocation]>, damaged: Map<string, DamagedChunk>, problems: string[]): Promise<number> {
   let size: number;
+  const tailBuf = Buffer.alloc(TAIL_BYTES);
   try {
-    size = (await stat(pool.paths.pack(pack))).size;
+    const fh = await open(pool.paths.pack(pack), 'r');
+    try {
+      size = (await fh.stat()).size;
+      if (size >= TAIL_BYTES) await fh.read(tailBuf, 0, TAIL_BYTES, size - TAIL_BYTES);
+    } finally {
+      await fh.close();
+    }
   } catch (err) {
     markPack(list, pack, errnoCode(err) === 'ENOENT' ? 'pack file missing' : `pack unreadable: ${(err as Error).message}`, damaged);
     return 0;
   }
+  let dataEnd = size - TAIL_BYTES;
+  const tail = size >= TAIL_BYTES ? parseTail(tailBuf) : 'pack too short';
+  if (typeof tail === 'string') problems.push(`pack ${pack}: ${tail}`);
+  else dataEnd -= tail.trailerBytes;
   for (const [digest, loc] of list) {
-    if (loc.offset + loc.storedLength > size - TAIL_BYTES) damaged.set(digest, { digest, pack, reason: 'pack file is truncated' });
+    if (loc.offset + loc.storedLength > dataEnd) damaged.set(digest, { digest, pack, reason: 'pack file is truncated' });
   }
   return 0;
 }
