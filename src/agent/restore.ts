@@ -15,6 +15,9 @@ import { baseName, compareWalkOrder, isWithin, ROOT_PATH } from '../core/entry-p
 import { HoldfastError, errnoCode, throwIfAborted } from '../core/errors.js';
 import { mknod } from '../native/index.js';
 import { applyMeta, lstatOrUndefined } from './file-meta.js';
+import { SmallFileWriter } from './small-file-writer.js';
+import { SMALL_FILE } from './file-chunker.js';
+import type { CodecPool } from '../workers/codec-pool.js';
 
 const WINDOW = 16;
 const BATCH_BYTES = 8 * 1024 * 1024;
@@ -35,6 +38,7 @@ export interface RestoreOptions {
   onProgress?: (p: RestoreProgress) => void;
   /** what the restore is of, for messages */
   label: string;
+  codec: CodecPool;
 }
 
 export interface RestoreOutcome {
@@ -120,11 +124,16 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
     return abs;
   };
 
+  const small = new SmallFileWriter(o.source, o.codec, o.label, o.signal);
   const writeContent = async (e: FileEntry, abs: string): Promise<void> => {
     if (o.overwrite) await clearFor(abs, 'file');
+    if (e.size <= SMALL_FILE) {
+      await small.write(e, abs);
+      progress.bytes += e.size;
+      return;
+    }
     const fh = await open(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {
-      await fh.truncate(e.size);
       let batch: Array<{ ref: ChunkRef; offset: number }> = [];
       let bytes = 0;
       const flush = async (): Promise<void> => {
@@ -155,6 +164,8 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
         if (bytes >= BATCH_BYTES) await flush();
       }
       await flush();
+      // A trailing hole; earlier holes are left by writing past them.
+      if (e.holes?.some(([off, len]) => off + len === e.size)) await fh.truncate(e.size);
     } catch (err) {
       await fh.close().catch(() => undefined);
       await unlink(abs).catch(() => undefined);

@@ -119,6 +119,7 @@ export async function localRestore(
     signal: o.signal,
     onProgress: o.onProgress,
     label: `recovery point ${p.id} of source '${p.source}'`,
+    codec: pool.codec,
   });
   return { ...out, point: p.id, source: p.source };
 }

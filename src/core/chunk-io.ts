@@ -3,7 +3,7 @@
  * server over the network); a ChunkSource gives verified plaintext back for restore. The agent's
  * readers and restorers depend only on these, never on the pool itself.
  */
-import type { EncodedChunk } from './codec.js';
+import type { EncodedChunk, StoredChunk } from './codec.js';
 import type { ChunkRef } from './manifest.js';
 
 export interface NewChunk {
@@ -26,4 +26,6 @@ export interface ChunkSink {
 export interface ChunkSource {
   /** Verified plaintext of each chunk, in order; throws CHUNK_MISSING / CHUNK_CORRUPT naming the digest. */
   read(refs: ChunkRef[], signal?: AbortSignal): Promise<Uint8Array[]>;
+  /** The chunks as stored (compressed or raw), not yet verified: the reader must decode them with decodeMany. */
+  readEncoded(refs: ChunkRef[], signal?: AbortSignal): Promise<StoredChunk[]>;
 }

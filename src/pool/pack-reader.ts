@@ -7,6 +7,7 @@ import { HoldfastError, errnoCode, throwIfAborted } from '../core/errors.js';
 import type { ChunkSource } from '../core/chunk-io.js';
 import type { CodecPool, DecodeItem } from '../workers/codec-pool.js';
 import type { ChunkRef } from '../core/manifest.js';
+import type { StoredChunk } from '../core/codec.js';
 import type { ChunkIndex, ChunkLocation } from './chunk-index.js';
 import type { PoolPaths } from './pool-layout.js';
 
@@ -23,7 +24,7 @@ export class PackReader implements ChunkSource {
     private readonly codec: CodecPool,
   ) {}
 
-  async read(refs: ChunkRef[], signal?: AbortSignal): Promise<Uint8Array[]> {
+  async readEncoded(refs: ChunkRef[], signal?: AbortSignal): Promise<StoredChunk[]> {
     throwIfAborted(signal);
     const locs = refs.map(([digest, length]) => {
       const loc = this.index.get(digest);
@@ -40,23 +41,30 @@ export class PackReader implements ChunkSource {
         last.members.push(i);
       } else runs.push({ pack: loc.pack, offset: loc.offset, end: loc.offset + loc.storedLength, members: [i] });
     });
-    const stored = new Array<Uint8Array>(refs.length);
+    const stored = new Array<StoredChunk>(refs.length);
     await Promise.all(
       runs.map(async (r) => {
         const buf = await this.readRange(r.pack, r.offset, r.end - r.offset, (refs[r.members[0] as number] as ChunkRef)[0]);
         for (const i of r.members) {
           const loc = locs[i] as ChunkLocation;
-          stored[i] = buf.subarray(loc.offset - r.offset, loc.offset - r.offset + loc.storedLength);
+          const [digest, length] = refs[i] as ChunkRef;
+          stored[i] = { data: buf.subarray(loc.offset - r.offset, loc.offset - r.offset + loc.storedLength), flags: loc.flags, length, digest };
         }
       }),
     );
+    return stored;
+  }
+
+  async read(refs: ChunkRef[], signal?: AbortSignal): Promise<Uint8Array[]> {
+    const stored = await this.readEncoded(refs, signal);
+    const locs = refs.map(([digest]) => this.index.get(digest) as ChunkLocation);
     const out = new Array<Uint8Array>(refs.length);
     const batches: number[][] = [];
     let cur: number[] = [];
     let bytes = 0;
     for (let i = 0; i < refs.length; i++) {
       cur.push(i);
-      bytes += (stored[i] as Uint8Array).length;
+      bytes += (stored[i] as StoredChunk).data.length;
       if (bytes >= BATCH_BYTES) {
         batches.push(cur);
         cur = [];
@@ -66,10 +74,7 @@ export class PackReader implements ChunkSource {
     if (cur.length > 0) batches.push(cur);
     await Promise.all(
       batches.map(async (idx) => {
-        const items: DecodeItem[] = idx.map((i) => {
-          const loc = locs[i] as ChunkLocation;
-          return { data: stored[i] as Uint8Array, flags: loc.flags, length: loc.length, digest: (refs[i] as ChunkRef)[0] };
-        });
+        const items: DecodeItem[] = idx.map((i) => stored[i] as StoredChunk);
         const res = await this.codec.decode(items);
         res.forEach((r, j) => {
           const i = idx[j] as number;

@@ -6,7 +6,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
-import type { DecodeResult, EncodedChunk, HashedPiece, Placed, PlacedDecode, SplitRule } from '../core/codec.js';
+import type { DecodeResult, EncodedChunk, HashedPiece, Placed, PlacedDecode, SplitRule, StoredChunk } from '../core/codec.js';
 
 export interface HashItem {
   buf: Uint8Array;
@@ -26,6 +26,13 @@ export interface SmallFileItem {
   expect: { size: number; mtimeNs: string; ctimeNs: string; ino: string };
 }
 export type SmallFileResult = { ok: true; piece: HashedPiece; same: boolean } | { ok: false; code: string; message: string };
+/** A whole file to restore: its stored chunks with their file offsets; verified before written. */
+export interface FileWriteItem {
+  path: string;
+  size: number;
+  pieces: Array<StoredChunk & { offset: number }>;
+}
+export type FileWriteResult = { ok: true } | { ok: false; code: string; message: string };
 /** [item index in the hash job, offset, length] */
 export type HeldPiece = [number, number, number];
 
@@ -34,13 +41,15 @@ export type CodecRequest =
   | { id: number; op: 'readHash'; items: SmallFileItem[] }
   | { id: number; op: 'encodeHeld'; holdId: number; level: number; pieces: HeldPiece[] }
   | { id: number; op: 'encode'; level: number; items: Uint8Array[] }
-  | { id: number; op: 'decode'; items: DecodeItem[] };
+  | { id: number; op: 'decode'; items: DecodeItem[] }
+  | { id: number; op: 'writeFiles'; items: FileWriteItem[] };
 export type { DecodeResult };
 export type CodecResponse =
   | { id: number; op: 'hash'; items: HashedPiece[] }
   | { id: number; op: 'readHashed'; items: SmallFileResult[] }
   | { id: number; op: 'encoded'; out: Uint8Array; placed: Placed[] }
   | { id: number; op: 'decoded'; out: Uint8Array; placed: PlacedDecode[] }
+  | { id: number; op: 'written'; items: FileWriteResult[] }
   | { id: number; op: 'error'; message: string };
 
 /** Where hashed data waits for its encode request. */
@@ -139,6 +148,16 @@ export class CodecPool {
     if (res.op !== 'decoded') throw new Error('codec worker: unexpected reply');
     const out = res.out;
     return res.placed.map((p) => (p.ok ? { ok: true, data: out.subarray(p.offset, p.offset + p.length) } : p));
+  }
+
+  /**
+   * Restores small files in a worker: every chunk is decoded and verified first, and only then
+   * is the file created (O_EXCL, O_NOFOLLOW) and written; a damaged file is never created.
+   */
+  async writeFiles(items: FileWriteItem[]): Promise<FileWriteResult[]> {
+    const { res } = await this.run({ id: this.nextId++, op: 'writeFiles', items }, []);
+    if (res.op !== 'written') throw new Error('codec worker: unexpected reply');
+    return res.items;
   }
 
   async close(): Promise<void> {

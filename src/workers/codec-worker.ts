@@ -5,9 +5,9 @@
  * so chunk data crosses threads once, not three times.
  */
 import { parentPort } from 'node:worker_threads';
-import { decodeMany, encodeMany, splitAndHash } from '../core/codec.js';
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { transferList, type CodecRequest, type CodecResponse, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
+import { decodeMany, encodeMany, splitAndHash, type PlacedDecode, type StoredChunk } from '../core/codec.js';
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { transferList, type CodecRequest, type CodecResponse, type FileWriteItem, type FileWriteResult, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
 
 const held = new Map<number, Uint8Array[]>();
 
@@ -45,6 +45,45 @@ function reply(res: CodecResponse, buffers: Uint8Array[] = []): void {
   parentPort?.postMessage(res, transferList(buffers));
 }
 
+function writeFile(it: FileWriteItem): FileWriteResult {
+  const { out, placed } = decodeMany(it.pieces);
+  for (let i = 0; i < placed.length; i++) {
+    const p = placed[i] as PlacedDecode;
+    if (!p.ok) {
+      const digest = (it.pieces[i] as StoredChunk).digest;
+      return { ok: false, code: 'CHUNK_CORRUPT', message: `chunk ${digest} is damaged: ${p.reason}` };
+    }
+  }
+  let fd: number;
+  try {
+    fd = openSync(it.path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  } catch (err) {
+    return { ok: false, code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: (err as Error).message };
+  }
+  try {
+    let end = 0;
+    placed.forEach((p, i) => {
+      if (!p.ok) return;
+      const at = (it.pieces[i] as { offset: number }).offset;
+      let done = 0;
+      while (done < p.length) done += writeSync(fd, out, p.offset + done, p.length - done, at + done);
+      end = Math.max(end, at + p.length);
+    });
+    // Only a trailing hole needs a truncate (on ext4 an extending truncate is slow: orphan list).
+    if (end < it.size) ftruncateSync(fd, it.size);
+    closeSync(fd);
+    return { ok: true };
+  } catch (err) {
+    closeSync(fd);
+    try {
+      unlinkSync(it.path);
+    } catch {
+      // already gone
+    }
+    return { ok: false, code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: (err as Error).message };
+  }
+}
+
 parentPort?.on('message', (msg: CodecRequest) => {
   try {
     switch (msg.op) {
@@ -80,6 +119,10 @@ parentPort?.on('message', (msg: CodecRequest) => {
       case 'encode': {
         const { out, placed } = encodeMany(msg.items, msg.level);
         reply({ id: msg.id, op: 'encoded', out, placed }, [out]);
+        return;
+      }
+      case 'writeFiles': {
+        reply({ id: msg.id, op: 'written', items: msg.items.map(writeFile) });
         return;
       }
       case 'decode': {
