@@ -241,7 +241,8 @@ async function chunkExtent(
     const rule: SplitRule = mode === 'image' ? { kind: 'fixed', size: ctx.imageChunk } : buf.length <= ctx.cdc.min && final ? { kind: 'whole' } : { kind: 'cdc', params: ctx.cdc, final };
     // The buffer moves to a worker; keep the tail that may carry into the next segment.
     const tail = mode === 'cdc' && !final ? Buffer.from(buf.subarray(Math.max(0, buf.length - ctx.cdc.max))) : undefined;
-    hashing.push({ h: ctx.batcher.hash({ buf, rule, detectZero: mode === 'image' }), length: buf.length, tail });
+    const length = buf.length; // read before hash(): the buffer is transferred to a worker
+    hashing.push({ h: ctx.batcher.hash({ buf, rule, detectZero: mode === 'image' }), length, tail });
     if (hashing.length >= depth) await settle(hashing.shift() as (typeof hashing)[number]);
   }
   while (hashing.length > 0) await settle(hashing.shift() as (typeof hashing)[number]);

@@ -59,7 +59,16 @@ export async function localBackup(
     path = resolve(o.path); // the reader names the missing path in its own error
   }
   const parent = existing ? pool.catalog.latestPoint(o.source) : undefined;
-  const files = parent ? await parentFiles(pool, parent) : undefined;
+  let files: Map<string, FileEntry> | undefined;
+  const warnings: string[] = [];
+  if (parent) {
+    try {
+      files = await parentFiles(pool, parent);
+    } catch (err) {
+      // A damaged previous point must not block protection: read everything instead.
+      warnings.push(`previous recovery point ${parent.id} is unreadable (${(err as Error).message}); reading every file`);
+    }
+  }
   const session = pool.startSession();
   const batcher = new CodecBatcher(pool.codec, session.compressionLevel);
   const common = { sink: session, batcher, cdc: pool.config.cdc, imageChunk: pool.config.imageChunk, signal: o.signal, onProgress: o.onProgress };
@@ -99,7 +108,7 @@ export async function localBackup(
     newChunks: stats.newChunks,
     durationMs: Date.now() - started,
     torn: outcome.torn,
-    warnings: outcome.warnings,
+    warnings: [...warnings, ...outcome.warnings],
   };
 }
 
@@ -108,7 +117,12 @@ export async function localRestore(
   o: { source: string; point?: string; at?: string; path?: string; to: string; overwrite: boolean; signal?: AbortSignal; onProgress?: (p: RestoreProgress) => void },
 ): Promise<RestoreOutcome & { point: string; source: string }> {
   const p = pool.resolvePoint(o.source, { point: o.point, at: o.at });
-  const subPath = o.path === undefined ? undefined : normalizeSubPath(o.path);
+  let subPath: string | undefined;
+  try {
+    subPath = o.path === undefined ? undefined : normalizeSubPath(o.path);
+  } catch {
+    throw new HoldfastError('BAD_ARGUMENT', `--path '${o.path}' is not a path inside the recovery point (no '..' components)`);
+  }
   const out = await restore({
     source: pool.reader,
     manifest: p.manifest,

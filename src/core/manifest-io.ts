@@ -7,7 +7,7 @@ import { cdcSplit, MANIFEST_CDC } from './chunker.js';
 import { digestOf } from './digest.js';
 import { encodeChunk } from './codec.js';
 import type { ChunkSink, ChunkSource, NewChunk } from './chunk-io.js';
-import { decodeEntry, decodeHeader, encodeLine, MANIFEST_VERSION, type ChunkRef, type Entry, type ManifestHeader } from './manifest.js';
+import { checkContentShape, decodeEntry, decodeHeader, encodeLine, hasContent, MANIFEST_VERSION, type ChunkRef, type Entry, type ManifestHeader } from './manifest.js';
 import { HoldfastError } from './errors.js';
 
 export class ManifestWriter {
@@ -24,6 +24,8 @@ export class ManifestWriter {
   }
 
   async add(e: Entry): Promise<void> {
+    // Never commit an entry the reader would refuse: a bug here must fail the backup, not the restore.
+    if (hasContent(e)) checkContentShape(e);
     this.entries++;
     this.append(encodeLine(e));
     if (this.bytes >= 4 * MANIFEST_CDC.max) await this.cut(false);

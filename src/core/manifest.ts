@@ -88,7 +88,7 @@ export function decodeEntry(line: string): Entry {
 }
 
 /** Chunks plus holes must cover exactly `size` bytes, holes in order and inside the file. */
-function checkContentShape(e: FileEntry): void {
+export function checkContentShape(e: FileEntry): void {
   let data = 0;
   for (const [, len] of e.chunks) data += len;
   let holes = 0;

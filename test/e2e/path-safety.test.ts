@@ -141,7 +141,8 @@ describe('restore never writes outside its target', () => {
   it("refuses a --path that climbs out with '..'", async () => {
     const r = await holdfast(['restore', '--pool', pool, '--source', 'real-dir', '--path', '../d', '--to', target]);
     assert.notEqual(r.code, 0);
-    assert.match(r.stderr, /unsafe path/);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--path '..\/d' is not a path inside the recovery point/);
     expectNothingOutside();
   });
 

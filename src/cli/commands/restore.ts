@@ -16,7 +16,7 @@ export function registerRestore(program: Command): void {
     .option('--at <time>', 'the latest recovery point at or before this ISO 8601 time')
     .option('--path <subpath>', 'restore only this file or directory; it is placed inside TARGET under its own name')
     .requiredOption('--to <target>', 'where to restore')
-    .option('--overwrite', 'restore into a non-empty target, replacing what is there')
+    .option('--overwrite', 'restore into a non-empty target: entries of the point replace what stands at their paths; other files stay')
     .option('--json', 'print the result as JSON')
     .action(async (opts: { pool: string; source: string; point?: string; at?: string; path?: string; to: string; overwrite?: boolean; json?: boolean }) => {
       if (opts.point && opts.at) throw new HoldfastError('BAD_ARGUMENT', 'give --point or --at, not both');
