@@ -14,7 +14,7 @@ const SRC = resolve(dirname(fileURLToPath(import.meta.url)), '../../src');
 const ALLOWED: Record<string, string[]> = {
   core: ['core'],
   native: ['native'],
-  workers: ['workers', 'core'],
+  workers: ['workers', 'native', 'core'],
   pool: ['pool', 'workers', 'core'],
   agent: ['agent', 'workers', 'native', 'core'],
   server: ['server', 'pool', 'workers', 'core'],

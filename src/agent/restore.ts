@@ -19,7 +19,8 @@ import { SmallFileWriter } from './small-file-writer.js';
 import { SMALL_FILE } from './file-chunker.js';
 import type { CodecPool } from '../workers/codec-pool.js';
 
-const WINDOW = 16;
+const WINDOW = 512;
+const FILE_BATCHES_IN_FLIGHT = 4;
 const BATCH_BYTES = 8 * 1024 * 1024;
 
 export interface RestoreProgress {
@@ -125,37 +126,47 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
   };
 
   const small = new SmallFileWriter(o.source, o.codec, o.label, o.signal);
-  const writeContent = async (e: FileEntry, abs: string): Promise<void> => {
+  /** Writes a file's content; small files get their metadata too (returns true then). */
+  const writeContent = async (e: FileEntry, abs: string): Promise<boolean> => {
     if (o.overwrite) await clearFor(abs, 'file');
     if (e.size <= SMALL_FILE) {
-      await small.write(e, abs);
+      warnings.push(...(await small.write(e, abs)));
       progress.bytes += e.size;
-      return;
+      return true;
     }
     const fh = await open(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    // Batches are fetched, verified and written concurrently: writes are positional.
+    const inFlight = new Set<Promise<void>>();
+    const writeBatch = async (batch: Array<{ ref: ChunkRef; offset: number }>, bytes: number): Promise<void> => {
+      const data = await o.source.read(batch.map((b) => b.ref), o.signal);
+      let i = 0;
+      while (i < batch.length) {
+        // Contiguous chunks go out in one writev.
+        const start = (batch[i] as { offset: number }).offset;
+        const bufs: Uint8Array[] = [];
+        let end = start;
+        while (i < batch.length && (batch[i] as { offset: number }).offset === end) {
+          const d = data[i] as Uint8Array;
+          bufs.push(d);
+          end += d.length;
+          i++;
+        }
+        await fh.writev(bufs, start);
+      }
+      progress.bytes += bytes;
+    };
     try {
       let batch: Array<{ ref: ChunkRef; offset: number }> = [];
       let bytes = 0;
       const flush = async (): Promise<void> => {
         if (batch.length === 0) return;
-        const data = await o.source.read(batch.map((b) => b.ref), o.signal);
-        // Contiguous chunks go out in one writev.
-        let i = 0;
-        while (i < batch.length) {
-          const start = (batch[i] as { offset: number }).offset;
-          const bufs: Uint8Array[] = [];
-          let end = start;
-          while (i < batch.length && (batch[i] as { offset: number }).offset === end) {
-            const d = data[i] as Uint8Array;
-            bufs.push(d);
-            end += d.length;
-            i++;
-          }
-          await fh.writev(bufs, start);
-        }
-        progress.bytes += bytes;
+        const task = writeBatch(batch, bytes);
+        task.catch(() => undefined); // observed below
+        inFlight.add(task);
+        void task.finally(() => inFlight.delete(task)).catch(() => undefined);
         batch = [];
         bytes = 0;
+        while (inFlight.size >= FILE_BATCHES_IN_FLIGHT) await Promise.race(inFlight);
       };
       for (const c of chunkOffsets(e)) {
         throwIfAborted(o.signal);
@@ -164,20 +175,26 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
         if (bytes >= BATCH_BYTES) await flush();
       }
       await flush();
+      await Promise.all(inFlight);
       // A trailing hole; earlier holes are left by writing past them.
       if (e.holes?.some(([off, len]) => off + len === e.size)) await fh.truncate(e.size);
     } catch (err) {
+      await Promise.allSettled(inFlight);
       await fh.close().catch(() => undefined);
       await unlink(abs).catch(() => undefined);
       throw err;
     }
     await fh.close();
+    return false;
   };
 
   const restoreEntry = async (e: Entry, abs: string): Promise<void> => {
     switch (e.type) {
       case 'file':
-        await writeContent(e, abs);
+        if (await writeContent(e, abs)) {
+          progress.entries++;
+          return;
+        }
         break;
       case 'hardlink': {
         const first = written.get(e.target);
@@ -188,7 +205,10 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
           progress.entries++;
           return; // shares the first name's inode and metadata
         }
-        await writeContent(e, abs); // its first name is outside the selection
+        if (await writeContent(e, abs)) {
+          progress.entries++; // its first name is outside the selection
+          return;
+        }
         break;
       }
       case 'symlink':
@@ -215,7 +235,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
       case 'dir':
         return;
     }
-    await applyMeta(abs, e, warnings);
+    applyMeta(abs, e, warnings);
     progress.entries++;
   };
 
@@ -275,7 +295,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
   for (let i = dirEntries.length - 1; i >= 0; i--) {
     const d = dirEntries[i] as { e: Entry; abs: string };
     if (!(await lstat(d.abs)).isDirectory()) throw new HoldfastError('UNSAFE_PATH', `${o.label}: ${d.abs} is no longer a directory`, { path: d.e.path });
-    await applyMeta(d.abs, d.e, warnings);
+    applyMeta(d.abs, d.e, warnings);
     progress.entries++;
   }
   o.onProgress?.(progress);

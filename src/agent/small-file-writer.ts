@@ -14,7 +14,7 @@ const BATCH_BYTES = 4 * 1024 * 1024;
 interface Pending {
   e: FileEntry;
   abs: string;
-  resolve: () => void;
+  resolve: (warnings: string[]) => void;
   reject: (err: unknown) => void;
 }
 
@@ -30,7 +30,8 @@ export class SmallFileWriter {
     private readonly signal?: AbortSignal,
   ) {}
 
-  write(e: FileEntry, abs: string): Promise<void> {
+  /** Writes the file and applies its metadata; resolves with any metadata warnings. */
+  write(e: FileEntry, abs: string): Promise<string[]> {
     return new Promise((resolve, reject) => {
       this.pending.push({ e, abs, resolve, reject });
       this.bytes += e.size;
@@ -59,11 +60,12 @@ export class SmallFileWriter {
       path: p.abs,
       size: p.e.size,
       pieces: [...chunkOffsets(p.e)].map((c) => ({ ...stored[k++]!, offset: c.offset })),
+      meta: { type: p.e.type, path: p.e.path, mode: p.e.mode, uid: p.e.uid, gid: p.e.gid, mtimeNs: p.e.mtimeNs, atimeNs: p.e.atimeNs, xattrs: p.e.xattrs },
     }));
     const results = await this.codec.writeFiles(items);
     results.forEach((r, i) => {
       const p = batch[i] as Pending;
-      if (r.ok) p.resolve();
+      if (r.ok) p.resolve(r.warnings);
       else if (r.code === 'CHUNK_CORRUPT') p.reject(new HoldfastError('CHUNK_CORRUPT', `${this.label}: ${p.e.path}: ${r.message}`, { path: p.e.path }));
       else p.reject(Object.assign(new Error(`${p.abs}: ${r.message}`), { code: r.code as ErrorCode }));
     });

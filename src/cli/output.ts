@@ -20,7 +20,8 @@ export interface Progress {
 }
 
 /** A progress bar on stderr when it is a terminal and output is not JSON; silent otherwise. */
-export function progressBar(label: string, total: number, enabled: boolean): Progress {
+export function progressBar(label: string, total: number, enabled: boolean, unit: 'bytes' | 'count' = 'bytes'): Progress {
+  const fmt = unit === 'bytes' ? formatBytes : (n: number): string => String(n);
   if (!enabled || !process.stderr.isTTY) return { update: () => undefined, stop: () => undefined };
   if (total <= 0) {
     // Size unknown up front: a counting line instead of a bar.
@@ -30,7 +31,7 @@ export function progressBar(label: string, total: number, enabled: boolean): Pro
         const now = Date.now();
         if (now - last < 200) return;
         last = now;
-        process.stderr.write(`\r${label} ${formatBytes(done)} ${note}\x1b[K`);
+        process.stderr.write(`\r${label} ${fmt(done)} ${note}\x1b[K`);
       },
       stop: () => process.stderr.write('\n'),
     };
@@ -44,9 +45,9 @@ export function progressBar(label: string, total: number, enabled: boolean): Pro
     },
     cliProgress.Presets.shades_classic,
   );
-  bar.start(Math.max(total, 1), 0, { doneText: formatBytes(0), totalText: formatBytes(total), note: '' });
+  bar.start(Math.max(total, 1), 0, { doneText: fmt(0), totalText: fmt(total), note: '' });
   return {
-    update: (done, note = '') => bar.update(Math.min(done, Math.max(total, 1)), { doneText: formatBytes(done), totalText: formatBytes(total), note }),
+    update: (done, note = '') => bar.update(Math.min(done, Math.max(total, 1)), { doneText: fmt(done), totalText: fmt(total), note }),
     stop: () => bar.stop(),
   };
 }

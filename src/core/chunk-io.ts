@@ -26,6 +26,9 @@ export interface ChunkSink {
 export interface ChunkSource {
   /** Verified plaintext of each chunk, in order; throws CHUNK_MISSING / CHUNK_CORRUPT naming the digest. */
   read(refs: ChunkRef[], signal?: AbortSignal): Promise<Uint8Array[]>;
-  /** The chunks as stored (compressed or raw), not yet verified: the reader must decode them with decodeMany. */
+  /**
+   * The chunks as stored (compressed or raw), not yet verified: the reader must decode them with
+   * decodeMany. The buffers behind them belong to the caller (they may be moved to a worker).
+   */
   readEncoded(refs: ChunkRef[], signal?: AbortSignal): Promise<StoredChunk[]>;
 }

@@ -13,7 +13,7 @@ import type { PoolPaths } from './pool-layout.js';
 
 const MAX_OPEN_PACKS = 64;
 const BATCH_BYTES = 2 * 1024 * 1024;
-const RUN_BYTES = 8 * 1024 * 1024;
+const RUN_BYTES = 2 * 1024 * 1024;
 
 export class PackReader implements ChunkSource {
   private readonly handles = new Map<string, Slot>();
@@ -25,6 +25,11 @@ export class PackReader implements ChunkSource {
   ) {}
 
   async readEncoded(refs: ChunkRef[], signal?: AbortSignal): Promise<StoredChunk[]> {
+    return (await this.readRuns(refs, signal)).stored;
+  }
+
+  /** Stored chunks, and the run buffers (one pread each) that hold them, in ref order. */
+  private async readRuns(refs: ChunkRef[], signal?: AbortSignal): Promise<{ stored: StoredChunk[]; runs: Array<{ buf: Buffer; members: number[] }> }> {
     throwIfAborted(signal);
     const locs = refs.map(([digest, length]) => {
       const loc = this.index.get(digest);
@@ -42,7 +47,7 @@ export class PackReader implements ChunkSource {
       } else runs.push({ pack: loc.pack, offset: loc.offset, end: loc.offset + loc.storedLength, members: [i] });
     });
     const stored = new Array<StoredChunk>(refs.length);
-    await Promise.all(
+    const bufs = await Promise.all(
       runs.map(async (r) => {
         const buf = await this.readRange(r.pack, r.offset, r.end - r.offset, (refs[r.members[0] as number] as ChunkRef)[0]);
         for (const i of r.members) {
@@ -50,37 +55,39 @@ export class PackReader implements ChunkSource {
           const [digest, length] = refs[i] as ChunkRef;
           stored[i] = { data: buf.subarray(loc.offset - r.offset, loc.offset - r.offset + loc.storedLength), flags: loc.flags, length, digest };
         }
+        return { buf, members: r.members };
       }),
     );
-    return stored;
+    return { stored, runs: bufs };
   }
 
   async read(refs: ChunkRef[], signal?: AbortSignal): Promise<Uint8Array[]> {
-    const stored = await this.readEncoded(refs, signal);
-    const locs = refs.map(([digest]) => this.index.get(digest) as ChunkLocation);
+    const { stored, runs } = await this.readRuns(refs, signal);
     const out = new Array<Uint8Array>(refs.length);
-    const batches: number[][] = [];
-    let cur: number[] = [];
+    // Decode batches are whole runs, so each run buffer moves to one worker without a copy.
+    const batches: Array<{ idx: number[]; bufs: Buffer[] }> = [];
+    let cur: { idx: number[]; bufs: Buffer[] } = { idx: [], bufs: [] };
     let bytes = 0;
-    for (let i = 0; i < refs.length; i++) {
-      cur.push(i);
-      bytes += (stored[i] as StoredChunk).data.length;
+    for (const r of runs) {
+      cur.idx.push(...r.members);
+      cur.bufs.push(r.buf);
+      bytes += r.buf.length;
       if (bytes >= BATCH_BYTES) {
         batches.push(cur);
-        cur = [];
+        cur = { idx: [], bufs: [] };
         bytes = 0;
       }
     }
-    if (cur.length > 0) batches.push(cur);
+    if (cur.idx.length > 0) batches.push(cur);
     await Promise.all(
-      batches.map(async (idx) => {
+      batches.map(async ({ idx, bufs }) => {
         const items: DecodeItem[] = idx.map((i) => stored[i] as StoredChunk);
-        const res = await this.codec.decode(items);
+        const res = await this.codec.decode(items, bufs);
         res.forEach((r, j) => {
           const i = idx[j] as number;
           if (!r.ok) {
             const digest = (refs[i] as ChunkRef)[0];
-            const pack = (locs[i] as ChunkLocation).pack;
+            const pack = this.index.get(digest)?.pack ?? '?';
             throw new HoldfastError('CHUNK_CORRUPT', `chunk ${digest} in pack ${pack} is damaged: ${r.reason}`, { digest, pack });
           }
           out[i] = r.data;

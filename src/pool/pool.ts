@@ -9,7 +9,6 @@ import { mkdir, readdir, readFile, stat, access } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { HoldfastError, errnoCode } from '../core/errors.js';
 import { CodecPool } from '../workers/codec-pool.js';
-import type { ChunkRef } from '../core/manifest.js';
 import { Catalog, type PointRow, type SourceKind } from './catalog.js';
 import { ChunkIndex } from './chunk-index.js';
 import { decodeIndex } from './index-file.js';
@@ -116,10 +115,6 @@ export class Pool {
       throw new HoldfastError('POINT_NOT_FOUND', at ? `source '${source}' has no recovery point at or before ${at}` : `source '${source}' has no recovery points`, { source });
     }
     return p;
-  }
-
-  manifestRefs(p: PointRow): ChunkRef[] {
-    return p.manifest;
   }
 
   async storedBytes(): Promise<{ bytes: number; packs: number }> {

@@ -6,6 +6,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
+import type { MetaOf } from './apply-meta.js';
 import type { DecodeResult, EncodedChunk, HashedPiece, Placed, PlacedDecode, SplitRule, StoredChunk } from '../core/codec.js';
 
 export interface HashItem {
@@ -31,8 +32,9 @@ export interface FileWriteItem {
   path: string;
   size: number;
   pieces: Array<StoredChunk & { offset: number }>;
+  meta: MetaOf;
 }
-export type FileWriteResult = { ok: true } | { ok: false; code: string; message: string };
+export type FileWriteResult = { ok: true; warnings: string[] } | { ok: false; code: string; message: string };
 /** [item index in the hash job, offset, length] */
 export type HeldPiece = [number, number, number];
 
@@ -143,8 +145,9 @@ export class CodecPool {
     return encodedOf(res);
   }
 
-  async decode(items: DecodeItem[]): Promise<DecodeResult[]> {
-    const { res } = await this.run({ id: this.nextId++, op: 'decode', items }, transferList(items.map((i) => i.data)));
+  /** `owned`: buffers that hold the items' data and that the caller gives up (moved, not copied). */
+  async decode(items: DecodeItem[], owned: Uint8Array[] = []): Promise<DecodeResult[]> {
+    const { res } = await this.run({ id: this.nextId++, op: 'decode', items }, transferList([...owned, ...items.map((i) => i.data)]));
     if (res.op !== 'decoded') throw new Error('codec worker: unexpected reply');
     const out = res.out;
     return res.placed.map((p) => (p.ok ? { ok: true, data: out.subarray(p.offset, p.offset + p.length) } : p));
@@ -155,7 +158,10 @@ export class CodecPool {
    * is the file created (O_EXCL, O_NOFOLLOW) and written; a damaged file is never created.
    */
   async writeFiles(items: FileWriteItem[]): Promise<FileWriteResult[]> {
-    const { res } = await this.run({ id: this.nextId++, op: 'writeFiles', items }, []);
+    // The pieces are views of buffers the caller owns (ChunkSource.readEncoded): move them.
+    const buffers = new Set<ArrayBuffer>();
+    for (const it of items) for (const p of it.pieces) if (p.data.buffer instanceof ArrayBuffer) buffers.add(p.data.buffer);
+    const { res } = await this.run({ id: this.nextId++, op: 'writeFiles', items }, [...buffers]);
     if (res.op !== 'written') throw new Error('codec worker: unexpected reply');
     return res.items;
   }

@@ -7,6 +7,7 @@
 import { parentPort } from 'node:worker_threads';
 import { decodeMany, encodeMany, splitAndHash, type PlacedDecode, type StoredChunk } from '../core/codec.js';
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { applyMetaSync } from './apply-meta.js';
 import { transferList, type CodecRequest, type CodecResponse, type FileWriteItem, type FileWriteResult, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
 
 const held = new Map<number, Uint8Array[]>();
@@ -72,9 +73,15 @@ function writeFile(it: FileWriteItem): FileWriteResult {
     // Only a trailing hole needs a truncate (on ext4 an extending truncate is slow: orphan list).
     if (end < it.size) ftruncateSync(fd, it.size);
     closeSync(fd);
-    return { ok: true };
+    const warnings: string[] = [];
+    applyMetaSync(it.path, it.meta, warnings);
+    return { ok: true, warnings };
   } catch (err) {
-    closeSync(fd);
+    try {
+      closeSync(fd);
+    } catch {
+      // closed before the failure
+    }
     try {
       unlinkSync(it.path);
     } catch {

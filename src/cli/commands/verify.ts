@@ -13,10 +13,10 @@ export function registerVerify(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(async (opts: { pool: string; full?: boolean; json?: boolean }) => {
       await withPool(opts.pool, async (pool) => {
-        const bar = progressBar('verify', 0, !opts.json);
+        const bar = progressBar('verify packs', pool.index.packIds().length, !opts.json, 'count');
         let report;
         try {
-          report = await verifyPool(pool, { full: opts.full === true, onProgress: (d, t) => bar.update(d, `packs of ${t}`) });
+          report = await verifyPool(pool, { full: opts.full === true, onProgress: (d) => bar.update(d) });
         } finally {
           bar.stop();
         }
