@@ -2,7 +2,6 @@
  * Writing and reading manifest streams through the chunk seams. The JSON-lines stream is cut
  * with content-defined chunking, so a recovery point that changed little stores little.
  */
-import { StringDecoder } from 'node:string_decoder';
 import { cdcSplit, MANIFEST_CDC } from './chunker.js';
 import { digestOf } from './digest.js';
 import { encodeChunk } from './codec.js';
@@ -71,8 +70,8 @@ export class ManifestWriter {
 
 /** Streams a manifest's entries in order; the header is checked first. */
 export async function* readManifest(source: ChunkSource, refs: ChunkRef[], signal?: AbortSignal): AsyncGenerator<Entry> {
-  const decoder = new StringDecoder('utf8');
-  let carry = '';
+  // Lines are gathered as bytes: an image's one long line must not be rebuilt per chunk.
+  let parts: Buffer[] = [];
   let header: ManifestHeader | undefined;
   const BATCH = 16;
   let next: Promise<Uint8Array[]> | undefined = refs.length > 0 ? source.read(refs.slice(0, BATCH), signal) : undefined;
@@ -80,22 +79,21 @@ export async function* readManifest(source: ChunkSource, refs: ChunkRef[], signa
     const chunks = await (next as Promise<Uint8Array[]>);
     next = i + BATCH < refs.length ? source.read(refs.slice(i + BATCH, i + 2 * BATCH), signal) : undefined;
     for (const c of chunks) {
-      let scanFrom = carry.length; // only the new text can hold a newline not yet seen
-      carry += decoder.write(Buffer.from(c.buffer, c.byteOffset, c.byteLength));
-      let nl: number;
+      const buf = Buffer.from(c.buffer, c.byteOffset, c.byteLength);
       let start = 0;
-      while ((nl = carry.indexOf('\n', scanFrom)) >= 0) {
-        scanFrom = nl + 1;
-        const line = carry.slice(start, nl);
+      let nl: number;
+      while ((nl = buf.indexOf(10, start)) >= 0) {
+        parts.push(buf.subarray(start, nl));
+        const line = (parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts)).toString('utf8');
+        parts = [];
         start = nl + 1;
         if (!header) header = decodeHeader(line);
         else yield decodeEntry(line);
       }
-      carry = carry.slice(start);
+      if (start < buf.length) parts.push(buf.subarray(start));
     }
   }
-  carry += decoder.end();
-  if (carry.length > 0) throw new HoldfastError('POOL_CORRUPT', 'manifest ends in the middle of a line');
+  if (parts.length > 0) throw new HoldfastError('POOL_CORRUPT', 'manifest ends in the middle of a line');
   if (!header) throw new HoldfastError('POOL_CORRUPT', 'manifest is empty');
 }
 

@@ -47,3 +47,10 @@ test('walk order: parents first, siblings by name, no repeats', async () => {
   for (let i = 1; i < sorted.length; i++) assert.ok(compareWalkOrder(sorted[i - 1] as string, sorted[i] as string) < 0, `${sorted[i - 1]} < ${sorted[i]}`);
   assert.equal(compareWalkOrder('a/b', 'a/b'), 0);
 });
+
+test('malformed chunk references and holes are refused', () => {
+  for (const chunks of [[['xyz', 4]], [[d, -1]], [[d]], ['nope'], [[d, 1.5]]]) {
+    assert.throws(() => decodeEntry(JSON.stringify({ type: 'file', path: 'f', ...base, size: 4, chunks })), /malformed chunk reference/);
+  }
+  assert.throws(() => decodeEntry(JSON.stringify({ type: 'file', path: 'f', ...base, size: 4, chunks: [[d, 4]], holes: [[0, 0]] })), /malformed hole/);
+});

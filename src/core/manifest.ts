@@ -14,8 +14,10 @@ export type ChunkRef = [string, number];
 /** [offset, length] of a sparse hole */
 export type Hole = [number, number];
 
-const chunkRef = z.tuple([z.string().regex(/^[0-9a-f]{64}$/), z.number().int().nonnegative()]);
-const hole = z.tuple([z.number().int().nonnegative(), z.number().int().positive()]);
+// Chunk and hole lists can hold a hundred thousand pairs: they are checked by hand in
+// checkContentShape (a schema per pair costs more than the rest of the entry).
+const chunkRef = z.custom<[string, number]>(() => true);
+const hole = z.custom<[number, number]>(() => true);
 const nsString = z.string().regex(/^\d{1,25}$/);
 
 const base = {
@@ -90,10 +92,19 @@ export function decodeEntry(line: string): Entry {
 /** Chunks plus holes must cover exactly `size` bytes, holes in order and inside the file. */
 export function checkContentShape(e: FileEntry): void {
   let data = 0;
-  for (const [, len] of e.chunks) data += len;
+  for (const ref of e.chunks as unknown[]) {
+    if (!Array.isArray(ref) || ref.length !== 2 || !isDigestText(ref[0]) || !isCount(ref[1])) {
+      throw new HoldfastError('POOL_CORRUPT', `manifest entry ${e.path}: malformed chunk reference ${JSON.stringify(ref)?.slice(0, 100)}`);
+    }
+    data += ref[1];
+  }
   let holes = 0;
   let last = 0;
-  for (const [off, len] of e.holes ?? []) {
+  for (const h of (e.holes ?? []) as unknown[]) {
+    if (!Array.isArray(h) || h.length !== 2 || !isCount(h[0]) || !isCount(h[1]) || h[1] === 0) {
+      throw new HoldfastError('POOL_CORRUPT', `manifest entry ${e.path}: malformed hole ${JSON.stringify(h)?.slice(0, 100)}`);
+    }
+    const [off, len] = h as Hole;
     if (off < last || off + len > e.size) throw new HoldfastError('POOL_CORRUPT', `manifest entry ${e.path}: holes out of order or past the end`);
     last = off + len;
     holes += len;
@@ -113,6 +124,16 @@ export function decodeHeader(line: string): ManifestHeader {
   const parsed = manifestHeaderSchema.safeParse(raw);
   if (!parsed.success) throw new HoldfastError('POOL_CORRUPT', 'manifest header is malformed or of an unknown version');
   return parsed.data;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+function isDigestText(x: unknown): x is string {
+  return typeof x === 'string' && x.length === 64 && HEX64.test(x);
+}
+
+function isCount(x: unknown): x is number {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
 }
 
 /** Walks a file's layout: yields each chunk with its file offset, skipping holes. */

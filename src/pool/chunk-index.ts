@@ -1,4 +1,9 @@
-/** The in-memory map from digest to location, loaded from all index files when a pool opens. */
+/**
+ * The in-memory map from digest to location, loaded from all index files when a pool opens.
+ * Entries live in one growing byte array in index-file layout (61 bytes each) with an
+ * open-addressing table of entry numbers beside it: no object per chunk, so loading is a copy
+ * and a million chunks cost about 70 MB, not several hundred.
+ */
 import type { IndexEntry } from './index-file.js';
 
 export interface ChunkLocation {
@@ -9,33 +14,109 @@ export interface ChunkLocation {
   flags: number;
 }
 
+const ENTRY = 61; // digest[32] pack[16] offset u32 storedLength u32 length u32 flags u8
+const EMPTY = -1;
+
 export class ChunkIndex {
-  private readonly map = new Map<string, ChunkLocation>();
-  private readonly packs = new Map<string, number>();
+  private records = Buffer.alloc(ENTRY * 1024);
+  private count = 0;
+  private slots = new Int32Array(2048).fill(EMPTY);
+
+  get size(): number {
+    return this.count;
+  }
 
   add(e: IndexEntry): void {
-    if (this.map.has(e.digest)) return; // first location wins; duplicates are garbage for gc
-    this.map.set(e.digest, { pack: e.pack, offset: e.offset, storedLength: e.storedLength, length: e.length, flags: e.flags });
-    this.packs.set(e.pack, (this.packs.get(e.pack) ?? 0) + 1);
+    const key = Buffer.from(e.digest, 'hex');
+    if (this.find(key) !== EMPTY) return; // first location wins; duplicates are garbage for gc
+    this.ensureRoom();
+    const at = this.count * ENTRY;
+    key.copy(this.records, at);
+    this.records.write(e.pack, at + 32, 16, 'hex');
+    this.records.writeUInt32LE(e.offset, at + 48);
+    this.records.writeUInt32LE(e.storedLength, at + 52);
+    this.records.writeUInt32LE(e.length, at + 56);
+    this.records.writeUInt8(e.flags, at + 60);
+    this.insert(this.count);
+    this.count++;
+  }
+
+  /** Adds the entries of an index file body (after its magic, without its checksum). */
+  addRecords(body: Buffer): void {
+    for (let o = 0; o + ENTRY <= body.length; o += ENTRY) {
+      if (this.find(body.subarray(o, o + 32)) !== EMPTY) continue;
+      this.ensureRoom();
+      body.copy(this.records, this.count * ENTRY, o, o + ENTRY);
+      this.insert(this.count);
+      this.count++;
+    }
   }
 
   get(digest: string): ChunkLocation | undefined {
-    return this.map.get(digest);
+    const n = this.find(Buffer.from(digest, 'hex'));
+    return n === EMPTY ? undefined : this.location(n);
   }
 
   has(digest: string): boolean {
-    return this.map.has(digest);
-  }
-
-  get size(): number {
-    return this.map.size;
+    return this.find(Buffer.from(digest, 'hex')) !== EMPTY;
   }
 
   packIds(): string[] {
-    return [...this.packs.keys()];
+    const ids = new Set<string>();
+    for (let n = 0; n < this.count; n++) ids.add(this.records.toString('hex', n * ENTRY + 32, n * ENTRY + 48));
+    return [...ids];
   }
 
   *entries(): IterableIterator<[string, ChunkLocation]> {
-    yield* this.map.entries();
+    for (let n = 0; n < this.count; n++) yield [this.records.toString('hex', n * ENTRY, n * ENTRY + 32), this.location(n)];
   }
+
+  private location(n: number): ChunkLocation {
+    const at = n * ENTRY;
+    const r = this.records;
+    return {
+      pack: r.toString('hex', at + 32, at + 48),
+      offset: r.readUInt32LE(at + 48),
+      storedLength: r.readUInt32LE(at + 52),
+      length: r.readUInt32LE(at + 56),
+      flags: r.readUInt8(at + 60),
+    };
+  }
+
+  /** Entry number of a 32-byte digest, or EMPTY. */
+  private find(key: Uint8Array): number {
+    const mask = this.slots.length - 1;
+    let s = hashOf(key) & mask;
+    for (;;) {
+      const n = this.slots[s] as number;
+      if (n === EMPTY) return EMPTY;
+      if (this.records.compare(key, 0, 32, n * ENTRY, n * ENTRY + 32) === 0) return n;
+      s = (s + 1) & mask;
+    }
+  }
+
+  private insert(n: number): void {
+    const mask = this.slots.length - 1;
+    let s = hashOf(this.records.subarray(n * ENTRY, n * ENTRY + 32)) & mask;
+    while ((this.slots[s] as number) !== EMPTY) s = (s + 1) & mask;
+    this.slots[s] = n;
+  }
+
+  private ensureRoom(): void {
+    if ((this.count + 1) * ENTRY > this.records.length) {
+      const bigger = Buffer.alloc(this.records.length * 2);
+      this.records.copy(bigger, 0, 0, this.count * ENTRY);
+      this.records = bigger;
+    }
+    if ((this.count + 1) * 2 > this.slots.length) {
+      // Keep the table at most half full; rebuild it twice as large.
+      this.slots = new Int32Array(this.slots.length * 2).fill(EMPTY);
+      for (let n = 0; n < this.count; n++) this.insert(n);
+    }
+  }
+}
+
+/** Digests are uniformly random: their first four bytes are a good hash. */
+function hashOf(key: Uint8Array): number {
+  return ((key[0] as number) | ((key[1] as number) << 8) | ((key[2] as number) << 16) | ((key[3] as number) << 24)) >>> 0;
 }

@@ -32,6 +32,15 @@ export function encodeIndex(entries: IndexEntry[]): Buffer {
   return buf;
 }
 
+/** Checks an index file and returns its entry records (61 bytes each), or an error text. */
+export function indexBody(buf: Buffer): Buffer | string {
+  if (buf.length < INDEX_MAGIC.length + 32 || !buf.subarray(0, INDEX_MAGIC.length).equals(INDEX_MAGIC)) return 'not an index file';
+  const body = buf.length - 32;
+  if ((body - INDEX_MAGIC.length) % ENTRY !== 0) return 'index file has a partial entry';
+  if (!createHash('sha256').update(buf.subarray(0, body)).digest().equals(buf.subarray(body))) return 'index checksum mismatch';
+  return buf.subarray(INDEX_MAGIC.length, body);
+}
+
 export function decodeIndex(buf: Buffer): IndexEntry[] | string {
   if (buf.length < INDEX_MAGIC.length + 32 || !buf.subarray(0, INDEX_MAGIC.length).equals(INDEX_MAGIC)) return 'not an index file';
   const body = buf.length - 32;

@@ -11,7 +11,7 @@ import { HoldfastError, errnoCode } from '../core/errors.js';
 import { CodecPool } from '../workers/codec-pool.js';
 import { Catalog, type PointRow, type SourceKind } from './catalog.js';
 import { ChunkIndex } from './chunk-index.js';
-import { decodeIndex } from './index-file.js';
+import { indexBody } from './index-file.js';
 import { defaultPoolConfig, readPoolConfig, type PoolConfig } from './pool-config.js';
 import { poolPaths, type PoolPaths } from './pool-layout.js';
 import { writeFileDurable } from './durable.js';
@@ -133,12 +133,12 @@ export class Pool {
   private async loadIndex(): Promise<void> {
     const names = (await readdir(this.paths.index)).filter((f) => f.endsWith('.idx')).sort();
     for (const name of names) {
-      const decoded = decodeIndex(await readFile(`${this.paths.index}/${name}`));
-      if (typeof decoded === 'string') {
-        this.damagedIndexes.push(`${name}: ${decoded}`);
+      const body = indexBody(await readFile(`${this.paths.index}/${name}`));
+      if (typeof body === 'string') {
+        this.damagedIndexes.push(`${name}: ${body}`);
         continue;
       }
-      for (const e of decoded) this.index.add(e);
+      this.index.addRecords(body);
     }
   }
 }

@@ -95,9 +95,12 @@ export class CodecPool {
   private nextId = 1;
   private closed = false;
 
-  constructor(size = Math.max(1, availableParallelism())) {
+  /** Workers start on first use: a command that finds nothing to do never pays for them. */
+  constructor(private readonly workers = Math.max(1, availableParallelism())) {}
+
+  private start(): void {
     const url = new URL('./codec-worker.js', import.meta.url);
-    for (let i = 0; i < size; i++) {
+    for (let i = 0; i < this.workers; i++) {
       const worker = new Worker(url);
       worker.unref();
       const slot: Slot = { worker, busy: undefined, pinned: [] };
@@ -108,7 +111,7 @@ export class CodecPool {
   }
 
   get size(): number {
-    return this.slots.length;
+    return this.workers;
   }
 
   /**
@@ -173,6 +176,7 @@ export class CodecPool {
 
   private run(req: CodecRequest, transfer: ArrayBuffer[], pin?: number): Promise<{ res: CodecResponse; worker: number }> {
     if (this.closed) return Promise.reject(new Error('codec pool is closed'));
+    if (this.slots.length === 0) this.start();
     return new Promise((resolve, reject) => {
       const target = pin === undefined ? this.shared : this.slots[pin]?.pinned;
       if (!target) return reject(new Error(`codec pool has no worker ${pin}`));

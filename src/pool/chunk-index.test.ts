@@ -1,0 +1,39 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { ChunkIndex } from './chunk-index.js';
+import { encodeIndex, indexBody, type IndexEntry } from './index-file.js';
+
+const entry = (i: number): IndexEntry => ({
+  digest: randomBytes(32).toString('hex'),
+  pack: randomBytes(16).toString('hex'),
+  offset: i * 7,
+  storedLength: i + 1,
+  length: i + 2,
+  flags: i % 2,
+});
+
+test('finds every entry among many, added one by one and from index file records', () => {
+  const idx = new ChunkIndex();
+  const a = Array.from({ length: 5000 }, (_, i) => entry(i));
+  for (const e of a) idx.add(e);
+  const b = Array.from({ length: 5000 }, (_, i) => entry(i + 5000));
+  idx.addRecords(indexBody(encodeIndex(b)) as Buffer);
+  assert.equal(idx.size, 10_000);
+  for (const e of [...a, ...b]) {
+    const { digest, ...loc } = e;
+    assert.deepEqual(idx.get(digest), loc);
+  }
+  assert.equal(idx.has(randomBytes(32).toString('hex')), false);
+  assert.equal([...idx.entries()].length, 10_000);
+});
+
+test('the first location of a digest wins', () => {
+  const idx = new ChunkIndex();
+  const e = entry(1);
+  idx.add(e);
+  idx.add({ ...e, offset: 999 });
+  idx.addRecords(indexBody(encodeIndex([{ ...e, offset: 555 }])) as Buffer);
+  assert.equal(idx.size, 1);
+  assert.equal(idx.get(e.digest)?.offset, e.offset);
+});
