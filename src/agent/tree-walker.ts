@@ -29,21 +29,28 @@ export async function* walkTree(root: string, opts: { exclude: Set<string>; warn
   yield* walkDir(root, ROOT_PATH, opts, true);
 }
 
-async function* walkDir(abs: string, rel: string, opts: { exclude: Set<string>; warnings: string[]; signal?: AbortSignal }, isRoot: boolean): AsyncGenerator<WalkItem> {
-  throwIfAborted(opts.signal);
+interface Listing {
+  rel: string;
+  entries: Array<{ name: string; p: string; st: BigIntStats }>;
+}
+
+type WalkOptions = { exclude: Set<string>; warnings: string[]; signal?: AbortSignal };
+
+/** Reads and stats one directory; undefined when it cannot be read (a warning says so). */
+async function listDir(abs: string, rel: string, opts: WalkOptions, isRoot: boolean): Promise<Listing | undefined> {
   let names: string[];
   try {
     names = await readdir(abs);
   } catch (err) {
     if (isRoot) throw new HoldfastError('PATH_UNREADABLE', `cannot read source directory ${abs}: ${(err as Error).message}`, { path: abs });
     opts.warnings.push(`${rel}: directory not readable (${errnoCode(err) ?? String(err)}); its contents are not in this recovery point`);
-    return;
+    return undefined;
   }
   names.sort();
+  const entries: Listing['entries'] = [];
   for (let i = 0; i < names.length; i += STAT_BATCH) {
-    const batch = names.slice(i, i + STAT_BATCH);
     const stats = await Promise.all(
-      batch.map(async (name) => {
+      names.slice(i, i + STAT_BATCH).map(async (name) => {
         const p = join(abs, name);
         if (opts.exclude.has(p)) return undefined;
         try {
@@ -54,11 +61,32 @@ async function* walkDir(abs: string, rel: string, opts: { exclude: Set<string>; 
         }
       }),
     );
-    for (const s of stats) {
-      if (!s) continue;
+    for (const s of stats) if (s) entries.push(s);
+  }
+  return { rel, entries };
+}
+
+/**
+ * Yields a directory's entries, descending into subdirectories in order. The listings of a
+ * directory's subdirectories are started as soon as the directory is listed, so a cold tree is
+ * read with many requests in flight rather than one directory at a time.
+ */
+async function* walkDir(abs: string, rel: string, opts: WalkOptions, isRoot: boolean, listing?: Promise<Listing | undefined>): AsyncGenerator<WalkItem> {
+  throwIfAborted(opts.signal);
+  const list = await (listing ?? listDir(abs, rel, opts, isRoot));
+  if (!list) return;
+  const ahead = new Map<string, Promise<Listing | undefined>>();
+  for (const s of list.entries) {
+    if (s.st.isDirectory()) {
       const childRel = joinEntryPath(rel, s.name);
-      yield { rel: childRel, abs: s.p, st: s.st };
-      if (s.st.isDirectory()) yield* walkDir(s.p, childRel, opts, false);
+      const pending = listDir(s.p, childRel, opts, false);
+      pending.catch(() => undefined); // awaited when the walk reaches it
+      ahead.set(s.p, pending);
     }
+  }
+  for (const s of list.entries) {
+    const childRel = joinEntryPath(rel, s.name);
+    yield { rel: childRel, abs: s.p, st: s.st };
+    if (s.st.isDirectory()) yield* walkDir(s.p, childRel, opts, false, ahead.get(s.p));
   }
 }

@@ -3,7 +3,6 @@
  * lines (a header, then one entry per filesystem object in walk order: parents before children,
  * names sorted), cut into chunks and stored in the pool like data. Images are one `file` entry.
  */
-import { z } from 'zod';
 import { checkEntryPath } from './entry-path.js';
 import { HoldfastError } from './errors.js';
 
@@ -14,53 +13,77 @@ export type ChunkRef = [string, number];
 /** [offset, length] of a sparse hole */
 export type Hole = [number, number];
 
-// Chunk and hole lists can hold a hundred thousand pairs: they are checked by hand in
-// checkContentShape (a schema per pair costs more than the rest of the entry).
-const chunkRef = z.custom<[string, number]>(() => true);
-const hole = z.custom<[number, number]>(() => true);
-const nsString = z.string().regex(/^\d{1,25}$/);
-
-const base = {
-  path: z.string(),
-  mode: z.number().int().min(0).max(0o7777),
-  uid: z.number().int().nonnegative(),
-  gid: z.number().int().nonnegative(),
-  mtimeNs: nsString,
-  ctimeNs: nsString.optional(),
-  atimeNs: nsString.optional(),
+interface Base {
+  path: string;
+  /** permission bits, 0..0o7777 */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** nanoseconds since the epoch, as decimal text */
+  mtimeNs: string;
+  ctimeNs?: string;
+  atimeNs?: string;
   /** name → base64 value; includes system.posix_acl_access / _default */
-  xattrs: z.record(z.string(), z.string()).optional(),
-};
+  xattrs?: Record<string, string>;
+}
 
-const content = {
-  size: z.number().int().nonnegative(),
-  ino: z.number().int().nonnegative().optional(),
-  chunks: z.array(chunkRef),
-  holes: z.array(hole).optional(),
+interface Content {
+  size: number;
+  ino?: number;
+  chunks: ChunkRef[];
+  holes?: Hole[];
   /** the file changed on every read attempt; stored as last read */
-  torn: z.boolean().optional(),
-};
+  torn?: boolean;
+}
 
-export const entrySchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('file'), ...base, ...content }),
-  z.object({ type: z.literal('hardlink'), ...base, ...content, target: z.string() }),
-  z.object({ type: z.literal('dir'), ...base }),
-  z.object({ type: z.literal('symlink'), ...base, target: z.string() }),
-  z.object({ type: z.literal('fifo'), ...base }),
-  z.object({ type: z.literal('socket'), ...base }),
-  z.object({ type: z.literal('chardev'), ...base, rdev: z.number().int().nonnegative() }),
-  z.object({ type: z.literal('blockdev'), ...base, rdev: z.number().int().nonnegative() }),
-]);
+export type Entry =
+  | (Base & Content & { type: 'file' })
+  | (Base & Content & { type: 'hardlink'; target: string })
+  | (Base & { type: 'dir' | 'fifo' | 'socket' })
+  | (Base & { type: 'symlink'; target: string })
+  | (Base & { type: 'chardev' | 'blockdev'; rdev: number });
 
-export type Entry = z.infer<typeof entrySchema>;
 export type FileEntry = Extract<Entry, { type: 'file' | 'hardlink' }>;
 
-export const manifestHeaderSchema = z.object({
-  holdfast: z.literal('manifest'),
-  v: z.literal(MANIFEST_VERSION),
-  kind: z.enum(['dir', 'image']),
-});
-export type ManifestHeader = z.infer<typeof manifestHeaderSchema>;
+export interface ManifestHeader {
+  holdfast: 'manifest';
+  v: typeof MANIFEST_VERSION;
+  kind: 'dir' | 'image';
+}
+
+const TYPES = new Set(['file', 'hardlink', 'dir', 'symlink', 'fifo', 'socket', 'chardev', 'blockdev']);
+const NS = /^\d{1,25}$/;
+
+/**
+ * The shape of an entry, checked by hand: this runs once per file on every restore and backup,
+ * and a schema library's start-up alone costs more than the checks.
+ */
+function shapeError(r: Record<string, unknown>): string | undefined {
+  const str = (k: string): boolean => typeof r[k] === 'string';
+  const int = (k: string): boolean => typeof r[k] === 'number' && Number.isSafeInteger(r[k]) && (r[k] as number) >= 0;
+  const opt = (k: string, ok: boolean): boolean => r[k] === undefined || ok;
+  if (typeof r.type !== 'string' || !TYPES.has(r.type)) return `unknown type ${JSON.stringify(r.type)}`;
+  if (!str('path')) return 'path is missing';
+  if (!int('mode') || (r.mode as number) > 0o7777) return 'mode is invalid';
+  if (!int('uid') || !int('gid')) return 'uid or gid is invalid';
+  if (!str('mtimeNs') || !NS.test(r.mtimeNs as string)) return 'mtimeNs is invalid';
+  if (!opt('ctimeNs', str('ctimeNs') && NS.test(r.ctimeNs as string))) return 'ctimeNs is invalid';
+  if (!opt('atimeNs', str('atimeNs') && NS.test(r.atimeNs as string))) return 'atimeNs is invalid';
+  if (r.xattrs !== undefined) {
+    if (typeof r.xattrs !== 'object' || r.xattrs === null || Array.isArray(r.xattrs)) return 'xattrs is invalid';
+    for (const v of Object.values(r.xattrs)) if (typeof v !== 'string') return 'xattrs is invalid';
+  }
+  if (r.type === 'file' || r.type === 'hardlink') {
+    if (!int('size')) return 'size is invalid';
+    if (!opt('ino', int('ino'))) return 'ino is invalid';
+    if (!Array.isArray(r.chunks)) return 'chunks is missing';
+    if (!opt('holes', Array.isArray(r.holes))) return 'holes is invalid';
+    if (!opt('torn', typeof r.torn === 'boolean')) return 'torn is invalid';
+  }
+  if ((r.type === 'hardlink' || r.type === 'symlink') && !str('target')) return 'target is missing';
+  if ((r.type === 'chardev' || r.type === 'blockdev') && !int('rdev')) return 'rdev is invalid';
+  return undefined;
+}
 
 export function hasContent(e: Entry): e is FileEntry {
   return e.type === 'file' || e.type === 'hardlink';
@@ -78,11 +101,9 @@ export function decodeEntry(line: string): Entry {
   } catch (err) {
     throw new HoldfastError('POOL_CORRUPT', `manifest line is not JSON: ${line.slice(0, 80)}`, {}, { cause: err });
   }
-  const parsed = entrySchema.safeParse(raw);
-  if (!parsed.success) {
-    throw new HoldfastError('POOL_CORRUPT', `manifest entry is malformed: ${parsed.error.issues[0]?.message ?? ''} in ${line.slice(0, 120)}`);
-  }
-  const e = parsed.data;
+  const problem = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? shapeError(raw as Record<string, unknown>) : 'not an object';
+  if (problem) throw new HoldfastError('POOL_CORRUPT', `manifest entry is malformed: ${problem} in ${line.slice(0, 120)}`);
+  const e = raw as Entry;
   checkEntryPath(e.path);
   if (e.type === 'hardlink') checkEntryPath(e.target);
   if (hasContent(e)) checkContentShape(e);
@@ -121,9 +142,11 @@ export function decodeHeader(line: string): ManifestHeader {
   } catch {
     raw = undefined;
   }
-  const parsed = manifestHeaderSchema.safeParse(raw);
-  if (!parsed.success) throw new HoldfastError('POOL_CORRUPT', 'manifest header is malformed or of an unknown version');
-  return parsed.data;
+  const h = raw as Partial<ManifestHeader> | undefined;
+  if (!h || h.holdfast !== 'manifest' || h.v !== MANIFEST_VERSION || (h.kind !== 'dir' && h.kind !== 'image')) {
+    throw new HoldfastError('POOL_CORRUPT', 'manifest header is malformed or of an unknown version');
+  }
+  return { holdfast: 'manifest', v: MANIFEST_VERSION, kind: h.kind };
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;

@@ -1,22 +1,44 @@
 /** The pool's config.json: format version and the parameters every writer must share. */
 import { readFile } from 'node:fs/promises';
-import { z } from 'zod';
-import { DEFAULT_CDC, DEFAULT_IMAGE_CHUNK } from '../core/chunker.js';
+import { DEFAULT_CDC, DEFAULT_IMAGE_CHUNK, type CdcParams } from '../core/chunker.js';
 import { HoldfastError, errnoCode } from '../core/errors.js';
 import { POOL_FORMAT, POOL_VERSION } from './pool-layout.js';
 
-export const poolConfigSchema = z.object({
-  format: z.literal(POOL_FORMAT),
-  version: z.literal(POOL_VERSION),
-  id: z.string(),
-  created: z.string(),
-  cdc: z.object({ min: z.number().int().positive(), avg: z.number().int().positive(), max: z.number().int().positive() }),
-  imageChunk: z.number().int().positive(),
-  compressionLevel: z.number().int().min(0).max(19),
-  packSize: z.number().int().positive(),
-});
+export interface PoolConfig {
+  format: typeof POOL_FORMAT;
+  version: typeof POOL_VERSION;
+  id: string;
+  created: string;
+  cdc: CdcParams;
+  imageChunk: number;
+  compressionLevel: number;
+  packSize: number;
+}
 
-export type PoolConfig = z.infer<typeof poolConfigSchema>;
+const positive = (x: unknown): boolean => typeof x === 'number' && Number.isSafeInteger(x) && x > 0;
+
+function isPoolConfig(c: unknown): c is PoolConfig {
+  if (typeof c !== 'object' || c === null) return false;
+  const r = c as Record<string, unknown>;
+  const cdc = r.cdc as Record<string, unknown> | undefined;
+  return (
+    r.format === POOL_FORMAT &&
+    r.version === POOL_VERSION &&
+    typeof r.id === 'string' &&
+    typeof r.created === 'string' &&
+    typeof cdc === 'object' &&
+    cdc !== null &&
+    positive(cdc.min) &&
+    positive(cdc.avg) &&
+    positive(cdc.max) &&
+    positive(r.imageChunk) &&
+    typeof r.compressionLevel === 'number' &&
+    Number.isInteger(r.compressionLevel) &&
+    r.compressionLevel >= 0 &&
+    r.compressionLevel <= 19 &&
+    positive(r.packSize)
+  );
+}
 
 export function defaultPoolConfig(id: string): PoolConfig {
   return {
@@ -47,7 +69,6 @@ export async function readPoolConfig(file: string, dir: string): Promise<PoolCon
   } catch {
     raw = undefined;
   }
-  const parsed = poolConfigSchema.safeParse(raw);
-  if (!parsed.success) throw new HoldfastError('POOL_CORRUPT', `storage pool config ${file} is not valid or of an unknown version`, { pool: dir });
-  return parsed.data;
+  if (!isPoolConfig(raw)) throw new HoldfastError('POOL_CORRUPT', `storage pool config ${file} is not valid or of an unknown version`, { pool: dir });
+  return raw;
 }
