@@ -43,9 +43,9 @@ export class ChunkIndex {
 
   /** Adds the entries of an index file body (after its magic, without its checksum). */
   addRecords(body: Buffer): void {
+    this.reserve(this.count + Math.floor(body.length / ENTRY));
     for (let o = 0; o + ENTRY <= body.length; o += ENTRY) {
       if (this.find(body.subarray(o, o + 32)) !== EMPTY) continue;
-      this.ensureRoom();
       body.copy(this.records, this.count * ENTRY, o, o + ENTRY);
       this.insert(this.count);
       this.count++;
@@ -103,14 +103,22 @@ export class ChunkIndex {
   }
 
   private ensureRoom(): void {
-    if ((this.count + 1) * ENTRY > this.records.length) {
-      const bigger = Buffer.alloc(this.records.length * 2);
+    this.reserve(this.count + 1);
+  }
+
+  /** Room for `total` entries, the table kept at most half full (grown by doubling). */
+  private reserve(total: number): void {
+    if (total * ENTRY > this.records.length) {
+      let size = this.records.length;
+      while (total * ENTRY > size) size *= 2;
+      const bigger = Buffer.alloc(size);
       this.records.copy(bigger, 0, 0, this.count * ENTRY);
       this.records = bigger;
     }
-    if ((this.count + 1) * 2 > this.slots.length) {
-      // Keep the table at most half full; rebuild it twice as large.
-      this.slots = new Int32Array(this.slots.length * 2).fill(EMPTY);
+    if (total * 2 > this.slots.length) {
+      let size = this.slots.length;
+      while (total * 2 > size) size *= 2;
+      this.slots = new Int32Array(size).fill(EMPTY);
       for (let n = 0; n < this.count; n++) this.insert(n);
     }
   }
