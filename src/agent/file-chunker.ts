@@ -8,13 +8,14 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { constants, type BigIntStats } from 'node:fs';
 import type { ChunkSink, NewChunk } from '../core/chunk-io.js';
 import type { CodecBatcher, HashedForTake } from '../workers/codec-batcher.js';
+import { RECYCLED_SIZE } from '../workers/codec-pool.js';
 import type { CdcParams } from '../core/chunker.js';
 import type { SplitRule } from '../core/codec.js';
 import type { ChunkRef, Hole } from '../core/manifest.js';
 import { throwIfAborted } from '../core/errors.js';
 import { seekData, seekHole } from '../native/index.js';
 
-const SEGMENT = 8 * 1024 * 1024;
+const SEGMENT = RECYCLED_SIZE;
 const ATTEMPTS = 3;
 
 export interface ChunkingContext {
@@ -188,7 +189,7 @@ async function chunkExtent(
 ): Promise<number> {
   const segLen = (off: number): number => Math.min(SEGMENT, end - off);
   const readSeg = async (off: number): Promise<Buffer> => {
-    const buf = Buffer.allocUnsafeSlow(segLen(off));
+    const buf = ctx.batcher.codec.buffer(segLen(off));
     const got = await readFully(fh, buf, off);
     ctx.counters.readBytes += got;
     ctx.onRead?.(got);

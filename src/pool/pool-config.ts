@@ -49,7 +49,7 @@ export function defaultPoolConfig(id: string): PoolConfig {
     cdc: DEFAULT_CDC,
     imageChunk: DEFAULT_IMAGE_CHUNK,
     compressionLevel: 3,
-    packSize: 16 * 1024 * 1024,
+    packSize: 8 * 1024 * 1024,
   };
 }
 

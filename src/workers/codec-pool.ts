@@ -49,7 +49,7 @@ export type { DecodeResult };
 export type CodecResponse =
   | { id: number; op: 'hash'; items: HashedPiece[] }
   | { id: number; op: 'readHashed'; items: SmallFileResult[] }
-  | { id: number; op: 'encoded'; out: Uint8Array; placed: Placed[] }
+  | { id: number; op: 'encoded'; out: Uint8Array; placed: Placed[]; returned?: Uint8Array[] }
   | { id: number; op: 'decoded'; out: Uint8Array; placed: PlacedDecode[] }
   | { id: number; op: 'written'; items: FileWriteResult[] }
   | { id: number; op: 'error'; message: string };
@@ -75,6 +75,10 @@ interface Slot {
   pinned: Job[];
 }
 
+/** The size of the segments that large files and images are read in. */
+export const RECYCLED_SIZE = 4 * 1024 * 1024;
+const MAX_SPARE = 4;
+
 export function transferList(bufs: Uint8Array[]): ArrayBuffer[] {
   const seen = new Set<ArrayBuffer>();
   for (const b of bufs) {
@@ -95,13 +99,35 @@ export class CodecPool {
   private nextId = 1;
   private closed = false;
 
+  private readonly spare: Buffer[] = [];
+
+  /**
+   * A read buffer of `size` bytes that owns its memory (so it can move to a worker). Buffers of
+   * RECYCLED_SIZE come back from the workers after encoding and are reused, which bounds the
+   * memory a backup holds by its pipeline depth rather than by when garbage is collected.
+   */
+  buffer(size: number): Buffer {
+    if (size === RECYCLED_SIZE) {
+      const b = this.spare.pop();
+      if (b) return b;
+    }
+    return Buffer.allocUnsafeSlow(size);
+  }
+
+  private recycle(b: Uint8Array): void {
+    if (b.byteLength === RECYCLED_SIZE && b.byteOffset === 0 && b.buffer.byteLength === RECYCLED_SIZE && this.spare.length < MAX_SPARE) {
+      this.spare.push(Buffer.from(b.buffer, 0, RECYCLED_SIZE));
+    }
+  }
+
   /** Workers start on first use: a command that finds nothing to do never pays for them. */
   constructor(private readonly workers = Math.max(1, availableParallelism())) {}
 
   private start(): void {
     const url = new URL('./codec-worker.js', import.meta.url);
     for (let i = 0; i < this.workers; i++) {
-      const worker = new Worker(url);
+      // Small young generations: the workers' garbage is mostly freed buffers, not objects.
+      const worker = new Worker(url, { resourceLimits: { maxYoungGenerationSizeMb: 8 } });
       worker.unref();
       const slot: Slot = { worker, busy: undefined, pinned: [] };
       worker.on('message', (res: CodecResponse) => this.onMessage(slot, res));
@@ -140,6 +166,7 @@ export class CodecPool {
   /** Compresses the wanted pieces of held data and frees the hold (pieces may be empty). */
   async encodeHeld(hold: Hold, pieces: HeldPiece[], level: number): Promise<EncodedChunk[]> {
     const { res } = await this.run({ id: this.nextId++, op: 'encodeHeld', holdId: hold.holdId, level, pieces }, [], hold.worker);
+    if (res.op === 'encoded') for (const b of res.returned ?? []) this.recycle(b);
     return encodedOf(res);
   }
 

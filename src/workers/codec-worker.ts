@@ -8,7 +8,7 @@ import { parentPort } from 'node:worker_threads';
 import { decodeMany, encodeMany, splitAndHash, type PlacedDecode, type StoredChunk } from '../core/codec.js';
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { applyMetaSync } from './apply-meta.js';
-import { transferList, type CodecRequest, type CodecResponse, type FileWriteItem, type FileWriteResult, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
+import { RECYCLED_SIZE, transferList, type CodecRequest, type CodecResponse, type FileWriteItem, type FileWriteResult, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
 
 const held = new Map<number, Uint8Array[]>();
 
@@ -120,7 +120,9 @@ parentPort?.on('message', (msg: CodecRequest) => {
         held.delete(msg.holdId);
         if (!bufs) throw new Error(`no held buffers for job ${msg.holdId}`);
         const { out, placed } = encodeMany(msg.pieces.map(([item, off, len]) => (bufs[item] as Uint8Array).subarray(off, off + len)), msg.level);
-        reply({ id: msg.id, op: 'encoded', out, placed }, [out]);
+        // encodeMany copied what it kept: the read buffers go back to be reused.
+        const returned = bufs.filter((b) => b.byteLength === RECYCLED_SIZE);
+        reply({ id: msg.id, op: 'encoded', out, placed, returned }, [out, ...returned]);
         return;
       }
       case 'encode': {
