@@ -60,7 +60,7 @@ const NS = /^\d{1,25}$/;
  */
 function shapeError(r: Record<string, unknown>): string | undefined {
   const str = (k: string): boolean => typeof r[k] === 'string';
-  const int = (k: string): boolean => typeof r[k] === 'number' && Number.isSafeInteger(r[k]) && (r[k] as number) >= 0;
+  const int = (k: string): boolean => typeof r[k] === 'number' && Number.isSafeInteger(r[k]) && (r[k]) >= 0;
   const opt = (k: string, ok: boolean): boolean => r[k] === undefined || ok;
   if (typeof r.type !== 'string' || !TYPES.has(r.type)) return `unknown type ${JSON.stringify(r.type)}`;
   if (!str('path')) return 'path is missing';
