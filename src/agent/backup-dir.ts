@@ -11,7 +11,7 @@ import type { CdcParams } from '../core/chunker.js';
 import { ManifestWriter } from '../core/manifest-io.js';
 import type { ChunkRef, Entry, FileEntry } from '../core/manifest.js';
 import { errnoCode } from '../core/errors.js';
-import { baseMeta, entryType, readXattrs } from './file-meta.js';
+import { baseMeta, entryType } from './file-meta.js';
 import { chunkFile, chunkSmallFile, SMALL_FILE, type ChunkingContext } from './file-chunker.js';
 import { walkTree, type WalkItem } from './tree-walker.js';
 
@@ -71,7 +71,7 @@ export async function backupDir(o: DirBackupOptions): Promise<BackupOutcome> {
   const toEntry = async (it: WalkItem): Promise<Entry | undefined> => {
     const type = entryType(it.st);
     if (!type) return undefined;
-    const meta = { path: it.rel, ...baseMeta(it.st), xattrs: readXattrs(it.abs) };
+    const meta = { path: it.rel, ...baseMeta(it.st), xattrs: it.xattrs };
     if (meta.xattrs === undefined) delete meta.xattrs;
     switch (type) {
       case 'dir':
@@ -141,7 +141,7 @@ export async function backupDir(o: DirBackupOptions): Promise<BackupOutcome> {
   };
   const exclude = new Set((o.exclude ?? []).map((p) => resolve(p)));
   try {
-    for await (const it of walkTree(root, { exclude, warnings, signal: o.signal })) {
+    for await (const it of walkTree(root, { exclude, warnings, signal: o.signal, codec: o.batcher.codec })) {
       const p = toEntry(it);
       p.catch(() => undefined); // observed when it reaches the head of the window
       window.push(p);

@@ -14,6 +14,7 @@ import type { SplitRule } from '../core/codec.js';
 import type { ChunkRef, Hole } from '../core/manifest.js';
 import { throwIfAborted } from '../core/errors.js';
 import { seekData, seekHole } from '../native/index.js';
+import type { StatLike } from './file-meta.js';
 
 const SEGMENT = RECYCLED_SIZE;
 const ATTEMPTS = 3;
@@ -149,7 +150,7 @@ export const SMALL_FILE = 1024 * 1024;
  * A small file read and hashed in a worker. Returns undefined when the file did not hold still
  * since the walk's stat: the caller then takes the careful path (chunkFile), which re-reads.
  */
-export async function chunkSmallFile(ctx: ChunkingContext, path: string, st: BigIntStats): Promise<{ chunks: ChunkRef[] } | undefined> {
+export async function chunkSmallFile(ctx: ChunkingContext, path: string, st: StatLike): Promise<{ chunks: ChunkRef[] } | undefined> {
   const size = Number(st.size);
   if (size === 0) return { chunks: [] };
   const rule: SplitRule = size <= ctx.cdc.min ? { kind: 'whole' } : { kind: 'cdc', params: ctx.cdc, final: true };

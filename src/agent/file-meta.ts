@@ -7,20 +7,31 @@ import type { BigIntStats } from 'node:fs';
 import { constants } from 'node:fs';
 import { listXattrs, getXattr } from '../native/index.js';
 import { applyMetaSync } from '../workers/apply-meta.js';
+import type { RawStat } from '../workers/codec-pool.js';
 import type { Entry } from '../core/manifest.js';
 import { errnoCode } from '../core/errors.js';
 
 export type EntryType = Entry['type'];
 
-export function entryType(st: BigIntStats): EntryType | undefined {
-  if (st.isFile()) return 'file';
-  if (st.isDirectory()) return 'dir';
-  if (st.isSymbolicLink()) return 'symlink';
-  if (st.isFIFO()) return 'fifo';
-  if (st.isSocket()) return 'socket';
-  if (st.isCharacterDevice()) return 'chardev';
-  if (st.isBlockDevice()) return 'blockdev';
-  return undefined;
+/** The lstat fields a backup uses; fs BigIntStats and a worker's RawStat both fit. */
+export type StatLike = RawStat;
+
+const TYPE_BY_BITS = new Map<bigint, EntryType>([
+  [BigInt(constants.S_IFREG), 'file'],
+  [BigInt(constants.S_IFDIR), 'dir'],
+  [BigInt(constants.S_IFLNK), 'symlink'],
+  [BigInt(constants.S_IFIFO), 'fifo'],
+  [BigInt(constants.S_IFSOCK), 'socket'],
+  [BigInt(constants.S_IFCHR), 'chardev'],
+  [BigInt(constants.S_IFBLK), 'blockdev'],
+]);
+
+export function entryType(st: StatLike): EntryType | undefined {
+  return TYPE_BY_BITS.get(st.mode & BigInt(constants.S_IFMT));
+}
+
+export function isDirStat(st: StatLike): boolean {
+  return (st.mode & BigInt(constants.S_IFMT)) === BigInt(constants.S_IFDIR);
 }
 
 export function readXattrs(path: string): Record<string, string> | undefined {
@@ -44,7 +55,7 @@ export function readXattrs(path: string): Record<string, string> | undefined {
   return out;
 }
 
-export function baseMeta(st: BigIntStats): { mode: number; uid: number; gid: number; mtimeNs: string; ctimeNs: string } {
+export function baseMeta(st: StatLike): { mode: number; uid: number; gid: number; mtimeNs: string; ctimeNs: string } {
   return {
     mode: Number(st.mode & 0o7777n),
     uid: Number(st.uid),

@@ -2,8 +2,10 @@
  * Walks a directory tree in manifest order: a directory before its children, names sorted, so
  * two walks of the same tree produce the same manifest stream (and so dedup against each other).
  */
-import { lstat, readdir } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
+import type { CodecPool } from '../workers/codec-pool.js';
+import { isDirStat, readXattrs, type StatLike } from './file-meta.js';
 import { join } from 'node:path';
 import { HoldfastError, errnoCode, throwIfAborted } from '../core/errors.js';
 import { joinEntryPath, ROOT_PATH } from '../core/entry-path.js';
@@ -11,12 +13,13 @@ import { joinEntryPath, ROOT_PATH } from '../core/entry-path.js';
 export interface WalkItem {
   rel: string;
   abs: string;
-  st: BigIntStats;
+  st: StatLike;
+  /** read with the stat when the walk ran in a worker; undefined means none */
+  xattrs?: Record<string, string>;
 }
 
-const STAT_BATCH = 128;
 
-export async function* walkTree(root: string, opts: { exclude: Set<string>; warnings: string[]; signal?: AbortSignal }): AsyncGenerator<WalkItem> {
+export async function* walkTree(root: string, opts: WalkOptions): AsyncGenerator<WalkItem> {
   let rootSt: BigIntStats;
   try {
     rootSt = await lstat(root, { bigint: true });
@@ -25,43 +28,34 @@ export async function* walkTree(root: string, opts: { exclude: Set<string>; warn
     throw new HoldfastError('PATH_UNREADABLE', `cannot read source path ${root}: ${(err as Error).message}`, { path: root });
   }
   if (!rootSt.isDirectory()) throw new HoldfastError('BAD_ARGUMENT', `source path ${root} is not a directory (use --kind image for an image file)`, { path: root });
-  yield { rel: ROOT_PATH, abs: root, st: rootSt };
+  yield { rel: ROOT_PATH, abs: root, st: rootSt, xattrs: readXattrs(root) };
   yield* walkDir(root, ROOT_PATH, opts, true);
 }
 
 interface Listing {
   rel: string;
-  entries: Array<{ name: string; p: string; st: BigIntStats }>;
+  entries: Array<{ name: string; p: string; st: StatLike; xattrs?: Record<string, string> }>;
 }
 
-type WalkOptions = { exclude: Set<string>; warnings: string[]; signal?: AbortSignal };
+type WalkOptions = { exclude: Set<string>; warnings: string[]; signal?: AbortSignal; codec: CodecPool };
 
-/** Reads and stats one directory; undefined when it cannot be read (a warning says so). */
+/** Reads and stats one directory in a codec worker; undefined when it cannot be read (a warning says so). */
 async function listDir(abs: string, rel: string, opts: WalkOptions, isRoot: boolean): Promise<Listing | undefined> {
-  let names: string[];
-  try {
-    names = await readdir(abs);
-  } catch (err) {
-    if (isRoot) throw new HoldfastError('PATH_UNREADABLE', `cannot read source directory ${abs}: ${(err as Error).message}`, { path: abs });
-    opts.warnings.push(`${rel}: directory not readable (${errnoCode(err) ?? String(err)}); its contents are not in this recovery point`);
+  const listing = await opts.codec.listDir(abs);
+  if (!listing.ok) {
+    if (isRoot) throw new HoldfastError('PATH_UNREADABLE', `cannot read source directory ${abs}: ${listing.message}`, { path: abs });
+    opts.warnings.push(`${rel}: directory not readable (${listing.code}); its contents are not in this recovery point`);
     return undefined;
   }
-  names.sort();
   const entries: Listing['entries'] = [];
-  for (let i = 0; i < names.length; i += STAT_BATCH) {
-    const stats = await Promise.all(
-      names.slice(i, i + STAT_BATCH).map(async (name) => {
-        const p = join(abs, name);
-        if (opts.exclude.has(p)) return undefined;
-        try {
-          return { name, p, st: await lstat(p, { bigint: true }) };
-        } catch (err) {
-          if (errnoCode(err) !== 'ENOENT') opts.warnings.push(`${joinEntryPath(rel, name)}: cannot stat (${errnoCode(err) ?? String(err)})`);
-          return undefined; // vanished since readdir
-        }
-      }),
-    );
-    for (const s of stats) if (s) entries.push(s);
+  for (const e of listing.entries) {
+    const p = join(abs, e.name);
+    if (opts.exclude.has(p)) continue;
+    if (!e.st) {
+      if (e.error !== 'ENOENT') opts.warnings.push(`${joinEntryPath(rel, e.name)}: cannot stat (${e.error ?? 'unknown error'})`);
+      continue; // vanished since readdir
+    }
+    entries.push({ name: e.name, p, st: e.st, xattrs: e.xattrs });
   }
   return { rel, entries };
 }
@@ -77,7 +71,7 @@ async function* walkDir(abs: string, rel: string, opts: WalkOptions, isRoot: boo
   if (!list) return;
   const ahead = new Map<string, Promise<Listing | undefined>>();
   for (const s of list.entries) {
-    if (s.st.isDirectory()) {
+    if (isDirStat(s.st)) {
       const childRel = joinEntryPath(rel, s.name);
       const pending = listDir(s.p, childRel, opts, false);
       pending.catch(() => undefined); // awaited when the walk reaches it
@@ -86,7 +80,7 @@ async function* walkDir(abs: string, rel: string, opts: WalkOptions, isRoot: boo
   }
   for (const s of list.entries) {
     const childRel = joinEntryPath(rel, s.name);
-    yield { rel: childRel, abs: s.p, st: s.st };
-    if (s.st.isDirectory()) yield* walkDir(s.p, childRel, opts, false, ahead.get(s.p));
+    yield { rel: childRel, abs: s.p, st: s.st, xattrs: s.xattrs };
+    if (isDirStat(s.st)) yield* walkDir(s.p, childRel, opts, false, ahead.get(s.p));
   }
 }

@@ -35,6 +35,28 @@ export interface FileWriteItem {
   meta: MetaOf;
 }
 export type FileWriteResult = { ok: true; warnings: string[] } | { ok: false; code: string; message: string };
+/** lstat fields a walk needs, as bigints (structured clone carries them). */
+export interface RawStat {
+  mode: bigint;
+  uid: bigint;
+  gid: bigint;
+  size: bigint;
+  blocks: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  ino: bigint;
+  dev: bigint;
+  nlink: bigint;
+  rdev: bigint;
+}
+export interface ListedEntry {
+  name: string;
+  st?: RawStat;
+  xattrs?: Record<string, string>;
+  /** errno code when the entry could not be stat'ed */
+  error?: string;
+}
+export type DirListing = { ok: true; entries: ListedEntry[] } | { ok: false; code: string; message: string };
 /** [item index in the hash job, offset, length] */
 export type HeldPiece = [number, number, number];
 
@@ -44,7 +66,8 @@ export type CodecRequest =
   | { id: number; op: 'encodeHeld'; holdId: number; level: number; pieces: HeldPiece[] }
   | { id: number; op: 'encode'; level: number; items: Uint8Array[] }
   | { id: number; op: 'decode'; items: DecodeItem[] }
-  | { id: number; op: 'writeFiles'; items: FileWriteItem[] };
+  | { id: number; op: 'writeFiles'; items: FileWriteItem[] }
+  | { id: number; op: 'listDir'; path: string };
 export type { DecodeResult };
 export type CodecResponse =
   | { id: number; op: 'hash'; items: HashedPiece[] }
@@ -52,6 +75,7 @@ export type CodecResponse =
   | { id: number; op: 'encoded'; out: Uint8Array; placed: Placed[]; returned?: Uint8Array[] }
   | { id: number; op: 'decoded'; out: Uint8Array; placed: PlacedDecode[] }
   | { id: number; op: 'written'; items: FileWriteResult[] }
+  | { id: number; op: 'listed'; listing: DirListing }
   | { id: number; op: 'error'; message: string };
 
 /** Where hashed data waits for its encode request. */
@@ -194,6 +218,13 @@ export class CodecPool {
     const { res } = await this.run({ id: this.nextId++, op: 'writeFiles', items }, [...buffers]);
     if (res.op !== 'written') throw new Error('codec worker: unexpected reply');
     return res.items;
+  }
+
+  /** Reads a directory, lstats and reads the xattrs of every entry, sorted by name: a walk's system calls, off the main thread. */
+  async listDir(path: string): Promise<DirListing> {
+    const { res } = await this.run({ id: this.nextId++, op: 'listDir', path }, []);
+    if (res.op !== 'listed') throw new Error('codec worker: unexpected reply');
+    return res.listing;
   }
 
   async close(): Promise<void> {
