@@ -196,7 +196,7 @@ async function chunkExtent(
     ctx.onRead?.(got);
     return got === buf.length ? buf : buf.subarray(0, got);
   };
-  const depth = mode === 'image' ? 4 : 1;
+  const depth = mode === 'image' ? 6 : 1;
   const hashing: Array<{ h: Promise<HashedForTake>; length: number; tail?: Buffer }> = [];
   const storing = new Set<Promise<void>>();
   let carry: Buffer | undefined;
@@ -226,7 +226,7 @@ async function chunkExtent(
     task.catch(() => undefined); // observed below
     storing.add(task);
     void task.finally(() => storing.delete(task)).catch(() => undefined);
-    while (storing.size >= 4) await Promise.race(storing);
+    while (storing.size >= 6) await Promise.race(storing);
   };
 
   let off = start;
