@@ -5,7 +5,6 @@
 import { lstat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { constants } from 'node:fs';
-import { listXattrs, getXattr } from '../native/index.js';
 import { applyMetaSync } from '../workers/apply-meta.js';
 import type { RawStat } from '../workers/codec-pool.js';
 import type { Entry } from '../core/manifest.js';
@@ -34,26 +33,7 @@ export function isDirStat(st: StatLike): boolean {
   return (st.mode & BigInt(constants.S_IFMT)) === BigInt(constants.S_IFDIR);
 }
 
-export function readXattrs(path: string): Record<string, string> | undefined {
-  let names: string[];
-  try {
-    names = listXattrs(path);
-  } catch (err) {
-    const code = errnoCode(err);
-    if (code === 'ENOTSUP' || code === 'EOPNOTSUPP') return undefined;
-    throw err;
-  }
-  if (names.length === 0) return undefined;
-  const out: Record<string, string> = {};
-  for (const name of names.sort()) {
-    try {
-      out[name] = getXattr(path, name).toString('base64');
-    } catch (err) {
-      if (errnoCode(err) !== 'ENODATA') throw err; // removed meanwhile
-    }
-  }
-  return out;
-}
+export { readXattrs } from '../workers/xattrs.js';
 
 export function baseMeta(st: StatLike): { mode: number; uid: number; gid: number; mtimeNs: string; ctimeNs: string } {
   return {

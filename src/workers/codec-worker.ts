@@ -8,7 +8,7 @@ import { parentPort } from 'node:worker_threads';
 import { decodeMany, encodeMany, splitAndHash, type PlacedDecode, type StoredChunk } from '../core/codec.js';
 import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, openSync, readdirSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { getXattr, listXattrs } from '../native/index.js';
+import { readXattrs } from './xattrs.js';
 import { applyMetaSync } from './apply-meta.js';
 import { RECYCLED_SIZE, transferList, type CodecRequest, type CodecResponse, type DirListing, type FileWriteItem, type FileWriteResult, type ListedEntry, type RawStat, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
 
@@ -93,26 +93,6 @@ function writeFile(it: FileWriteItem): FileWriteResult {
   }
 }
 
-function xattrsOf(path: string): Record<string, string> | undefined {
-  let names: string[];
-  try {
-    names = listXattrs(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOTSUP' || code === 'EOPNOTSUPP' || code === 'ENOENT') return undefined;
-    throw err;
-  }
-  if (names.length === 0) return undefined;
-  const out: Record<string, string> = {};
-  for (const name of names.sort()) {
-    try {
-      out[name] = getXattr(path, name).toString('base64');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENODATA') throw err; // removed meanwhile
-    }
-  }
-  return out;
-}
 
 function listDir(dir: string): DirListing {
   let names: string[];
@@ -127,7 +107,7 @@ function listDir(dir: string): DirListing {
     try {
       const st = lstatSync(p, { bigint: true });
       const raw: RawStat = { mode: st.mode, uid: st.uid, gid: st.gid, size: st.size, blocks: st.blocks, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, dev: st.dev, nlink: st.nlink, rdev: st.rdev };
-      const xattrs = xattrsOf(p);
+      const xattrs = readXattrs(p);
       return xattrs ? { name, st: raw, xattrs } : { name, st: raw };
     } catch (err) {
       return { name, error: (err as NodeJS.ErrnoException).code ?? 'EIO' };
