@@ -43,3 +43,13 @@ test('splitAndHash names chunks by the digest of their plaintext and skips zero 
   assert.equal(h.digests[1], '');
   assert.equal(h.used, buf.length);
 });
+
+test('the incompressibility probe skips random data only', async () => {
+  const { looksIncompressible } = await import('./codec.js');
+  assert.equal(looksIncompressible(randomBytes(16384)), true);
+  assert.equal(looksIncompressible(Buffer.from('a fairly ordinary line of text, repeated. '.repeat(400))), false);
+  const half = Buffer.concat([randomBytes(8192), Buffer.alloc(8192)]);
+  assert.equal(looksIncompressible(half), false);
+  assert.equal(encodeChunk(half, 3).flags, FLAG_ZSTD);
+  assert.equal(looksIncompressible(randomBytes(1000)), false); // too small to judge: try zstd
+});

@@ -62,12 +62,45 @@ export interface Placed {
 }
 
 let cctx: InstanceType<typeof zstd.CCtx> | undefined;
+let cctxLevel = -1;
+
+/** One compression context per thread, its level set once (compress2 keeps it between calls). */
+function compressor(level: number): InstanceType<typeof zstd.CCtx> {
+  cctx ??= new zstd.CCtx();
+  if (cctxLevel !== level) {
+    cctx.setParameter(zstd.CParameter.compressionLevel, level);
+    cctxLevel = level;
+  }
+  return cctx;
+}
 let dctx: InstanceType<typeof zstd.DCtx> | undefined;
 let scratch = Buffer.alloc(0);
 
 function scratchOf(size: number): Buffer {
   if (scratch.length < size) scratch = Buffer.allocUnsafeSlow(Math.max(size, scratch.length * 2));
   return scratch;
+}
+
+const SAMPLES = 512;
+const counts = new Uint16Array(256);
+
+/**
+ * A cheap look before the expensive try: the byte entropy of 512 bytes sampled across the chunk.
+ * Random or already-compressed data estimates near 7.6 bits per byte; text, code and zero-padded
+ * data far lower. Above 7.3 zstd would not save the 3% that storing compressed needs, so the
+ * chunk is stored raw without trying (about a third of a typical disk image).
+ */
+export function looksIncompressible(p: Uint8Array): boolean {
+  if (p.length < 4096) return false;
+  counts.fill(0);
+  const step = Math.floor(p.length / SAMPLES);
+  for (let i = 0; i < SAMPLES; i++) counts[p[i * step] as number]! += 1;
+  let h = 0;
+  for (let b = 0; b < 256; b++) {
+    const c = counts[b] as number;
+    if (c > 0) h -= (c / SAMPLES) * Math.log2(c / SAMPLES);
+  }
+  return h > 7.3;
 }
 
 /**
@@ -83,9 +116,8 @@ export function encodeMany(pieces: Uint8Array[], level: number): { out: Buffer; 
   for (const p of pieces) {
     let flags = 0;
     let len = p.length;
-    if (level > 0 && p.length >= 64) {
-      cctx ??= new zstd.CCtx();
-      const n = cctx.compress(work.subarray(at, at + zstd.compressBound(p.length)), p, level);
+    if (level > 0 && p.length >= 64 && !looksIncompressible(p)) {
+      const n = compressor(level).compress2(work.subarray(at, at + zstd.compressBound(p.length)), p);
       if (n <= p.length * (1 - MIN_SAVING)) {
         flags = FLAG_ZSTD;
         len = n;
