@@ -101,7 +101,7 @@ interface Slot {
 
 /** The size of the segments that large files and images are read in. */
 export const RECYCLED_SIZE = 4 * 1024 * 1024;
-const MAX_SPARE = 2;
+const MAX_SPARE = 4;
 
 export function transferList(bufs: Uint8Array[]): ArrayBuffer[] {
   const seen = new Set<ArrayBuffer>();
