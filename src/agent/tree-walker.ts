@@ -4,7 +4,7 @@
  */
 import { lstat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
-import type { CodecPool } from '../workers/codec-pool.js';
+import type { CodecPool, DirListing } from '../workers/codec-pool.js';
 import { isDirStat, readXattrs, type StatLike } from './file-meta.js';
 import { join } from 'node:path';
 import { HoldfastError, errnoCode, throwIfAborted } from '../core/errors.js';
@@ -39,9 +39,13 @@ interface Listing {
 
 type WalkOptions = { exclude: Set<string>; warnings: string[]; signal?: AbortSignal; codec: CodecPool };
 
-/** Reads and stats one directory in a codec worker; undefined when it cannot be read (a warning says so). */
-async function listDir(abs: string, rel: string, opts: WalkOptions, isRoot: boolean): Promise<Listing | undefined> {
-  const listing = await opts.codec.listDir(abs);
+/** Reads and stats directories in a codec worker, together; each listing is undefined when it cannot be read (a warning says so). */
+function listDirs(dirs: Array<{ abs: string; rel: string }>, opts: WalkOptions, isRoot: boolean): Array<Promise<Listing | undefined>> {
+  const all = opts.codec.listDirs(dirs.map((d) => d.abs));
+  return dirs.map(async (d, i) => toListing((await all)[i] as DirListing, d.abs, d.rel, opts, isRoot));
+}
+
+function toListing(listing: DirListing, abs: string, rel: string, opts: WalkOptions, isRoot: boolean): Listing | undefined {
   if (!listing.ok) {
     if (isRoot) throw new HoldfastError('PATH_UNREADABLE', `cannot read source directory ${abs}: ${listing.message}`, { path: abs });
     opts.warnings.push(`${rel}: directory not readable (${listing.code}); its contents are not in this recovery point`);
@@ -67,16 +71,15 @@ async function listDir(abs: string, rel: string, opts: WalkOptions, isRoot: bool
  */
 async function* walkDir(abs: string, rel: string, opts: WalkOptions, isRoot: boolean, listing?: Promise<Listing | undefined>): AsyncGenerator<WalkItem> {
   throwIfAborted(opts.signal);
-  const list = await (listing ?? listDir(abs, rel, opts, isRoot));
+  const list = await (listing ?? (listDirs([{ abs, rel }], opts, isRoot)[0] as Promise<Listing | undefined>));
   if (!list) return;
   const ahead = new Map<string, Promise<Listing | undefined>>();
-  for (const s of list.entries) {
-    if (isDirStat(s.st)) {
-      const childRel = joinEntryPath(rel, s.name);
-      const pending = listDir(s.p, childRel, opts, false);
+  const children = list.entries.filter((s) => isDirStat(s.st)).map((s) => ({ abs: s.p, rel: joinEntryPath(rel, s.name) }));
+  if (children.length > 0) {
+    listDirs(children, opts, false).forEach((pending, i) => {
       pending.catch(() => undefined); // awaited when the walk reaches it
-      ahead.set(s.p, pending);
-    }
+      ahead.set((children[i] as { abs: string }).abs, pending);
+    });
   }
   for (const s of list.entries) {
     const childRel = joinEntryPath(rel, s.name);

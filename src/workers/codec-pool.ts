@@ -67,7 +67,7 @@ export type CodecRequest =
   | { id: number; op: 'encode'; level: number; items: Uint8Array[] }
   | { id: number; op: 'decode'; items: DecodeItem[] }
   | { id: number; op: 'writeFiles'; items: FileWriteItem[] }
-  | { id: number; op: 'listDir'; path: string };
+  | { id: number; op: 'listDirs'; paths: string[] };
 export type { DecodeResult };
 export type CodecResponse =
   | { id: number; op: 'hash'; items: HashedPiece[] }
@@ -75,7 +75,7 @@ export type CodecResponse =
   | { id: number; op: 'encoded'; out: Uint8Array; placed: Placed[]; returned?: Uint8Array[] }
   | { id: number; op: 'decoded'; out: Uint8Array; placed: PlacedDecode[] }
   | { id: number; op: 'written'; items: FileWriteResult[] }
-  | { id: number; op: 'listed'; listing: DirListing }
+  | { id: number; op: 'listed'; listings: DirListing[] }
   | { id: number; op: 'error'; message: string };
 
 /** Where hashed data waits for its encode request. */
@@ -220,11 +220,14 @@ export class CodecPool {
     return res.items;
   }
 
-  /** Reads a directory, lstats and reads the xattrs of every entry, sorted by name: a walk's system calls, off the main thread. */
-  async listDir(path: string): Promise<DirListing> {
-    const { res } = await this.run({ id: this.nextId++, op: 'listDir', path }, []);
+  /**
+   * Reads directories, lstats and reads the xattrs of every entry, sorted by name: a walk's
+   * system calls, off the main thread, all in flight together.
+   */
+  async listDirs(paths: string[]): Promise<DirListing[]> {
+    const { res } = await this.run({ id: this.nextId++, op: 'listDirs', paths }, []);
     if (res.op !== 'listed') throw new Error('codec worker: unexpected reply');
-    return res.listing;
+    return res.listings;
   }
 
   async close(): Promise<void> {

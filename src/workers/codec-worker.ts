@@ -6,7 +6,8 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { decodeMany, encodeMany, splitAndHash, type PlacedDecode, type StoredChunk } from '../core/codec.js';
-import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, openSync, readdirSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readXattrs } from './xattrs.js';
 import { applyMetaSync } from './apply-meta.js';
@@ -94,25 +95,32 @@ function writeFile(it: FileWriteItem): FileWriteResult {
 }
 
 
-function listDir(dir: string): DirListing {
+/**
+ * Lists and stats one directory. The lstats go out together through libuv's thread pool, so a
+ * cold directory costs one disk round trip, not one per entry; their promise bookkeeping stays
+ * in this worker, off the main thread.
+ */
+async function listDir(dir: string): Promise<DirListing> {
   let names: string[];
   try {
-    names = readdirSync(dir);
+    names = await readdir(dir);
   } catch (err) {
     return { ok: false, code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: (err as Error).message };
   }
   names.sort();
-  const entries: ListedEntry[] = names.map((name) => {
-    const p = join(dir, name);
-    try {
-      const st = lstatSync(p, { bigint: true });
-      const raw: RawStat = { mode: st.mode, uid: st.uid, gid: st.gid, size: st.size, blocks: st.blocks, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, dev: st.dev, nlink: st.nlink, rdev: st.rdev };
-      const xattrs = readXattrs(p);
-      return xattrs ? { name, st: raw, xattrs } : { name, st: raw };
-    } catch (err) {
-      return { name, error: (err as NodeJS.ErrnoException).code ?? 'EIO' };
-    }
-  });
+  const entries = await Promise.all(
+    names.map(async (name): Promise<ListedEntry> => {
+      const p = join(dir, name);
+      try {
+        const st = await lstat(p, { bigint: true });
+        const raw: RawStat = { mode: st.mode, uid: st.uid, gid: st.gid, size: st.size, blocks: st.blocks, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, dev: st.dev, nlink: st.nlink, rdev: st.rdev };
+        const xattrs = readXattrs(p);
+        return xattrs ? { name, st: raw, xattrs } : { name, st: raw };
+      } catch (err) {
+        return { name, error: (err as NodeJS.ErrnoException).code ?? 'EIO' };
+      }
+    }),
+  );
   return { ok: true, entries };
 }
 
@@ -159,8 +167,11 @@ parentPort?.on('message', (msg: CodecRequest) => {
         reply({ id: msg.id, op: 'written', items: msg.items.map(writeFile) });
         return;
       }
-      case 'listDir': {
-        reply({ id: msg.id, op: 'listed', listing: listDir(msg.path) });
+      case 'listDirs': {
+        Promise.all(msg.paths.map(listDir)).then(
+          (listings) => reply({ id: msg.id, op: 'listed', listings }),
+          (err: unknown) => reply({ id: msg.id, op: 'error', message: (err as Error).stack ?? String(err) }),
+        );
         return;
       }
       case 'decode': {
