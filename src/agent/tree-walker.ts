@@ -71,7 +71,7 @@ function toListing(listing: DirListing, abs: string, rel: string, opts: WalkOpti
  */
 async function* walkDir(abs: string, rel: string, opts: WalkOptions, isRoot: boolean, listing?: Promise<Listing | undefined>): AsyncGenerator<WalkItem> {
   throwIfAborted(opts.signal);
-  const list = await (listing ?? (listDirs([{ abs, rel }], opts, isRoot)[0] as Promise<Listing | undefined>));
+  const list = await (listing ?? (listDirs([{ abs, rel }], opts, isRoot)[0]));
   if (!list) return;
   const ahead = new Map<string, Promise<Listing | undefined>>();
   const children = list.entries.filter((s) => isDirStat(s.st)).map((s) => ({ abs: s.p, rel: joinEntryPath(rel, s.name) }));
