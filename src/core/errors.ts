@@ -17,6 +17,7 @@ export const errorCatalogue = {
   CHUNK_CORRUPT: { exit: 4, http: 500, text: 'chunk is damaged' },
   BAD_ARGUMENT: { exit: 2, http: 400, text: 'invalid argument' },
   KIND_MISMATCH: { exit: 2, http: 409, text: 'source kind does not match' },
+  SOURCE_UNREADABLE: { exit: 6, http: 502, text: 'the source could not be read through its tracker' },
   ABORTED: { exit: 130, http: 499, text: 'operation aborted' },
 } as const;
 
