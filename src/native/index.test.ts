@@ -279,3 +279,33 @@ describe('times', () => {
     assert.throws(() => utimensNoFollow(p, 0n, 5 as unknown as bigint), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' });
   });
 });
+
+describe('listDirStats', () => {
+  it('returns every entry with lstat fields equal to fs.lstat, and errors for none', async () => {
+    const { listDirStats, STAT, STAT_FIELDS } = await import('./index.js');
+    const { mkdtempSync, writeFileSync, symlinkSync, mkdirSync, lstatSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'hf-lds-'));
+    try {
+      writeFileSync(join(dir, 'a'), 'hello');
+      symlinkSync('a', join(dir, 'link'));
+      mkdirSync(join(dir, 'sub'));
+      const { names, stats } = listDirStats(dir);
+      assert.deepEqual([...names].sort(), ['a', 'link', 'sub']);
+      names.forEach((name, i) => {
+        const st = lstatSync(join(dir, name), { bigint: true });
+        const f = (k: keyof typeof STAT): bigint => stats[i * STAT_FIELDS + STAT[k]] as bigint;
+        assert.equal(f('mode'), st.mode, name);
+        assert.equal(f('size'), st.size, name);
+        assert.equal(f('ino'), st.ino, name);
+        assert.equal(f('mtimeNs'), st.mtimeNs, name);
+        assert.equal(f('ctimeNs'), st.ctimeNs, name);
+        assert.equal(f('nlink'), st.nlink, name);
+      });
+      assert.throws(() => listDirStats(join(dir, 'missing')), (err: NodeJS.ErrnoException) => err.code === 'ENOENT' && err.syscall === 'opendir');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

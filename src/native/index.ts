@@ -20,7 +20,18 @@ export interface NativeError extends Error {
   path?: string;
 }
 
+/** listDirStats' result: names, and per name STAT_FIELDS int64s (see the C source). */
+export interface DirStats {
+  names: string[];
+  stats: BigInt64Array;
+}
+
+/** Field order in DirStats.stats; mode 0 means lstat failed and the errno is in `uid`. */
+export const STAT = { mode: 0, uid: 1, gid: 2, size: 3, blocks: 4, ino: 5, dev: 6, nlink: 7, rdev: 8, mtimeNs: 9, ctimeNs: 10, xattrBytes: 11 } as const;
+export const STAT_FIELDS = 12;
+
 interface Binding {
+  listDirStats(path: string): DirStats;
   listXattrs(path: string): string[];
   getXattr(path: string, name: string): Buffer;
   setXattr(path: string, name: string, value: Uint8Array): void;
@@ -83,4 +94,12 @@ export function utimensNoFollow(path: string, atimeNs: bigint, mtimeNs: bigint):
 /** Sets access and modification times in ns since the epoch on an open file. */
 export function futimens(fd: number, atimeNs: bigint, mtimeNs: bigint): void {
   binding.futimens(fd, atimeNs, mtimeNs);
+}
+
+/**
+ * Every entry of a directory with its lstat (not following symlinks), in readdir order, in one
+ * call; throws like fs when the directory cannot be opened or read.
+ */
+export function listDirStats(path: string): DirStats {
+  return binding.listDirStats(path);
 }

@@ -6,10 +6,11 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { decodeMany, encodeMany, splitAndHash, type PlacedDecode, type StoredChunk } from '../core/codec.js';
+import { constants as osConstants } from 'node:os';
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
-import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readXattrs } from './xattrs.js';
+import { listDirStats, STAT, STAT_FIELDS, type DirStats } from '../native/index.js';
 import { applyMetaSync } from './apply-meta.js';
 import { RECYCLED_SIZE, transferList, type CodecRequest, type CodecResponse, type DirListing, type FileWriteItem, type FileWriteResult, type ListedEntry, type RawStat, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
 
@@ -95,33 +96,30 @@ function writeFile(it: FileWriteItem): FileWriteResult {
 }
 
 
-/**
- * Lists and stats one directory. The lstats go out together through libuv's thread pool, so a
- * cold directory costs one disk round trip, not one per entry; their promise bookkeeping stays
- * in this worker, off the main thread.
- */
-async function listDir(dir: string): Promise<DirListing> {
-  let names: string[];
+/** Lists and stats one directory with one native call; xattrs are read only where there are some. */
+function listDir(dir: string): DirListing {
+  let raw: DirStats;
   try {
-    names = await readdir(dir);
+    raw = listDirStats(dir);
   } catch (err) {
     return { ok: false, code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: (err as Error).message };
   }
-  names.sort();
-  const entries = await Promise.all(
-    names.map(async (name): Promise<ListedEntry> => {
-      const p = join(dir, name);
-      try {
-        const st = await lstat(p, { bigint: true });
-        const raw: RawStat = { mode: st.mode, uid: st.uid, gid: st.gid, size: st.size, blocks: st.blocks, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, ino: st.ino, dev: st.dev, nlink: st.nlink, rdev: st.rdev };
-        const xattrs = readXattrs(p);
-        return xattrs ? { name, st: raw, xattrs } : { name, st: raw };
-      } catch (err) {
-        return { name, error: (err as NodeJS.ErrnoException).code ?? 'EIO' };
-      }
-    }),
-  );
+  const v = raw.stats;
+  const entries = raw.names.map((name, i): ListedEntry => {
+    const o = i * STAT_FIELDS;
+    const f = (k: keyof typeof STAT): bigint => v[o + STAT[k]] as bigint;
+    if (f('mode') === 0n) return { name, error: errnoName(Number(f('uid'))) };
+    const st: RawStat = { mode: f('mode'), uid: f('uid'), gid: f('gid'), size: f('size'), blocks: f('blocks'), mtimeNs: f('mtimeNs'), ctimeNs: f('ctimeNs'), ino: f('ino'), dev: f('dev'), nlink: f('nlink'), rdev: f('rdev') };
+    const xattrs = f('xattrBytes') > 0n ? readXattrs(join(dir, name)) : undefined;
+    return xattrs ? { name, st, xattrs } : { name, st };
+  });
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   return { ok: true, entries };
+}
+
+/** The errno name Node would use ('ENOENT', ...), from its number. */
+function errnoName(errno: number): string {
+  return Object.entries(osConstants.errno).find(([, n]) => n === errno)?.[0] ?? `errno ${errno}`;
 }
 
 parentPort?.on('message', (msg: CodecRequest) => {
@@ -168,10 +166,7 @@ parentPort?.on('message', (msg: CodecRequest) => {
         return;
       }
       case 'listDirs': {
-        Promise.all(msg.paths.map(listDir)).then(
-          (listings) => reply({ id: msg.id, op: 'listed', listings }),
-          (err: unknown) => reply({ id: msg.id, op: 'error', message: (err as Error).stack ?? String(err) }),
-        );
+        reply({ id: msg.id, op: 'listed', listings: msg.paths.map(listDir) });
         return;
       }
       case 'decode': {
