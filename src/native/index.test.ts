@@ -283,9 +283,7 @@ describe('times', () => {
 describe('listDirStats', () => {
   it('returns every entry with lstat fields equal to fs.lstat, and errors for none', async () => {
     const { listDirStats, STAT, STAT_FIELDS } = await import('./index.js');
-    const { mkdtempSync, writeFileSync, symlinkSync, mkdirSync, lstatSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
+    const { mkdtempSync, writeFileSync, symlinkSync, mkdirSync, lstatSync, rmSync } = fs;
     const dir = mkdtempSync(join(tmpdir(), 'hf-lds-'));
     try {
       writeFileSync(join(dir, 'a'), 'hello');
