@@ -50,7 +50,6 @@ export function applyMeta(path: string, e: Entry, warnings: string[]): void {
   applyMetaSync(path, e, warnings);
 }
 
-export const S_IFMT = constants.S_IFMT;
 
 export async function lstatOrUndefined(path: string): Promise<BigIntStats | undefined> {
   try {

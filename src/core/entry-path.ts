@@ -26,11 +26,6 @@ export function normalizeSubPath(p: string): string {
   return checkEntryPath(parts.join('/'));
 }
 
-export function parentOf(p: string): string {
-  const i = p.lastIndexOf('/');
-  return i < 0 ? ROOT_PATH : p.slice(0, i);
-}
-
 export function baseName(p: string): string {
   const i = p.lastIndexOf('/');
   return i < 0 ? p : p.slice(i + 1);

@@ -96,12 +96,3 @@ export async function* readManifest(source: ChunkSource, refs: ChunkRef[], signa
   if (parts.length > 0) throw new HoldfastError('POOL_CORRUPT', 'manifest ends in the middle of a line');
   if (!header) throw new HoldfastError('POOL_CORRUPT', 'manifest is empty');
 }
-
-/** The header alone (first chunk). */
-export async function readManifestKind(source: ChunkSource, refs: ChunkRef[]): Promise<ManifestHeader['kind']> {
-  const first = refs[0];
-  if (!first) throw new HoldfastError('POOL_CORRUPT', 'manifest is empty');
-  const [c] = await source.read([first]);
-  const text = Buffer.from(c as Uint8Array).toString('utf8');
-  return decodeHeader(text.slice(0, text.indexOf('\n'))).kind;
-}

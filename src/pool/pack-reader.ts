@@ -97,10 +97,6 @@ export class PackReader implements ChunkSource {
     return out;
   }
 
-  async readStored(digest: string, loc: ChunkLocation): Promise<Buffer> {
-    return this.readRange(loc.pack, loc.offset, loc.storedLength, digest);
-  }
-
   /** Stored (encoded) bytes from a pack, unverified. */
   private async readRange(pack: string, offset: number, length: number, digest: string): Promise<Buffer> {
     const slot = this.acquire(pack);

@@ -64,7 +64,6 @@ export type CodecRequest =
   | { id: number; op: 'hash'; items: HashItem[] }
   | { id: number; op: 'readHash'; items: SmallFileItem[] }
   | { id: number; op: 'encodeHeld'; holdId: number; level: number; pieces: HeldPiece[] }
-  | { id: number; op: 'encode'; level: number; items: Uint8Array[] }
   | { id: number; op: 'decode'; items: DecodeItem[] }
   | { id: number; op: 'writeFiles'; items: FileWriteItem[] }
   | { id: number; op: 'listDirs'; paths: string[] };
@@ -191,11 +190,6 @@ export class CodecPool {
   async encodeHeld(hold: Hold, pieces: HeldPiece[], level: number): Promise<EncodedChunk[]> {
     const { res } = await this.run({ id: this.nextId++, op: 'encodeHeld', holdId: hold.holdId, level, pieces }, [], hold.worker);
     if (res.op === 'encoded') for (const b of res.returned ?? []) this.recycle(b);
-    return encodedOf(res);
-  }
-
-  async encode(items: Uint8Array[], level: number): Promise<EncodedChunk[]> {
-    const { res } = await this.run({ id: this.nextId++, op: 'encode', level, items }, []);
     return encodedOf(res);
   }
 

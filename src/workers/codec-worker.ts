@@ -156,11 +156,6 @@ parentPort?.on('message', (msg: CodecRequest) => {
         reply({ id: msg.id, op: 'encoded', out, placed, returned }, [out, ...returned]);
         return;
       }
-      case 'encode': {
-        const { out, placed } = encodeMany(msg.items, msg.level);
-        reply({ id: msg.id, op: 'encoded', out, placed }, [out]);
-        return;
-      }
       case 'writeFiles': {
         reply({ id: msg.id, op: 'written', items: msg.items.map(writeFile) });
         return;
