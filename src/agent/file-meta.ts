@@ -5,7 +5,6 @@
 import { lstat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { constants } from 'node:fs';
-import { applyMetaSync } from '../workers/apply-meta.js';
 import type { RawStat } from '../workers/codec-pool.js';
 import type { Entry } from '../core/manifest.js';
 import { errnoCode } from '../core/errors.js';
@@ -30,7 +29,7 @@ export function entryType(st: StatLike): EntryType | undefined {
 }
 
 export function isDirStat(st: StatLike): boolean {
-  return (st.mode & BigInt(constants.S_IFMT)) === BigInt(constants.S_IFDIR);
+  return entryType(st) === 'dir';
 }
 
 export { readXattrs } from '../workers/xattrs.js';
@@ -44,12 +43,6 @@ export function baseMeta(st: StatLike): { mode: number; uid: number; gid: number
     ctimeNs: st.ctimeNs.toString(),
   };
 }
-
-/** Owner, mode, ACLs, xattrs and times, applied as the restore's last step for each object. */
-export function applyMeta(path: string, e: Entry, warnings: string[]): void {
-  applyMetaSync(path, e, warnings);
-}
-
 
 export async function lstatOrUndefined(path: string): Promise<BigIntStats | undefined> {
   try {

@@ -14,7 +14,8 @@ import { chunkOffsets, hasContent, type ChunkRef, type Entry, type FileEntry } f
 import { baseName, compareWalkOrder, isWithin, ROOT_PATH } from '../core/entry-path.js';
 import { HoldfastError, errnoCode, throwIfAborted } from '../core/errors.js';
 import { mknod } from '../native/index.js';
-import { applyMeta, lstatOrUndefined } from './file-meta.js';
+import { lstatOrUndefined } from './file-meta.js';
+import { applyMetaSync } from '../workers/apply-meta.js';
 import { SmallFileWriter } from './small-file-writer.js';
 import { SMALL_FILE } from './file-chunker.js';
 import type { CodecPool } from '../workers/codec-pool.js';
@@ -235,7 +236,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
       case 'dir':
         return;
     }
-    applyMeta(abs, e, warnings);
+    applyMetaSync(abs, e, warnings);
     progress.entries++;
   };
 
@@ -295,7 +296,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
   for (let i = dirEntries.length - 1; i >= 0; i--) {
     const d = dirEntries[i] as { e: Entry; abs: string };
     if (!(await lstat(d.abs)).isDirectory()) throw new HoldfastError('UNSAFE_PATH', `${o.label}: ${d.abs} is no longer a directory`, { path: d.e.path });
-    applyMeta(d.abs, d.e, warnings);
+    applyMetaSync(d.abs, d.e, warnings);
     progress.entries++;
   }
   o.onProgress?.(progress);
