@@ -72,11 +72,18 @@ export async function localBackup(
   const session = pool.startSession();
   const batcher = new CodecBatcher(pool.codec, session.compressionLevel);
   const common = { sink: session, batcher, cdc: pool.config.cdc, imageChunk: pool.config.imageChunk, signal: o.signal, onProgress: o.onProgress };
-  const outcome =
-    o.kind === 'image'
-      ? await backupImage({ ...common, path, parent: files ? [...files.values()][0] : undefined })
-      : await backupDir({ ...common, root: path, parent: files, exclude: [await realpath(pool.dir)] });
-  const stats = await session.finish();
+  let outcome;
+  let stats;
+  try {
+    outcome =
+      o.kind === 'image'
+        ? await backupImage({ ...common, path, parent: files ? [...files.values()][0] : undefined })
+        : await backupDir({ ...common, root: path, parent: files, exclude: [await realpath(pool.dir)] });
+    stats = await session.finish();
+  } catch (err) {
+    session.abort();
+    throw err;
+  }
   const id = randomBytes(6).toString('hex');
   const row: PointRow = {
     id,

@@ -19,6 +19,14 @@ export const errorCatalogue = {
   KIND_MISMATCH: { exit: 2, http: 409, text: 'source kind does not match' },
   SOURCE_UNREADABLE: { exit: 6, http: 502, text: 'the source could not be read through its tracker' },
   ABORTED: { exit: 130, http: 499, text: 'operation aborted' },
+  RETRY: { exit: 75, http: 409, text: 'a transient conflict; run it again' },
+  POOL_FULL: { exit: 7, http: 507, text: 'the storage pool is out of space' },
+  UNAUTHORIZED: { exit: 8, http: 401, text: 'not authenticated' },
+  FORBIDDEN: { exit: 8, http: 403, text: 'not allowed' },
+  NOT_FOUND: { exit: 3, http: 404, text: 'not found' },
+  CONFLICT: { exit: 5, http: 409, text: 'conflicts with the current state' },
+  JOB_FAILED: { exit: 9, http: 500, text: 'the job failed' },
+  SERVER_UNREACHABLE: { exit: 10, http: 502, text: 'the protection server cannot be reached' },
 } as const;
 
 export type ErrorCode = keyof typeof errorCatalogue;

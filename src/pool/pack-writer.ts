@@ -1,75 +1,87 @@
 /**
- * Collects encoded chunks into packs of about `packSize` bytes and writes each one in the
- * background (write, fsync). `finish()` returns the index entries only after every pack and its
- * directory are durable, which is what allows the index to be written next.
+ * The pool's one pack writer, shared by every write session of the process: encoded chunks are
+ * collected into packs of about `packSize` bytes, and each sealed pack is written in the
+ * background in this order: pack (write, fsync, directory fsync), then the pack's own index file
+ * (durable), then its entries are handed to `onIndexed`. A chunk is therefore visible to lookups
+ * only once both files that describe it are durable, and an interrupted session's sealed packs
+ * stay usable: the next attempt is told the pool has them.
+ *
+ * Sharing one writer keeps memory flat when many agents sync at once (one open pack, not one per
+ * session). A failed pack write fails only the sessions that had chunks in it.
  */
 import { open, mkdir } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { fsyncDir } from './durable.js';
+import { fsyncDir, writeFileDurable } from './durable.js';
 import { encodeTrailer, PACK_MAGIC, type PackEntry } from './pack-format.js';
-import type { IndexEntry } from './index-file.js';
+import { encodeIndex, type IndexEntry } from './index-file.js';
 import type { PoolPaths } from './pool-layout.js';
 
 const MAX_PARALLEL_WRITES = 2;
 
+/** Whoever put chunks into a pack: told when the pack is lost. */
+export interface PackOwner {
+  failed(err: Error): void;
+}
+
+interface OpenPack {
+  parts: Uint8Array[];
+  entries: PackEntry[];
+  owners: Set<PackOwner>;
+  bytes: number;
+}
+
+function emptyPack(): OpenPack {
+  return { parts: [], entries: [], owners: new Set(), bytes: PACK_MAGIC.length };
+}
+
 export class PackWriter {
-  private parts: Uint8Array[] = [];
-  private entries: PackEntry[] = [];
-  private bytes = PACK_MAGIC.length;
+  private current = emptyPack();
   private readonly writing = new Set<Promise<void>>();
-  private readonly done: IndexEntry[] = [];
-  private readonly dirs = new Set<string>();
-  private failure: Error | undefined;
   storedBytes = 0;
   packsWritten = 0;
 
   constructor(
     private readonly paths: PoolPaths,
     private readonly packSize: number,
+    private readonly onIndexed: (entries: IndexEntry[]) => void,
+    private readonly onLost: (digests: string[]) => void,
   ) {}
 
-  async add(digest: string, length: number, data: Uint8Array, flags: number): Promise<void> {
-    if (this.failure) throw this.failure;
-    this.entries.push({ digest, offset: this.bytes, storedLength: data.length, length, flags });
-    this.parts.push(data);
-    this.bytes += data.length;
-    if (this.bytes >= this.packSize) await this.seal();
+  async add(owner: PackOwner, digest: string, length: number, data: Uint8Array, flags: number): Promise<void> {
+    const c = this.current;
+    c.entries.push({ digest, offset: c.bytes, storedLength: data.length, length, flags });
+    c.parts.push(data);
+    c.owners.add(owner);
+    c.bytes += data.length;
+    if (c.bytes >= this.packSize) await this.seal();
   }
 
-  /** Seals the open pack and waits until all packs are durable. */
-  async finish(): Promise<IndexEntry[]> {
+  /** Seals the open pack and waits until every pack started so far is durable and indexed (or failed). */
+  async flush(): Promise<void> {
     await this.seal();
-    while (this.writing.size > 0) await Promise.race(this.writing);
-    if (this.failure) throw this.failure;
-    for (const d of this.dirs) await fsyncDir(d);
-    return this.done;
+    await Promise.all([...this.writing]);
   }
 
   private async seal(): Promise<void> {
-    if (this.entries.length === 0) return;
-    const id = randomBytes(16).toString('hex');
-    const parts = [PACK_MAGIC, ...this.parts, encodeTrailer(this.entries)];
-    const entries = this.entries;
-    this.parts = [];
-    this.entries = [];
-    this.bytes = PACK_MAGIC.length;
+    const c = this.current;
+    if (c.entries.length === 0) return;
+    this.current = emptyPack();
     while (this.writing.size >= MAX_PARALLEL_WRITES) await Promise.race(this.writing);
-    const p = this.write(id, parts).then(
-      () => {
-        for (const e of entries) this.done.push({ ...e, pack: id });
-      },
-      (err: unknown) => {
-        this.failure ??= err instanceof Error ? err : new Error(String(err));
-      },
-    );
-    const tracked = p.finally(() => this.writing.delete(tracked));
+    const id = randomBytes(16).toString('hex');
+    const tracked: Promise<void> = this.write(id, c)
+      .catch((err: unknown) => {
+        const e = err instanceof Error ? err : new Error(String(err));
+        this.onLost(c.entries.map((x) => x.digest));
+        for (const o of c.owners) o.failed(e);
+      })
+      .finally(() => this.writing.delete(tracked));
     this.writing.add(tracked);
   }
 
-  private async write(id: string, parts: Uint8Array[]): Promise<void> {
+  private async write(id: string, c: OpenPack): Promise<void> {
     const dir = this.paths.packDir(id);
     await mkdir(dir, { recursive: true });
-    this.dirs.add(dir);
+    const parts = [PACK_MAGIC, ...c.parts, encodeTrailer(c.entries)];
     const fh = await open(this.paths.pack(id), 'wx', 0o444);
     try {
       await fh.writev(parts);
@@ -77,7 +89,13 @@ export class PackWriter {
     } finally {
       await fh.close();
     }
-    for (const p of parts) this.storedBytes += p.length;
+    await fsyncDir(dir);
+    const entries: IndexEntry[] = c.entries.map((e) => ({ ...e, pack: id }));
+    await writeFileDurable(this.paths.indexFile(id), encodeIndex(entries), 0o444);
+    let stored = 0;
+    for (const p of parts) stored += p.length;
+    this.storedBytes += stored;
     this.packsWritten++;
+    this.onIndexed(entries);
   }
 }

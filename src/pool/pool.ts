@@ -11,11 +11,12 @@ import { HoldfastError, errnoCode } from '../core/errors.js';
 import { CodecPool } from '../workers/codec-pool.js';
 import { Catalog, type PointRow, type SourceKind } from './catalog.js';
 import { ChunkIndex } from './chunk-index.js';
-import { indexBody } from './index-file.js';
+import { indexBody, type IndexEntry } from './index-file.js';
 import { defaultPoolConfig, readPoolConfig, type PoolConfig } from './pool-config.js';
 import { poolPaths, type PoolPaths } from './pool-layout.js';
 import { writeFileDurable } from './durable.js';
 import { WriteSession } from './write-session.js';
+import { PackWriter } from './pack-writer.js';
 import { PackReader } from './pack-reader.js';
 
 export interface PoolOpenOptions {
@@ -25,6 +26,10 @@ export interface PoolOpenOptions {
 export class Pool {
   readonly index = new ChunkIndex();
   readonly reader: PackReader;
+  /** the one pack writer every write session of this process shares */
+  readonly packs: PackWriter;
+  /** chunks claimed by a session and not yet indexed, with their claimant */
+  private readonly pending = new Map<string, WriteSession>();
   /** index files that failed their checksum when the pool was opened */
   readonly damagedIndexes: string[] = [];
 
@@ -37,6 +42,19 @@ export class Pool {
     private readonly ownsCodec: boolean,
   ) {
     this.reader = new PackReader(paths, this.index, codec);
+    this.packs = new PackWriter(
+      paths,
+      config.packSize,
+      (entries: IndexEntry[]) => {
+        for (const e of entries) {
+          this.index.add(e);
+          this.pending.delete(e.digest);
+        }
+      },
+      (digests: string[]) => {
+        for (const d of digests) this.pending.delete(d);
+      },
+    );
   }
 
   static async init(dir: string, overrides: Partial<PoolConfig> = {}): Promise<PoolConfig> {
@@ -72,13 +90,33 @@ export class Pool {
   }
 
   async close(): Promise<void> {
+    await this.packs.flush();
     await this.reader.close();
     this.catalog.close();
     if (this.ownsCodec) await this.codec.close();
   }
 
-  startSession(): WriteSession {
-    return new WriteSession(this);
+  /** A write session; `compressionLevel` overrides the pool's (0 stores chunks raw). */
+  startSession(compressionLevel = this.config.compressionLevel): WriteSession {
+    return new WriteSession(this, compressionLevel);
+  }
+
+  /**
+   * Dedup decision for one digest: 'stored' (indexed), 'borrowed' (another session is sending
+   * it), 'mine' (this session already claimed it) or 'claimed' (the caller must send it).
+   */
+  claim(digest: string, session: WriteSession): 'stored' | 'borrowed' | 'mine' | 'claimed' {
+    if (this.index.has(digest)) return 'stored';
+    const owner = this.pending.get(digest);
+    if (owner === session) return 'mine';
+    if (owner) return 'borrowed';
+    this.pending.set(digest, session);
+    return 'claimed';
+  }
+
+  /** Gives back claims a session will not send. */
+  release(digests: Iterable<string>, session: WriteSession): void {
+    for (const d of digests) if (this.pending.get(d) === session) this.pending.delete(d);
   }
 
   /** Writes the point file, then the catalog row: the recovery point is committed by the row. */
