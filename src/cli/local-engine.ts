@@ -6,14 +6,12 @@ import { randomBytes } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { CodecBatcher } from '../workers/codec-batcher.js';
-import { readManifest } from '../core/manifest-io.js';
-import { hasContent, type FileEntry } from '../core/manifest.js';
 import { normalizeSubPath } from '../core/entry-path.js';
 import { HoldfastError } from '../core/errors.js';
 import type { Pool } from '../pool/pool.js';
 import type { PointRow, SourceKind } from '../pool/catalog.js';
-import { backupDir, type BackupProgress } from '../agent/backup-dir.js';
-import { backupImage } from '../agent/backup-image.js';
+import type { BackupProgress } from '../agent/backup-dir.js';
+import { syncSource } from '../agent/sync-source.js';
 import { restore, type RestoreOutcome, type RestoreProgress } from '../agent/restore.js';
 
 export interface LocalBackupResult {
@@ -31,15 +29,7 @@ export interface LocalBackupResult {
   durationMs: number;
   torn: string[];
   warnings: string[];
-}
-
-async function parentFiles(pool: Pool, parent: PointRow): Promise<Map<string, FileEntry>> {
-  const map = new Map<string, FileEntry>();
-  for await (const e of readManifest(pool.reader, parent.manifest)) {
-    if (e.type === 'file') map.set(e.path, e);
-    else if (hasContent(e)) map.set(e.path, { ...e, type: 'file' });
-  }
-  return map;
+  tracker: string;
 }
 
 export async function localBackup(
@@ -59,31 +49,29 @@ export async function localBackup(
     path = resolve(o.path); // the reader names the missing path in its own error
   }
   const parent = existing ? pool.catalog.latestPoint(o.source) : undefined;
-  let files: Map<string, FileEntry> | undefined;
-  const warnings: string[] = [];
-  if (parent) {
-    try {
-      files = await parentFiles(pool, parent);
-    } catch (err) {
-      // A damaged previous point must not block protection: read everything instead.
-      warnings.push(`previous recovery point ${parent.id} is unreadable (${(err as Error).message}); reading every file`);
-    }
-  }
   const session = pool.startSession();
   const batcher = new CodecBatcher(pool.codec, session.compressionLevel);
-  const common = { sink: session, batcher, cdc: pool.config.cdc, imageChunk: pool.config.imageChunk, signal: o.signal, onProgress: o.onProgress };
-  let outcome;
+  let pending;
   let stats;
   try {
-    outcome =
-      o.kind === 'image'
-        ? await backupImage({ ...common, path, parent: files ? [...files.values()][0] : undefined })
-        : await backupDir({ ...common, root: path, parent: files, exclude: [await realpath(pool.dir)] });
+    pending = await syncSource({
+      source: { name: o.source, kind: o.kind, path },
+      parent: parent ? { id: parent.id, manifest: parent.manifest } : undefined,
+      sink: session,
+      chunks: pool.reader,
+      batcher,
+      cdc: pool.config.cdc,
+      imageChunk: pool.config.imageChunk,
+      exclude: [await realpath(pool.dir)],
+      signal: o.signal,
+      onProgress: o.onProgress,
+    });
     stats = await session.finish();
   } catch (err) {
     session.abort();
     throw err;
   }
+  const outcome = pending.outcome;
   const id = randomBytes(6).toString('hex');
   const row: PointRow = {
     id,
@@ -100,7 +88,13 @@ export async function localBackup(
     parent: parent?.id ?? null,
     torn: outcome.torn.length,
   };
-  await pool.commitPoint(row, path);
+  try {
+    await pool.commitPoint(row, path);
+  } catch (err) {
+    await pending.abandon();
+    throw err;
+  }
+  await pending.committed(id);
   return {
     point: id,
     source: o.source,
@@ -115,7 +109,8 @@ export async function localBackup(
     newChunks: stats.newChunks,
     durationMs: Date.now() - started,
     torn: outcome.torn,
-    warnings: [...warnings, ...outcome.warnings],
+    warnings: outcome.warnings,
+    tracker: outcome.tracker,
   };
 }
 
