@@ -6,6 +6,15 @@ import { registerBackup } from './commands/backup.js';
 import { registerPoints } from './commands/points.js';
 import { registerRestore } from './commands/restore.js';
 import { registerVerify } from './commands/verify.js';
+import { registerServer } from './commands/server.js';
+import { registerAgent } from './commands/agent.js';
+import { registerAgentToken } from './commands/agent-token.js';
+import { registerAgents } from './commands/agents.js';
+import { registerGroup } from './commands/group.js';
+import { registerSource } from './commands/source.js';
+import { registerSync } from './commands/sync.js';
+import { registerJobs } from './commands/jobs.js';
+import { registerAlerts } from './commands/alerts.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -20,6 +29,15 @@ export function buildProgram(): Command {
   registerPoints(program);
   registerRestore(program);
   registerVerify(program);
+  registerServer(program);
+  registerAgent(program);
+  registerAgentToken(program);
+  registerAgents(program);
+  registerGroup(program);
+  registerSource(program);
+  registerSync(program);
+  registerJobs(program);
+  registerAlerts(program);
   return program;
 }
 

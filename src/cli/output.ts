@@ -51,3 +51,12 @@ export function progressBar(label: string, total: number, enabled: boolean, unit
     stop: () => bar.stop(),
   };
 }
+
+/** A plain text table: a header row, then one row per item, columns padded to fit. */
+export function table(headers: string[], rows: Array<Array<string | number | null | undefined>>): void {
+  const cells = rows.map((r) => r.map((c) => (c === null || c === undefined ? '-' : String(c))));
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]): string => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  info(line(headers));
+  for (const r of cells) info(line(r));
+}

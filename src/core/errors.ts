@@ -27,9 +27,14 @@ export const errorCatalogue = {
   CONFLICT: { exit: 5, http: 409, text: 'conflicts with the current state' },
   JOB_FAILED: { exit: 9, http: 500, text: 'the job failed' },
   SERVER_UNREACHABLE: { exit: 10, http: 502, text: 'the protection server cannot be reached' },
+  SERVER_ERROR: { exit: 11, http: 500, text: 'the protection server failed (see its log)' },
 } as const;
 
 export type ErrorCode = keyof typeof errorCatalogue;
+
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(errorCatalogue, code);
+}
 
 export class HoldfastError extends Error {
   readonly code: ErrorCode;

@@ -1,17 +1,28 @@
-/** holdfast points --pool DIR [--source NAME] [--json] */
+/** holdfast points (--pool DIR | --server URL) [--source NAME] [--json] */
 import type { Command } from 'commander';
 import { formatBytes } from '../../core/units.js';
 import { info, printJson } from '../output.js';
 import { withPool } from '../pool-option.js';
+import { HoldfastError } from '../../core/errors.js';
+import { addServerOptions, withServer, type ServerOpts } from '../admin-client.js';
 
 export function registerPoints(program: Command): void {
-  program
+  const cmd = program
     .command('points')
-    .description('list recovery points')
-    .requiredOption('--pool <dir>', 'storage pool directory')
-    .option('--source <name>', 'only this source')
-    .option('--json', 'machine-readable output')
-    .action(async (opts: { pool: string; source?: string; json?: boolean }) => {
+    .description('list recovery points, of a local storage pool (--pool) or a protection server (--server)')
+    .option('--pool <dir>', 'storage pool directory')
+    .option('--source <name>', 'only this source (required with --server)')
+    .option('--json', 'machine-readable output');
+  addServerOptions(cmd).action(async (opts: ServerOpts & { pool?: string; source?: string; json?: boolean }) => {
+      if (!opts.pool) {
+        if (!opts.source) throw new HoldfastError('BAD_ARGUMENT', 'points from a server need --source NAME (or give --pool DIR for a local pool)');
+        const source = opts.source;
+        await withServer(opts, async (c) => {
+          const points = await c.json<PointView[]>('GET', `/api/v1/sources/${encodeURIComponent(source)}/points`);
+          show(points, opts.json === true);
+        });
+        return;
+      }
       await withPool(opts.pool, (pool) => {
         if (opts.source) pool.requireSource(opts.source);
         const points = pool.catalog.points(opts.source).map((p) => ({
@@ -28,13 +39,26 @@ export function registerPoints(program: Command): void {
           parent: p.parent,
           torn: p.torn,
         }));
-        if (opts.json) return Promise.resolve(printJson(points));
-        if (points.length === 0) return Promise.resolve(info('no recovery points'));
-        info(['ID'.padEnd(14), 'SOURCE'.padEnd(16), 'TIME'.padEnd(25), 'KIND'.padEnd(6), 'LOGICAL'.padStart(10), 'NEW'.padStart(10)].join(' '));
-        for (const p of points) {
-          info([p.id.padEnd(14), p.source.padEnd(16), p.time.padEnd(25), p.kind.padEnd(6), formatBytes(p.logicalBytes).padStart(10), formatBytes(p.newBytes).padStart(10)].join(' '));
-        }
+        show(points, opts.json === true);
         return Promise.resolve();
       });
     });
+}
+
+interface PointView {
+  id: string;
+  source: string;
+  time: string;
+  kind: string;
+  logicalBytes: number;
+  newBytes: number;
+}
+
+function show(points: PointView[], json: boolean): void {
+  if (json) return printJson(points);
+  if (points.length === 0) return info('no recovery points');
+  info(['ID'.padEnd(14), 'SOURCE'.padEnd(16), 'TIME'.padEnd(25), 'KIND'.padEnd(6), 'LOGICAL'.padStart(10), 'NEW'.padStart(10)].join(' '));
+  for (const p of points) {
+    info([p.id.padEnd(14), p.source.padEnd(16), p.time.padEnd(25), p.kind.padEnd(6), formatBytes(p.logicalBytes).padStart(10), formatBytes(p.newBytes).padStart(10)].join(' '));
+  }
 }

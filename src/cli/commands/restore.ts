@@ -1,25 +1,29 @@
-/** holdfast restore --pool DIR --source NAME [--point ID | --at TIME] [--path SUBPATH] --to TARGET [--overwrite] */
+/** holdfast restore (--pool DIR | --server URL [--agent A]) --source NAME [--point ID | --at TIME] [--path SUBPATH] --to TARGET [--overwrite] */
 import type { Command } from 'commander';
 import { HoldfastError } from '../../core/errors.js';
 import { formatBytes } from '../../core/units.js';
 import { localRestore } from '../local-engine.js';
 import { info, printJson, progressBar, warn } from '../output.js';
 import { interruptSignal, withPool } from '../pool-option.js';
+import { addServerOptions, withServer, type ServerOpts } from '../admin-client.js';
+import { waitForJob, type JobView } from '../job-wait.js';
 
 export function registerRestore(program: Command): void {
-  program
+  const cmd = program
     .command('restore')
-    .description('restore a recovery point, or one path of it, to a target directory (or file, for images)')
-    .requiredOption('--pool <dir>', 'storage pool directory')
+    .description('restore a recovery point, or one path of it, to a target directory (or file, for images); from a local pool, or through a server on an agent')
+    .option('--pool <dir>', 'storage pool directory (local restore)')
+    .option('--agent <name>', 'with --server: restore on this agent instead of the one that owns the source')
     .requiredOption('--source <name>', 'data source name')
     .option('--point <id>', 'recovery point id (or a unique prefix)')
     .option('--at <time>', 'the latest recovery point at or before this ISO 8601 time')
     .option('--path <subpath>', 'restore only this file or directory; it is placed inside TARGET under its own name')
     .requiredOption('--to <target>', 'where to restore')
     .option('--overwrite', 'restore into a non-empty target: entries of the point replace what stands at their paths; other files stay')
-    .option('--json', 'print the result as JSON')
-    .action(async (opts: { pool: string; source: string; point?: string; at?: string; path?: string; to: string; overwrite?: boolean; json?: boolean }) => {
+    .option('--json', 'print the result as JSON');
+  addServerOptions(cmd).action(async (opts: ServerOpts & { pool?: string; agent?: string; source: string; point?: string; at?: string; path?: string; to: string; overwrite?: boolean; json?: boolean }) => {
       if (opts.point && opts.at) throw new HoldfastError('BAD_ARGUMENT', 'give --point or --at, not both');
+      if (!opts.pool) return serverRestore(opts);
       await withPool(opts.pool, async (pool) => {
         const p = pool.resolvePoint(opts.source, { point: opts.point, at: opts.at });
         const bar = progressBar(`restore ${opts.source}`, p.logicalBytes, !opts.json);
@@ -42,4 +46,24 @@ export function registerRestore(program: Command): void {
         else info(`restored ${r.entries} entries (${formatBytes(r.bytes)}) of recovery point ${r.point} to ${r.target}`);
       });
     });
+}
+
+/** The restore runs on an agent: the owner of the source, or --agent (an alternate host). */
+async function serverRestore(opts: ServerOpts & { agent?: string; source: string; point?: string; at?: string; path?: string; to: string; overwrite?: boolean; json?: boolean }): Promise<void> {
+  await withServer(opts, async (c) => {
+    const job = await c.json<JobView>('POST', '/api/v1/restores', {
+      source: opts.source,
+      to: opts.to,
+      overwrite: opts.overwrite === true,
+      ...(opts.point ? { point: opts.point } : {}),
+      ...(opts.at ? { at: opts.at } : {}),
+      ...(opts.path !== undefined ? { path: opts.path } : {}),
+      ...(opts.agent ? { agent: opts.agent } : {}),
+    });
+    const done = await waitForJob(c, job, !opts.json, interruptSignal());
+    const r = done.result ?? {};
+    for (const w of (r.warnings as string[] | undefined) ?? []) warn(w);
+    if (opts.json) printJson({ job: done.id, ...r });
+    else info(`restored ${String(r.entries)} entries (${formatBytes(Number(r.bytes))}) of recovery point ${String(r.point)} to ${String(r.target)}`);
+  });
 }

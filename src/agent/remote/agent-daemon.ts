@@ -1,0 +1,160 @@
+/**
+ * The agent: it opens every connection (no inbound port on the production host), says hello
+ * (the server then requeues whatever it thought this agent was running, so a restart resumes
+ * where it stood), sends heartbeats, and long-polls for jobs with a few pollers at once.
+ * Network trouble means backoff with jitter, from 1 s up to 30 s; a revoked agent stops.
+ */
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { HoldfastError } from '../../core/errors.js';
+import type { HelloReply, JobSpec } from '../../core/protocol.js';
+import { CodecPool } from '../../workers/codec-pool.js';
+import { joinServer, loadAgentState, type AgentState } from './agent-state.js';
+import { runJob } from './job-runner.js';
+import { ServerClient } from './server-client.js';
+
+export const AGENT_VERSION = '0.1.0';
+
+export interface AgentLog {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface AgentOptions {
+  stateDir: string;
+  server?: string;
+  join?: string;
+  name?: string;
+  /** jobs run at once */
+  jobs?: number;
+  signal: AbortSignal;
+  log: AgentLog;
+  onReady?: (s: AgentState) => void;
+}
+
+const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
+  new Promise((r) => {
+    const t = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(t);
+      signal.removeEventListener('abort', done);
+      r();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+
+function fatal(err: unknown): boolean {
+  return err instanceof HoldfastError && (err.code === 'UNAUTHORIZED' || err.code === 'FORBIDDEN');
+}
+
+class Backoff {
+  private ms = 0;
+  next(): number {
+    this.ms = Math.min(30_000, this.ms === 0 ? 1000 : this.ms * 2);
+    return this.ms / 2 + Math.random() * (this.ms / 2);
+  }
+  reset(): void {
+    this.ms = 0;
+  }
+}
+
+export async function runAgent(o: AgentOptions): Promise<void> {
+  const stateDir = resolve(o.stateDir);
+  let state = await loadAgentState(stateDir);
+  if (state && o.server && new URL(o.server).origin !== new URL(state.server).origin) {
+    throw new HoldfastError('CONFLICT', `the agent state in ${stateDir} belongs to ${state.server}, not ${o.server}; use another --state`);
+  }
+  if (!state) {
+    if (!o.server || !o.join) throw new HoldfastError('BAD_ARGUMENT', `no agent state in ${stateDir}: join first with --server URL --join TOKEN`);
+    state = await joinServer(stateDir, o.server, o.join, o.name);
+    o.log.info({ agent: state.name, id: state.agentId, server: state.server }, 'joined the protection server');
+  }
+  const client = new ServerClient(state.server, { ca: state.ca, cert: state.cert, key: state.key }, 16);
+  const codec = new CodecPool();
+  const running = new Set<string>();
+  const stop = new AbortController();
+  const onAbort = (): void => stop.abort();
+  o.signal.addEventListener('abort', onAbort, { once: true });
+  let failure: unknown;
+  const quit = (err: unknown): void => {
+    failure ??= err;
+    stop.abort();
+  };
+  try {
+    const backoff = new Backoff();
+    let hello: HelloReply | undefined;
+    while (!hello && !stop.signal.aborted) {
+      try {
+        hello = await client.json<HelloReply>('POST', '/api/v1/agent/hello', { version: AGENT_VERSION, hostname: hostname(), running: [] }, { signal: stop.signal, timeoutMs: 15_000 });
+      } catch (err) {
+        if (fatal(err)) throw err;
+        if (stop.signal.aborted) break;
+        const wait = backoff.next();
+        o.log.warn({ err: (err as Error).message, retryInMs: Math.round(wait) }, 'server unreachable');
+        await sleep(wait, stop.signal);
+      }
+    }
+    if (!hello) return;
+    o.log.info({ agent: hello.name, server: state.server }, 'agent connected');
+    o.onReady?.(state);
+    const heartbeat = async (): Promise<void> => {
+      const b = new Backoff();
+      while (!stop.signal.aborted) {
+        await sleep(hello.heartbeatMs, stop.signal);
+        if (stop.signal.aborted) return;
+        try {
+          await client.json('POST', '/api/v1/agent/heartbeat', { running: [...running] }, { signal: stop.signal, timeoutMs: 15_000 });
+          b.reset();
+        } catch (err) {
+          if (fatal(err)) return quit(err);
+          if (!stop.signal.aborted) o.log.warn({ err: (err as Error).message }, 'heartbeat failed');
+        }
+      }
+    };
+    const poller = async (): Promise<void> => {
+      const b = new Backoff();
+      let wasDown = false;
+      while (!stop.signal.aborted) {
+        let spec: JobSpec | undefined;
+        try {
+          if (wasDown) {
+            // The server may have restarted: say hello again so it requeues our interrupted jobs.
+            await client.json('POST', '/api/v1/agent/hello', { version: AGENT_VERSION, hostname: hostname(), running: [...running] }, { signal: stop.signal, timeoutMs: 15_000 });
+            wasDown = false;
+          }
+          spec = await client.json<JobSpec | undefined>('GET', '/api/v1/agent/jobs/next?wait=20', undefined, { signal: stop.signal, timeoutMs: 40_000 });
+          b.reset();
+        } catch (err) {
+          if (fatal(err)) return quit(err);
+          if (stop.signal.aborted) return;
+          wasDown = true;
+          const wait = b.next();
+          o.log.warn({ err: (err as Error).message, retryInMs: Math.round(wait) }, 'cannot reach the server');
+          await sleep(wait, stop.signal);
+          continue;
+        }
+        if (!spec) continue;
+        running.add(spec.id);
+        o.log.info({ job: spec.id, type: spec.type, source: spec.source.name }, 'job started');
+        try {
+          const result = await runJob({ client, codec, exclude: [stateDir], stateDir: join(stateDir, 'trackers'), signal: stop.signal }, spec);
+          o.log.info({ job: spec.id, ok: result !== undefined, point: result?.point }, 'job ended');
+        } catch (err) {
+          if (!stop.signal.aborted) {
+            wasDown = true;
+            o.log.warn({ job: spec.id, err: (err as Error).message }, 'job interrupted; the server will hand it out again');
+          }
+        } finally {
+          running.delete(spec.id);
+        }
+      }
+    };
+    await Promise.all([heartbeat(), ...Array.from({ length: o.jobs ?? 2 }, poller)]);
+    if (failure) throw failure;
+  } finally {
+    o.signal.removeEventListener('abort', onAbort);
+    await codec.close();
+    await client.close();
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Runs one job the server handed out: a sync through syncSource into a RemoteSink, or a
+ * restore from a RemoteSource, reporting progress about once a second and the outcome at the
+ * end. A sync's tracker moves on only after the server answers that the point is committed.
+ */
+import type { JobSpec, RestoreJobSpec, SyncJobSpec, SyncReport } from '../../core/protocol.js';
+import { HoldfastError } from '../../core/errors.js';
+import type { CodecPool } from '../../workers/codec-pool.js';
+import { CodecBatcher } from '../../workers/codec-batcher.js';
+import { syncSource } from '../sync-source.js';
+import { restore } from '../restore.js';
+import { RemoteSink } from './remote-sink.js';
+import { RemoteSource } from './remote-source.js';
+import type { ServerClient } from './server-client.js';
+import { Throttle } from './throttle.js';
+
+export interface JobContext {
+  client: ServerClient;
+  codec: CodecPool;
+  /** paths the agent never reads as source data (its own state) */
+  exclude: string[];
+  /** where trackers keep their state (bitmap names, snapshots, journals) */
+  stateDir: string;
+  signal: AbortSignal;
+}
+
+function progressReporter(ctx: JobContext, jobId: string): { set(p: Record<string, number | string>): void; stop(): Promise<void> } {
+  let latest: Record<string, number | string> | undefined;
+  let sending: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(() => {
+    if (!latest) return;
+    const body = latest;
+    latest = undefined;
+    sending = ctx.client.json('POST', `/api/v1/agent/jobs/${jobId}/progress`, body, { signal: ctx.signal }).catch(() => undefined);
+  }, 1000);
+  return {
+    set: (p) => {
+      latest = p;
+    },
+    stop: async () => {
+      clearInterval(timer);
+      await sending;
+    },
+  };
+}
+
+async function runSync(ctx: JobContext, spec: SyncJobSpec): Promise<Record<string, unknown>> {
+  const throttle = spec.throttleBps ? new Throttle(spec.throttleBps, Math.max(spec.throttleBps, 4 * 1024 * 1024 + 65536)) : undefined;
+  const sink = new RemoteSink(ctx.client, spec.id, spec.compressionLevel, throttle, ctx.signal);
+  const chunks = new RemoteSource(ctx.client, spec.id);
+  const progress = progressReporter(ctx, spec.id);
+  let pending;
+  try {
+    pending = await syncSource({
+      source: spec.source,
+      parent: spec.parent,
+      sink,
+      chunks,
+      batcher: new CodecBatcher(ctx.codec, spec.compressionLevel),
+      cdc: spec.cdc,
+      imageChunk: spec.imageChunk,
+      exclude: ctx.exclude,
+      stateDir: ctx.stateDir,
+      signal: ctx.signal,
+      onProgress: (p) => progress.set({ phase: 'sync', entries: p.entries, bytesDone: p.bytesDone, readBytes: p.readBytes, sentBytes: sink.sentBytes }),
+    });
+    await sink.flush();
+  } finally {
+    await progress.stop();
+  }
+  const o = pending.outcome;
+  const report: SyncReport = {
+    manifest: o.manifest,
+    entries: o.entries,
+    logicalBytes: o.logicalBytes,
+    readBytes: o.readBytes,
+    sentBytes: sink.sentBytes,
+    torn: o.torn,
+    warnings: o.warnings,
+    tracker: o.tracker,
+    sourcePath: spec.source.path,
+  };
+  let result: Record<string, unknown>;
+  try {
+    result = await ctx.client.json<Record<string, unknown>>('POST', `/api/v1/agent/jobs/${spec.id}/complete-sync`, report, { signal: ctx.signal, timeoutMs: 600_000 });
+  } catch (err) {
+    await pending.abandon();
+    throw err;
+  }
+  await pending.committed(String(result.point));
+  return result;
+}
+
+async function runRestore(ctx: JobContext, spec: RestoreJobSpec): Promise<Record<string, unknown>> {
+  const progress = progressReporter(ctx, spec.id);
+  let out;
+  try {
+    out = await restore({
+      source: new RemoteSource(ctx.client, spec.id),
+      manifest: spec.point.manifest,
+      kind: spec.source.kind,
+      target: spec.target,
+      subPath: spec.subPath,
+      overwrite: spec.overwrite,
+      signal: ctx.signal,
+      onProgress: (p) => progress.set({ phase: 'restore', entries: p.entries, bytesDone: p.bytes, totalBytes: spec.point.logicalBytes }),
+      label: `recovery point ${spec.point.id} of source '${spec.source.name}'`,
+      codec: ctx.codec,
+    });
+  } finally {
+    await progress.stop();
+  }
+  return ctx.client.json('POST', `/api/v1/agent/jobs/${spec.id}/complete-restore`, out, { signal: ctx.signal });
+}
+
+/** Runs the job; on failure tells the server why (unless the server is what failed). */
+export async function runJob(ctx: JobContext, spec: JobSpec): Promise<Record<string, unknown> | undefined> {
+  try {
+    return spec.type === 'sync' ? await runSync(ctx, spec) : await runRestore(ctx, spec);
+  } catch (err) {
+    if (ctx.signal.aborted) throw err;
+    const e = err instanceof HoldfastError ? { code: err.code, message: err.message } : { code: 'AGENT_ERROR', message: (err as Error).stack ?? String(err) };
+    if (e.code === 'SERVER_UNREACHABLE') throw err; // the server requeues the job when we say hello again
+    await ctx.client.json('POST', `/api/v1/agent/jobs/${spec.id}/fail`, { code: e.code, message: e.message.slice(0, 8000) }, { signal: ctx.signal }).catch(() => undefined);
+    return undefined;
+  }
+}

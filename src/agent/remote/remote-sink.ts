@@ -1,0 +1,113 @@
+/**
+ * The ChunkSink of a server sync: `want` calls made close together travel as one request, new
+ * chunks are framed into bodies of about 4 MiB and uploaded with several bodies in flight, under
+ * the group's bandwidth limit. `flush()` returns once the server has every chunk put so far.
+ */
+import type { ChunkSink, NewChunk } from '../../core/chunk-io.js';
+import { encodeFrames, type ChunkFrame } from '../../core/chunk-frames.js';
+import type { ServerClient } from './server-client.js';
+import type { Throttle } from './throttle.js';
+
+const BODY_BYTES = 4 * 1024 * 1024;
+const MAX_IN_FLIGHT = 4;
+const WANT_BATCH = 4096;
+
+interface WantWaiter {
+  digests: string[];
+  resolve: (w: boolean[]) => void;
+  reject: (e: unknown) => void;
+}
+
+export class RemoteSink implements ChunkSink {
+  sentBytes = 0;
+  private frames: ChunkFrame[] = [];
+  private frameBytes = 0;
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: unknown;
+  private wantQueue: WantWaiter[] = [];
+  private wantCount = 0;
+  private wantScheduled = false;
+
+  constructor(
+    private readonly client: ServerClient,
+    private readonly jobId: string,
+    readonly compressionLevel: number,
+    private readonly throttle: Throttle | undefined,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  want(digests: string[]): Promise<boolean[]> {
+    if (digests.length === 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      this.wantQueue.push({ digests, resolve, reject });
+      this.wantCount += digests.length;
+      if (this.wantCount >= WANT_BATCH) this.sendWants();
+      else if (!this.wantScheduled) {
+        this.wantScheduled = true;
+        setImmediate(() => this.sendWants());
+      }
+    });
+  }
+
+  private sendWants(): void {
+    this.wantScheduled = false;
+    const batch = this.wantQueue;
+    if (batch.length === 0) return;
+    this.wantQueue = [];
+    this.wantCount = 0;
+    const all = batch.flatMap((w) => w.digests);
+    const parts: Array<Promise<boolean[]>> = [];
+    for (let i = 0; i < all.length; i += 8192) {
+      parts.push(this.client.json<{ want: boolean[] }>('POST', `/api/v1/agent/jobs/${this.jobId}/want`, { digests: all.slice(i, i + 8192) }, { signal: this.signal }).then((r) => r.want));
+    }
+    Promise.all(parts).then(
+      (answers) => {
+        const flat = answers.flat();
+        let o = 0;
+        for (const w of batch) {
+          w.resolve(flat.slice(o, o + w.digests.length));
+          o += w.digests.length;
+        }
+      },
+      (err: unknown) => batch.forEach((w) => w.reject(err)),
+    );
+  }
+
+  async put(chunks: NewChunk[]): Promise<void> {
+    if (this.failure) throw this.failure;
+    for (const c of chunks) {
+      this.frames.push({ digest: c.digest, length: c.length, flags: c.encoded.flags, data: c.encoded.data });
+      this.frameBytes += c.encoded.data.length + 41;
+    }
+    if (this.frameBytes >= BODY_BYTES) await this.sendBody();
+  }
+
+  private async sendBody(): Promise<void> {
+    if (this.frames.length === 0) return;
+    const body = encodeFrames(this.frames);
+    this.frames = [];
+    this.frameBytes = 0;
+    while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure;
+    await this.throttle?.take(body.length, this.signal);
+    const p: Promise<void> = this.client
+      .binary('POST', `/api/v1/agent/jobs/${this.jobId}/chunks`, { type: 'application/octet-stream', data: body }, { signal: this.signal })
+      .then(
+        () => {
+          this.sentBytes += body.length;
+        },
+        (err: unknown) => {
+          this.failure ??= err;
+        },
+      )
+      .finally(() => this.inFlight.delete(p));
+    this.inFlight.add(p);
+  }
+
+  /** Sends what is buffered and waits for every upload; throws the first upload error. */
+  async flush(): Promise<void> {
+    await this.sendBody();
+    await Promise.all([...this.inFlight]);
+    if (this.failure) throw this.failure;
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * HTTPS to the protection server, with the server pinned: the CA comes from the agent's state
+ * (or, on first contact, from the server, accepted only if its SHA-256 matches the token's
+ * fingerprint), and the certificate presented must be the server's (CN SERVER_CN), not another
+ * agent's. Errors come back as HoldfastErrors with the server's code and message.
+ */
+import { Agent, request, type Dispatcher } from 'undici';
+import type { PeerCertificate } from 'node:tls';
+import { HoldfastError, isErrorCode } from '../../core/errors.js';
+import { certFingerprint, SERVER_CN } from '../../core/tokens.js';
+
+export interface Credentials {
+  ca: string;
+  cert?: string;
+  key?: string;
+  /** administrator bearer secret */
+  bearer?: string;
+}
+
+export interface RequestOptions {
+  signal?: AbortSignal;
+  /** whole-request timeout; long polls pass more */
+  timeoutMs?: number;
+}
+
+function checkServer(_host: string, cert: PeerCertificate): Error | undefined {
+  const cn = cert.subject?.CN;
+  return (Array.isArray(cn) ? cn[0] : cn) === SERVER_CN ? undefined : new Error(`the peer is not the Holdfast server (certificate subject ${String(cn)})`);
+}
+
+/** Fetches the server's CA certificate and accepts it only if it matches `fingerprint`. */
+export async function fetchPinnedCa(url: string, fingerprint: string): Promise<string> {
+  const insecure = new Agent({ connect: { rejectUnauthorized: false } });
+  try {
+    const res = await request(new URL('/api/v1/ca', url), { dispatcher: insecure, headersTimeout: 15_000, bodyTimeout: 15_000 });
+    if (res.statusCode !== 200) throw new HoldfastError('SERVER_UNREACHABLE', `${url} did not hand out its CA certificate (HTTP ${res.statusCode})`);
+    const body = (await res.body.json()) as { cert?: string };
+    if (typeof body.cert !== 'string' || certFingerprint(body.cert) !== fingerprint) {
+      throw new HoldfastError('UNAUTHORIZED', `the server at ${url} is not the one the token was made for (CA fingerprint mismatch)`);
+    }
+    return body.cert;
+  } catch (err) {
+    if (err instanceof HoldfastError) throw err;
+    throw new HoldfastError('SERVER_UNREACHABLE', `cannot reach the protection server at ${url}: ${(err as Error).message}`);
+  } finally {
+    await insecure.close();
+  }
+}
+
+export class ServerClient {
+  private readonly dispatcher: Agent;
+
+  constructor(
+    readonly url: string,
+    private readonly creds: Credentials,
+    connections = 8,
+  ) {
+    this.dispatcher = new Agent({
+      connections,
+      keepAliveTimeout: 30_000,
+      connect: { ca: creds.ca, cert: creds.cert, key: creds.key, checkServerIdentity: checkServer },
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+
+  async json<T>(method: Dispatcher.HttpMethod, path: string, body?: unknown, o: RequestOptions = {}): Promise<T> {
+    const res = await this.send(method, path, body === undefined ? undefined : { type: 'application/json', data: JSON.stringify(body) }, o);
+    if (res.statusCode === 204) {
+      await res.body.dump();
+      return undefined as T;
+    }
+    return (await res.body.json()) as T;
+  }
+
+  async binary(method: Dispatcher.HttpMethod, path: string, body: { type: string; data: Uint8Array | string }, o: RequestOptions = {}): Promise<Buffer> {
+    const res = await this.send(method, path, body, o);
+    return Buffer.from(await res.body.arrayBuffer());
+  }
+
+  private async send(method: Dispatcher.HttpMethod, path: string, body: { type: string; data: Uint8Array | string } | undefined, o: RequestOptions): Promise<Dispatcher.ResponseData> {
+    const headers: Record<string, string> = {};
+    if (body) headers['content-type'] = body.type;
+    if (this.creds.bearer) headers.authorization = `Bearer ${this.creds.bearer}`;
+    const timeout = o.timeoutMs ?? 120_000;
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(new URL(path, this.url), {
+        method,
+        headers,
+        body: body?.data,
+        dispatcher: this.dispatcher,
+        signal: o.signal,
+        headersTimeout: timeout,
+        bodyTimeout: timeout,
+      });
+    } catch (err) {
+      if (o.signal?.aborted) throw new HoldfastError('ABORTED', 'request aborted');
+      throw new HoldfastError('SERVER_UNREACHABLE', `cannot reach the protection server at ${this.url}: ${(err as Error).message}`);
+    }
+    if (res.statusCode >= 400) {
+      let code: unknown;
+      let message = `HTTP ${res.statusCode}`;
+      try {
+        const e = ((await res.body.json()) as { error?: { code?: string; message?: string } }).error;
+        code = e?.code;
+        message = e?.message ?? message;
+      } catch {
+        // not JSON: keep the status line
+      }
+      throw new HoldfastError(isErrorCode(code) ? code : res.statusCode >= 500 ? 'SERVER_ERROR' : 'BAD_ARGUMENT', message, { status: res.statusCode });
+    }
+    return res;
+  }
+}

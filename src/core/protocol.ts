@@ -1,0 +1,101 @@
+/**
+ * The agent ⇄ server contract: the jobs the server hands out and what agents report back,
+ * as JSON schemas (TypeBox) that the server validates with and both sides type-check against.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+
+export const Digest = Type.String({ pattern: '^[0-9a-f]{64}$' });
+export const ChunkRefSchema = Type.Tuple([Digest, Type.Integer({ minimum: 0, maximum: 64 * 1024 * 1024 })]);
+export const ManifestRefs = Type.Array(ChunkRefSchema, { maxItems: 1_000_000 });
+export const ErrorBody = Type.Object({ error: Type.Object({ code: Type.String(), message: Type.String() }) });
+
+export const SyncJobSpec = Type.Object({
+  id: Type.String(),
+  type: Type.Literal('sync'),
+  source: Type.Object({ name: Type.String(), kind: Type.Union([Type.Literal('dir'), Type.Literal('image')]), path: Type.String() }),
+  parent: Type.Optional(Type.Object({ id: Type.String(), manifest: ManifestRefs })),
+  compressionLevel: Type.Integer({ minimum: 0, maximum: 22 }),
+  throttleBps: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
+  cdc: Type.Object({ min: Type.Integer(), avg: Type.Integer(), max: Type.Integer() }),
+  imageChunk: Type.Integer(),
+});
+export type SyncJobSpec = Static<typeof SyncJobSpec>;
+
+export const RestoreJobSpec = Type.Object({
+  id: Type.String(),
+  type: Type.Literal('restore'),
+  source: Type.Object({ name: Type.String(), kind: Type.Union([Type.Literal('dir'), Type.Literal('image')]) }),
+  point: Type.Object({ id: Type.String(), manifest: ManifestRefs, logicalBytes: Type.Integer() }),
+  target: Type.String(),
+  subPath: Type.Optional(Type.String()),
+  overwrite: Type.Boolean(),
+});
+export type RestoreJobSpec = Static<typeof RestoreJobSpec>;
+
+export const JobSpec = Type.Union([SyncJobSpec, RestoreJobSpec]);
+export type JobSpec = Static<typeof JobSpec>;
+
+export const JobProgress = Type.Object(
+  {
+    phase: Type.Optional(Type.String({ maxLength: 64 })),
+    entries: Type.Optional(Type.Integer({ minimum: 0 })),
+    bytesDone: Type.Optional(Type.Number({ minimum: 0 })),
+    totalBytes: Type.Optional(Type.Number({ minimum: 0 })),
+    readBytes: Type.Optional(Type.Number({ minimum: 0 })),
+    sentBytes: Type.Optional(Type.Number({ minimum: 0 })),
+  },
+  { additionalProperties: false },
+);
+export type JobProgress = Static<typeof JobProgress>;
+
+export const SyncReport = Type.Object({
+  manifest: ManifestRefs,
+  entries: Type.Integer({ minimum: 0 }),
+  logicalBytes: Type.Number({ minimum: 0 }),
+  readBytes: Type.Number({ minimum: 0 }),
+  sentBytes: Type.Number({ minimum: 0 }),
+  torn: Type.Array(Type.String(), { maxItems: 100_000 }),
+  warnings: Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 1000 }),
+  tracker: Type.String({ maxLength: 64 }),
+  sourcePath: Type.String({ maxLength: 4096 }),
+});
+export type SyncReport = Static<typeof SyncReport>;
+
+export const RestoreReport = Type.Object({
+  entries: Type.Integer({ minimum: 0 }),
+  bytes: Type.Number({ minimum: 0 }),
+  target: Type.String(),
+  warnings: Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 1000 }),
+});
+export type RestoreReport = Static<typeof RestoreReport>;
+
+export const JobFailure = Type.Object({ code: Type.String({ maxLength: 64 }), message: Type.String({ maxLength: 8192 }) });
+export type JobFailure = Static<typeof JobFailure>;
+
+export const Hello = Type.Object({
+  version: Type.String({ maxLength: 64 }),
+  hostname: Type.String({ maxLength: 255 }),
+  running: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 64 }),
+});
+export type Hello = Static<typeof Hello>;
+
+export const HelloReply = Type.Object({ agentId: Type.String(), name: Type.String(), heartbeatMs: Type.Integer() });
+export type HelloReply = Static<typeof HelloReply>;
+
+export const JoinRequest = Type.Object({
+  token: Type.String({ maxLength: 512 }),
+  publicKey: Type.String({ maxLength: 4096 }),
+  name: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$' })),
+  hostname: Type.String({ maxLength: 255 }),
+});
+export type JoinRequest = Static<typeof JoinRequest>;
+
+export const JoinReply = Type.Object({ agentId: Type.String(), name: Type.String(), cert: Type.String() });
+export type JoinReply = Static<typeof JoinReply>;
+
+export const WantRequest = Type.Object({ digests: Type.Array(Digest, { maxItems: 8192 }) });
+export const WantReply = Type.Object({ want: Type.Array(Type.Boolean()) });
+export const ReadRequest = Type.Object({ refs: Type.Array(ChunkRefSchema, { maxItems: 8192 }) });
+
+/** Chunk upload and read bodies stay below this (frames of chunks up to 1 MiB each). */
+export const MAX_FRAMES_BODY = 32 * 1024 * 1024;

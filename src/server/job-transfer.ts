@@ -1,0 +1,107 @@
+/**
+ * The data side of one running job: for a sync, a pool write session fed by the agent's want
+ * and chunk requests, and the commit that turns its manifest into a recovery point; for any job,
+ * the chunks the agent may read (only those of the points the job names — an agent never reads
+ * by digest alone).
+ */
+import { decodeFrames } from '../core/chunk-frames.js';
+import { HoldfastError } from '../core/errors.js';
+import { readManifest } from '../core/manifest-io.js';
+import { chunkOffsets, hasContent, type ChunkRef } from '../core/manifest.js';
+import type { StoredChunk } from '../core/codec.js';
+import type { Pool } from '../pool/pool.js';
+import type { WriteSession } from '../pool/write-session.js';
+
+export interface TransferScope {
+  /** manifests the agent may read whole (their chunks and the content they reference) */
+  contentOf: ChunkRef[][];
+  /** manifests the agent may read only as manifests (a sync's parent point) */
+  manifestsOnly: ChunkRef[][];
+}
+
+const MAX_CHUNK = 16 * 1024 * 1024;
+
+export class JobTransfer {
+  private session: WriteSession | undefined;
+  private allowed: Set<string> | undefined;
+  receivedBytes = 0;
+  receivedChunks = 0;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly scope: TransferScope,
+    private readonly compressionLevel: number,
+  ) {}
+
+  private writer(): WriteSession {
+    this.session ??= this.pool.startSession(this.compressionLevel);
+    return this.session;
+  }
+
+  want(digests: string[]): boolean[] {
+    const s = this.writer();
+    return digests.map((d) => s.claim(d));
+  }
+
+  /** Verifies every uploaded chunk against its digest before it goes near a pack. */
+  async put(body: Uint8Array): Promise<number> {
+    const frames = decodeFrames(body);
+    for (const f of frames) {
+      if (f.length > MAX_CHUNK || f.data.length > MAX_CHUNK + 1024) throw new HoldfastError('BAD_ARGUMENT', `chunk ${f.digest} is larger than ${MAX_CHUNK} bytes`);
+    }
+    const results = await this.pool.codec.decode(frames.map((f) => ({ data: f.data, flags: f.flags, length: f.length, digest: f.digest })));
+    results.forEach((r, i) => {
+      if (!r.ok) throw new HoldfastError('BAD_ARGUMENT', `uploaded chunk ${frames[i]?.digest} does not match its digest: ${r.reason}`, { digest: frames[i]?.digest });
+    });
+    await this.writer().put(frames.map((f) => ({ digest: f.digest, length: f.length, encoded: { data: f.data, flags: f.flags } })));
+    this.receivedBytes += body.length;
+    this.receivedChunks += frames.length;
+    return frames.length;
+  }
+
+  /** Stored chunks for the agent, after checking each is within the job's scope. */
+  async read(refs: ChunkRef[]): Promise<StoredChunk[]> {
+    const allowed = await this.allowedDigests();
+    for (const [d] of refs) {
+      if (!allowed.has(d)) throw new HoldfastError('FORBIDDEN', `chunk ${d} is not part of this job's recovery points`, { digest: d });
+    }
+    return this.pool.reader.readEncoded(refs);
+  }
+
+  private async allowedDigests(): Promise<Set<string>> {
+    if (this.allowed) return this.allowed;
+    const set = new Set<string>();
+    for (const m of [...this.scope.manifestsOnly, ...this.scope.contentOf]) for (const [d] of m) set.add(d);
+    for (const m of this.scope.contentOf) {
+      for await (const e of readManifest(this.pool.reader, m)) {
+        if (hasContent(e)) for (const { ref } of chunkOffsets(e)) set.add(ref[0]);
+      }
+    }
+    this.allowed = set;
+    return set;
+  }
+
+  /**
+   * Everything the agent sent is durable and indexed, and the manifest it names is whole: every
+   * entry decodes (paths checked) and every chunk it references is in the pool with its length.
+   */
+  async finish(manifest: ChunkRef[], kind: 'dir' | 'image'): Promise<{ newChunks: number; newBytes: number; storedNewBytes: number }> {
+    const stats = await this.writer().finish();
+    let header = true;
+    for await (const e of readManifest(this.pool.reader, manifest)) {
+      if (header && kind === 'image' && e.type !== 'file') throw new HoldfastError('BAD_ARGUMENT', 'an image manifest must hold one file entry');
+      header = false;
+      if (!hasContent(e)) continue;
+      for (const { ref } of chunkOffsets(e)) {
+        const loc = this.pool.index.get(ref[0]);
+        if (!loc) throw new HoldfastError('CHUNK_MISSING', `the manifest references chunk ${ref[0]} (${e.path}), which was never stored`, { digest: ref[0], path: e.path });
+        if (loc.length !== ref[1]) throw new HoldfastError('BAD_ARGUMENT', `the manifest gives chunk ${ref[0]} length ${ref[1]}, the pool ${loc.length}`, { digest: ref[0] });
+      }
+    }
+    return stats;
+  }
+
+  abort(): void {
+    this.session?.abort();
+  }
+}

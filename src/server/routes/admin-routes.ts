@@ -1,0 +1,201 @@
+/** Routes for the administrator (bearer token): agents, join tokens, groups, sources, syncs, restores, jobs, alerts, settings. */
+import { Type } from '@sinclair/typebox';
+import { HoldfastError } from '../../core/errors.js';
+import { parseDuration, parseSize } from '../../core/units.js';
+import { requireAdmin, type App } from '../http-app.js';
+import type { ProtectionServer } from '../protection-server.js';
+import type { GroupRow, JobRow } from '../control-db.js';
+
+const Name = Type.String({ minLength: 1, maxLength: 63 });
+const TIME = /^([01]\d|2[0-3]):[0-5]\d$/;
+
+export function parseThrottle(text: string): number {
+  const n = parseSize(text.replace(/\/s$/i, ''));
+  if (n <= 0) throw new HoldfastError('BAD_ARGUMENT', `throttle '${text}' must be more than zero`);
+  return n;
+}
+
+function parsePoints(times: string[]): string[] {
+  for (const t of times) if (!TIME.test(t)) throw new HoldfastError('BAD_ARGUMENT', `recovery point time '${t}' is not HH:MM (24-hour)`);
+  return [...new Set(times)].sort();
+}
+
+export function groupView(g: GroupRow): Record<string, unknown> {
+  return { name: g.name, syncEveryMs: g.syncEveryMs, points: g.points, retainMs: g.retainMs, compress: g.compress, throttleBps: g.throttleBps, created: g.created };
+}
+
+export function jobView(j: JobRow): Record<string, unknown> {
+  return {
+    id: j.id, type: j.type, source: j.source, agent: j.agentId, state: j.state, origin: j.origin, attempt: j.attempt, params: j.params,
+    progress: j.progress, result: j.result, error: j.error, created: j.created, started: j.started, finished: j.finished, retryOf: j.retryOf, notBefore: j.notBefore,
+  };
+}
+
+const GroupBody = Type.Object(
+  {
+    name: Name,
+    syncEvery: Type.Optional(Type.Union([Type.String({ maxLength: 32 }), Type.Null()])),
+    points: Type.Optional(Type.Array(Type.String({ maxLength: 5 }), { maxItems: 48 })),
+    retain: Type.Optional(Type.String({ maxLength: 32 })),
+    compress: Type.Optional(Type.Boolean()),
+    throttle: Type.Optional(Type.Union([Type.String({ maxLength: 32 }), Type.Null()])),
+  },
+  { additionalProperties: false },
+);
+
+export function registerAdminRoutes(app: App, server: ProtectionServer): void {
+  app.addHook('onRequest', async (req) => {
+    const url = req.url;
+    if (url.startsWith('/api/v1/agent/') || url === '/api/v1/ca' || url === '/api/v1/health' || url === '/api/v1/join' || url.startsWith('/api/openapi.json')) return;
+    if (url.startsWith('/api/')) requireAdmin(server, req);
+  });
+  const tags = ['admin'];
+  const security = [{ admin: [] }];
+
+  app.get('/api/v1/agents', { schema: { tags, security } }, () =>
+    server.db.agents().map((a) => ({
+      id: a.id, name: a.name, hostname: a.hostname, status: server.agentStatus(a), lastSeen: a.lastSeen, version: a.version, created: a.created,
+      sources: server.sourcesFor(a.id).map((s) => s.name),
+    })),
+  );
+
+  app.post('/api/v1/agents/:name/revoke', { schema: { tags, security, params: Type.Object({ name: Name }) } }, (req) => {
+    const a = server.revoke(req.params.name);
+    return { id: a.id, name: a.name, status: 'revoked' };
+  });
+
+  app.post(
+    '/api/v1/agent-tokens',
+    { schema: { tags, security, body: Type.Object({ expires: Type.Optional(Type.String({ maxLength: 32 })), name: Type.Optional(Name) }, { additionalProperties: false }) } },
+    (req) => server.createJoinToken(parseDuration(req.body.expires ?? '1h'), req.body.name),
+  );
+
+  app.get('/api/v1/groups', { schema: { tags, security } }, () => server.db.groups().map(groupView));
+
+  app.post('/api/v1/groups', { schema: { tags, security, body: GroupBody } }, (req, reply) => {
+    const b = req.body;
+    const g = server.createGroup({
+      name: b.name,
+      syncEveryMs: b.syncEvery ? parseDuration(b.syncEvery) : b.syncEvery === null ? null : 15 * 60_000,
+      points: parsePoints(b.points ?? []),
+      retainMs: parseDuration(b.retain ?? '14d'),
+      compress: b.compress ?? true,
+      throttleBps: b.throttle ? parseThrottle(b.throttle) : null,
+    });
+    void reply.status(201);
+    return groupView(g);
+  });
+
+  app.patch('/api/v1/groups/:name', { schema: { tags, security, params: Type.Object({ name: Name }), body: Type.Partial(Type.Omit(GroupBody, ['name'])) } }, (req) => {
+    const g = server.requireGroup(req.params.name);
+    const b = req.body;
+    const next: GroupRow = {
+      ...g,
+      syncEveryMs: b.syncEvery === undefined ? g.syncEveryMs : b.syncEvery === null ? null : parseDuration(b.syncEvery),
+      points: b.points === undefined ? g.points : parsePoints(b.points),
+      retainMs: b.retain === undefined ? g.retainMs : parseDuration(b.retain),
+      compress: b.compress ?? g.compress,
+      throttleBps: b.throttle === undefined ? g.throttleBps : b.throttle === null ? null : parseThrottle(b.throttle),
+    };
+    server.db.updateGroup(next);
+    return groupView(next);
+  });
+
+  app.get('/api/v1/sources', { schema: { tags, security } }, () => server.sourcesFor().map((s) => server.sourceView(s)));
+
+  app.get('/api/v1/sources/:name', { schema: { tags, security, params: Type.Object({ name: Name }) } }, (req) => server.sourceView(server.requireSource(req.params.name)));
+
+  app.post(
+    '/api/v1/sources',
+    {
+      schema: {
+        tags, security,
+        body: Type.Object(
+          { name: Name, group: Name, agent: Name, kind: Type.Union([Type.Literal('dir'), Type.Literal('image')]), path: Type.String({ minLength: 1, maxLength: 4096 }) },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    (req, reply) => {
+      const s = server.addSource(req.body);
+      void reply.status(201);
+      return server.sourceView(s);
+    },
+  );
+
+  app.post('/api/v1/sources/:name/sync', { schema: { tags, security, params: Type.Object({ name: Name }) } }, (req, reply) => {
+    void reply.status(202);
+    return jobView(server.requestSync(req.params.name, 'manual'));
+  });
+
+  app.get('/api/v1/sources/:name/points', { schema: { tags, security, params: Type.Object({ name: Name }) } }, (req) =>
+    server.points(req.params.name).map((p) => ({
+      id: p.id, source: p.source, time: p.time, kind: p.kind, logicalBytes: p.logicalBytes, files: p.files, readBytes: p.readBytes,
+      newBytes: p.newBytes, storedNewBytes: p.storedNewBytes, durationMs: p.durationMs, parent: p.parent, torn: p.torn,
+    })),
+  );
+
+  app.post(
+    '/api/v1/restores',
+    {
+      schema: {
+        tags, security,
+        body: Type.Object(
+          {
+            source: Name,
+            point: Type.Optional(Type.String({ maxLength: 64 })),
+            at: Type.Optional(Type.String({ maxLength: 64 })),
+            path: Type.Optional(Type.String({ maxLength: 4096 })),
+            to: Type.String({ minLength: 1, maxLength: 4096 }),
+            agent: Type.Optional(Name),
+            overwrite: Type.Optional(Type.Boolean()),
+          },
+          { additionalProperties: false },
+        ),
+      },
+    },
+    (req, reply) => {
+      if (req.body.point && req.body.at) throw new HoldfastError('BAD_ARGUMENT', 'give point or at, not both');
+      void reply.status(202);
+      return jobView(server.requestRestore({ ...req.body, overwrite: req.body.overwrite === true }));
+    },
+  );
+
+  app.get(
+    '/api/v1/jobs',
+    {
+      schema: {
+        tags, security,
+        querystring: Type.Object({
+          state: Type.Optional(Type.Union(['queued', 'running', 'succeeded', 'failed', 'cancelled'].map((s) => Type.Literal(s)))),
+          source: Type.Optional(Name),
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })),
+        }),
+      },
+    },
+    (req) => server.db.jobs({ state: req.query.state as JobRow['state'] | undefined, source: req.query.source, limit: req.query.limit }).map(jobView),
+  );
+
+  app.get('/api/v1/jobs/:id', { schema: { tags, security, params: Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{16}$' }) }) } }, (req) => {
+    const j = server.db.job(req.params.id);
+    if (!j) throw new HoldfastError('NOT_FOUND', `no job ${req.params.id}`, { job: req.params.id });
+    return jobView(j);
+  });
+
+  app.get(
+    '/api/v1/alerts',
+    { schema: { tags, security, querystring: Type.Object({ state: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('resolved')])) }) } },
+    (req) => server.db.alerts({ state: req.query.state }),
+  );
+
+  app.get('/api/v1/settings', { schema: { tags, security } }, () => ({ webhook: server.db.setting('webhook') ?? null }));
+
+  app.put(
+    '/api/v1/settings',
+    { schema: { tags, security, body: Type.Object({ webhook: Type.Union([Type.String({ pattern: '^https?://', maxLength: 2048 }), Type.Null()]) }, { additionalProperties: false }) } },
+    (req) => {
+      server.db.setSetting('webhook', req.body.webhook ?? '');
+      return { webhook: req.body.webhook };
+    },
+  );
+}
