@@ -5,45 +5,23 @@
  * Two phases, because a tracker's state (a bitmap, a snapshot, a journal) may only move on once
  * the recovery point is committed: `syncSource` returns the outcome with `committed()` and
  * `abandon()`; the caller commits the point, then calls one of them.
+ *
+ * Trackers (agent/trackers/): 'qcow2-bitmap' for qcow2 images, 'btrfs' for subvolumes, 'full'
+ * for everything else and as the fallback when tracking state cannot be trusted.
  */
-import type { ChunkSink, ChunkSource } from '../core/chunk-io.js';
-import type { CdcParams } from '../core/chunker.js';
+import { open } from 'node:fs/promises';
+import type { ChunkSource } from '../core/chunk-io.js';
+import { HoldfastError } from '../core/errors.js';
 import { readManifest } from '../core/manifest-io.js';
 import { hasContent, type ChunkRef, type FileEntry } from '../core/manifest.js';
-import type { CodecBatcher } from '../workers/codec-batcher.js';
-import { backupDir, type BackupOutcome, type BackupProgress } from './backup-dir.js';
-import { backupImage } from './backup-image.js';
+import { quiesce } from './quiesce.js';
+import { btrfsTracker } from './trackers/btrfs.js';
+import { fullTracker } from './trackers/full.js';
+import { qcow2BitmapTracker } from './trackers/qcow2-bitmap.js';
+import type { PendingSync, SyncRequest, Tracker, TrackerContext } from './trackers/tracker.js';
+import { TrackerState } from './trackers/tracker-state.js';
 
-export type SyncKind = 'dir' | 'image';
-
-export interface SyncRequest {
-  source: { name: string; kind: SyncKind; path: string };
-  /** the previous committed recovery point of this source, if any */
-  parent?: { id: string; manifest: ChunkRef[] };
-  sink: ChunkSink;
-  /** where the parent's manifest (and, for repairs, its chunks) are read from */
-  chunks: ChunkSource;
-  batcher: CodecBatcher;
-  cdc: CdcParams;
-  imageChunk: number;
-  /** absolute paths never to read (the local pool, the agent's own state) */
-  exclude?: string[];
-  signal?: AbortSignal;
-  onProgress?: (p: BackupProgress) => void;
-}
-
-export interface SyncOutcome extends BackupOutcome {
-  /** which tracker decided what to read: 'full' (metadata compare against the parent), … */
-  tracker: string;
-}
-
-export interface PendingSync {
-  outcome: SyncOutcome;
-  /** the point is committed: the tracker may move on (drop an old bitmap or snapshot) */
-  committed(pointId: string): Promise<void>;
-  /** the point will not be committed: keep tracking state so the next sync sees these changes */
-  abandon(): Promise<void>;
-}
+export type { PendingSync, QemuLive, SyncKind, SyncOutcome, SyncRequest, TrackerChoice } from './trackers/tracker.js';
 
 /** The parent point's files by path (a content-bearing hard link counts as a file). */
 export async function parentFiles(chunks: ChunkSource, manifest: ChunkRef[]): Promise<Map<string, FileEntry>> {
@@ -57,6 +35,7 @@ export async function parentFiles(chunks: ChunkSource, manifest: ChunkRef[]): Pr
 
 export async function syncSource(r: SyncRequest): Promise<PendingSync> {
   const warnings: string[] = [];
+  const tracker = await pickTracker(r, warnings);
   let files: Map<string, FileEntry> | undefined;
   if (r.parent) {
     try {
@@ -66,14 +45,53 @@ export async function syncSource(r: SyncRequest): Promise<PendingSync> {
       warnings.push(`previous recovery point ${r.parent.id} is unreadable (${(err as Error).message}); reading every file`);
     }
   }
-  const common = { sink: r.sink, batcher: r.batcher, cdc: r.cdc, imageChunk: r.imageChunk, signal: r.signal, onProgress: r.onProgress };
-  const outcome =
-    r.source.kind === 'image'
-      ? await backupImage({ ...common, path: r.source.path, parent: files ? [...files.values()][0] : undefined })
-      : await backupDir({ ...common, root: r.source.path, parent: files, exclude: r.exclude });
-  return {
-    outcome: { ...outcome, warnings: [...warnings, ...outcome.warnings], tracker: 'full' },
-    committed: () => Promise.resolve(),
-    abandon: () => Promise.resolve(),
+  const ctx: TrackerContext = {
+    r,
+    parentFiles: files,
+    state: new TrackerState(r.stateDir, r.source.name, tracker.name),
+    warnings,
+    quiesce: async (take) => {
+      const q = await quiesce(r.source.path, r, take);
+      warnings.push(...q.warnings);
+      return q.value;
+    },
   };
+  return tracker.sync(ctx);
+}
+
+async function pickTracker(r: SyncRequest, warnings: string[]): Promise<Tracker> {
+  const choice = r.tracker ?? 'auto';
+  const refuse = (): never => {
+    throw new HoldfastError('BAD_ARGUMENT', `tracker '${choice}' cannot track a source of kind ${r.source.kind}`, { source: r.source.name });
+  };
+  switch (r.source.kind) {
+    case 'btrfs':
+      // 'full' still reads from a snapshot; the tracker then ignores the send stream.
+      return choice === 'qcow2-bitmap' ? refuse() : btrfsTracker;
+    case 'dir':
+      return choice === 'auto' || choice === 'full' ? fullTracker : refuse();
+    case 'image': {
+      if (choice === 'btrfs') refuse();
+      if (choice === 'full') return fullTracker;
+      if (r.qemu || (await isQcow2(r.source.path))) return qcow2BitmapTracker;
+      if (choice === 'qcow2-bitmap') warnings.push(`${r.source.path} is not a qcow2 image (no dirty bitmaps); reading everything and comparing hashes`);
+      return fullTracker;
+    }
+  }
+}
+
+/** qcow2 files start with "QFI\xfb". */
+async function isQcow2(path: string): Promise<boolean> {
+  try {
+    const fh = await open(path, 'r');
+    try {
+      const b = Buffer.alloc(4);
+      await fh.read(b, 0, 4, 0);
+      return b.equals(Buffer.from([0x51, 0x46, 0x49, 0xfb]));
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return false; // the reader names the missing path in its own error
+  }
 }

@@ -4,14 +4,14 @@
  */
 import { randomBytes } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { CodecBatcher } from '../workers/codec-batcher.js';
 import { normalizeSubPath } from '../core/entry-path.js';
 import { HoldfastError } from '../core/errors.js';
 import type { Pool } from '../pool/pool.js';
 import type { PointRow, SourceKind } from '../pool/catalog.js';
 import type { BackupProgress } from '../agent/backup-dir.js';
-import { syncSource } from '../agent/sync-source.js';
+import { syncSource, type PendingSync, type SyncKind, type SyncRequest } from '../agent/sync-source.js';
 import { restore, type RestoreOutcome, type RestoreProgress } from '../agent/restore.js';
 
 export interface LocalBackupResult {
@@ -32,15 +32,20 @@ export interface LocalBackupResult {
   tracker: string;
 }
 
+/** Tracker options of a local backup; the state directory defaults to POOL/agent-state. */
+export type LocalTracking = Partial<Pick<SyncRequest, 'stateDir' | 'tracker' | 'qemu' | 'snapshotDir' | 'preSnapshot' | 'postSnapshot' | 'timeoutMs' | 'fsfreeze'>>;
+
 export async function localBackup(
   pool: Pool,
-  o: { source: string; kind: SourceKind; path: string; signal?: AbortSignal; onProgress?: (p: BackupProgress) => void },
+  o: { source: string; kind: SyncKind; path: string; signal?: AbortSignal; onProgress?: (p: BackupProgress) => void; tracking?: LocalTracking },
 ): Promise<LocalBackupResult> {
   const started = Date.now();
+  // A btrfs subvolume's recovery points are directory manifests: the catalog knows it as 'dir'.
+  const kind: SourceKind = o.kind === 'btrfs' ? 'dir' : o.kind;
   const time = new Date(started).toISOString();
   const existing = pool.catalog.source(o.source);
-  if (existing && existing.kind !== o.kind) {
-    throw new HoldfastError('KIND_MISMATCH', `source '${o.source}' is of kind ${existing.kind}; it cannot take a ${o.kind} backup`, { source: o.source });
+  if (existing && existing.kind !== kind) {
+    throw new HoldfastError('KIND_MISMATCH', `source '${o.source}' is of kind ${existing.kind}; it cannot take a ${kind} backup`, { source: o.source });
   }
   let path: string;
   try {
@@ -51,7 +56,7 @@ export async function localBackup(
   const parent = existing ? pool.catalog.latestPoint(o.source) : undefined;
   const session = pool.startSession();
   const batcher = new CodecBatcher(pool.codec, session.compressionLevel);
-  let pending;
+  let pending: PendingSync | undefined;
   let stats;
   try {
     pending = await syncSource({
@@ -65,10 +70,13 @@ export async function localBackup(
       exclude: [await realpath(pool.dir)],
       signal: o.signal,
       onProgress: o.onProgress,
+      ...o.tracking,
+      stateDir: resolve(o.tracking?.stateDir ?? join(pool.dir, 'agent-state')),
     });
     stats = await session.finish();
   } catch (err) {
     session.abort();
+    await pending?.abandon();
     throw err;
   }
   const outcome = pending.outcome;
@@ -77,7 +85,7 @@ export async function localBackup(
     id,
     source: o.source,
     time,
-    kind: o.kind,
+    kind,
     manifest: outcome.manifest,
     logicalBytes: outcome.logicalBytes,
     files: outcome.entries,
@@ -98,7 +106,7 @@ export async function localBackup(
   return {
     point: id,
     source: o.source,
-    kind: o.kind,
+    kind,
     time,
     parent: row.parent,
     entries: outcome.entries,

@@ -1,0 +1,132 @@
+/**
+ * Dirty bitmaps of a qcow2 image that no QEMU has open: `qemu-img bitmap` changes them and a
+ * `qemu-nbd` we start exports the image read-only with one bitmap exposed (`-B`). Without `-t`
+ * qemu-nbd exits when our one connection closes, so a killed agent leaves no server behind once
+ * connected; its pid file lets the next sync end one that never got a client.
+ */
+import { spawn } from 'node:child_process';
+import { readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { HoldfastError } from '../../core/errors.js';
+import { NbdClient } from '../nbd/nbd-client.js';
+import type { BitmapHost, BitmapInfo, ImageView } from './bitmap-host.js';
+import { runTool } from './run-tool.js';
+
+interface QemuImgInfo {
+  'virtual-size': number;
+  format: string;
+  'format-specific'?: { data?: { bitmaps?: Array<{ name: string; flags: string[] }> } };
+}
+
+export class OfflineBitmapHost implements BitmapHost {
+  readonly mode = 'offline';
+  private readonly socket: string;
+  private readonly pidFile: string;
+
+  constructor(
+    private readonly image: string,
+    workDir: string,
+    tag: string,
+    private readonly signal?: AbortSignal,
+  ) {
+    this.socket = join(workDir, `${tag}.nbd.sock`);
+    this.pidFile = join(workDir, `${tag}.nbd.pid`);
+  }
+
+  private async info(): Promise<QemuImgInfo> {
+    // -U: reading the header must work even while a VM holds the image (then rotate() says so).
+    const out = await runTool('qemu-img', ['info', '-U', '--output=json', this.image], this.signal);
+    return JSON.parse(out) as QemuImgInfo;
+  }
+
+  async virtualSize(): Promise<number> {
+    return (await this.info())['virtual-size'];
+  }
+
+  async bitmaps(): Promise<BitmapInfo[]> {
+    const list = (await this.info())['format-specific']?.data?.bitmaps ?? [];
+    return list.map((b) => ({ name: b.name, enabled: b.flags.includes('auto'), broken: b.flags.includes('in-use') }));
+  }
+
+  async rotate(add: string, freeze: string[]): Promise<void> {
+    // The image is not open anywhere (qemu-img takes the write lock and fails otherwise), so the
+    // steps need not be atomic: nothing writes between them.
+    await this.bitmap(['--add', '--enable'], add);
+    const [into, ...rest] = freeze;
+    if (into === undefined) return;
+    for (const name of freeze) await this.bitmap(['--disable'], name);
+    for (const name of rest) await this.bitmap(['--merge', name], into);
+    await this.remove(rest);
+  }
+
+  async open(bitmap: string | undefined): Promise<ImageView> {
+    await rm(this.socket, { force: true });
+    const args = ['-r', '-f', 'qcow2', '-k', this.socket, '--pid-file', this.pidFile, ...(bitmap ? ['-B', bitmap] : []), this.image];
+    const child = spawn('qemu-nbd', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    let exited = false;
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('exit', () => (exited = true));
+    child.on('error', (err) => {
+      exited = true;
+      stderr += err.message;
+    });
+    const contexts = bitmap ? [`qemu:dirty-bitmap:${bitmap}`, 'base:allocation'] : ['base:allocation'];
+    for (let i = 0; ; i++) {
+      if (exited) throw new HoldfastError('SOURCE_UNREADABLE', `qemu-nbd could not export ${this.image}: ${stderr.trim()}`, { path: this.image });
+      try {
+        const nbd = await NbdClient.connect(this.socket, { metaContexts: contexts, signal: this.signal });
+        return {
+          nbd,
+          close: async () => {
+            await nbd.close().catch(() => undefined);
+            if (!exited) child.kill('SIGTERM');
+            await rm(this.socket, { force: true });
+            await rm(this.pidFile, { force: true });
+          },
+        };
+      } catch (err) {
+        if (i > 200) {
+          child.kill('SIGKILL');
+          throw err;
+        }
+        await sleep(25);
+      }
+    }
+  }
+
+  async remove(names: string[]): Promise<void> {
+    for (const name of names) await this.bitmap(['--remove'], name);
+  }
+
+  async cleanup(): Promise<void> {
+    // A qemu-nbd of a killed sync that never got its client would hold the image forever.
+    const pid = Number((await readFile(this.pidFile, 'utf8').catch(() => '')).trim());
+    if (!Number.isInteger(pid) || pid <= 0) return;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes('qemu-nbd') && cmdline.includes(this.socket)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+      await sleep(50);
+    }
+    await rm(this.pidFile, { force: true });
+  }
+
+  close(): void {
+    // nothing held between commands
+  }
+
+  private async bitmap(op: string[], name: string): Promise<void> {
+    try {
+      await runTool('qemu-img', ['bitmap', ...op, '-f', 'qcow2', this.image, name], this.signal);
+    } catch (err) {
+      const msg = (err as Error).message;
+      const hint = /lock/i.test(msg) ? ' (the image is in use: back up a running VM through its QMP socket, --qmp)' : '';
+      throw new HoldfastError('SOURCE_UNREADABLE', `qemu-img bitmap ${op.join(' ')} ${name} on ${this.image} failed${hint}: ${msg}`, { path: this.image }, { cause: err });
+    }
+  }
+}

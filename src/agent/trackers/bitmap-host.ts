@@ -1,0 +1,40 @@
+/**
+ * Where a qcow2 image's dirty bitmaps live and how a point-in-time view of the image is read:
+ * offline (qemu-img and a qemu-nbd we start) or inside a running QEMU (QMP and image fleecing).
+ * The qcow2 tracker drives either through this interface.
+ */
+import type { NbdClient } from '../nbd/nbd-client.js';
+
+export interface BitmapInfo {
+  name: string;
+  /** recording writes now */
+  enabled: boolean;
+  /** QEMU marks it inconsistent (in-use after an unclean close): its record cannot be trusted */
+  broken: boolean;
+}
+
+export interface ImageView {
+  nbd: NbdClient;
+  close(): Promise<void>;
+}
+
+export interface BitmapHost {
+  /** 'offline' or 'live', for messages */
+  readonly mode: string;
+  /** the disk's size as the guest sees it */
+  virtualSize(): Promise<number>;
+  bitmaps(): Promise<BitmapInfo[]>;
+  /**
+   * The snapshot moment: adds `add` (persistent, recording) and stops `freeze` from recording,
+   * merging them into `freeze[0]`; in a running QEMU, atomically with a point-in-time view.
+   * No write can fall between `add` starting and the frozen ones stopping.
+   */
+  rotate(add: string, freeze: string[]): Promise<void>;
+  /** The view taken at rotate() (or the image itself offline), with `bitmap` exposed if given. */
+  open(bitmap: string | undefined): Promise<ImageView>;
+  remove(names: string[]): Promise<void>;
+  /** Undoes what a sync that did not finish left behind (fleecing nodes, exports, servers). */
+  cleanup(): Promise<void>;
+  /** Lets go of the host (the QMP connection); the image is left as it is. */
+  close(): void;
+}

@@ -1,0 +1,184 @@
+/**
+ * A parser for the btrfs send stream (`btrfs send --no-data -p PREV CUR`), reduced to what a
+ * sync needs: which paths of CUR are new, which byte ranges of which files were written, and how
+ * to find a path of CUR in PREV across renames. The stream is the list of operations that turns
+ * PREV into CUR; paths in it are as they stand at that step, so each is carried forward through
+ * the renames that follow it.
+ *
+ * Format (v1/v2): "btrfs-stream\0", u32 version; then commands: u32 payload length, u16 command,
+ * u32 crc32c, payload of TLVs (u16 attribute, u16 length, value), all little-endian.
+ */
+import { HoldfastError } from '../../core/errors.js';
+import type { ByteRange } from '../nbd/nbd-client.js';
+
+const MAGIC = Buffer.from('btrfs-stream\0', 'latin1');
+
+const C = {
+  MKFILE: 3,
+  MKDIR: 4,
+  MKNOD: 5,
+  MKFIFO: 6,
+  MKSOCK: 7,
+  SYMLINK: 8,
+  RENAME: 9,
+  LINK: 10,
+  UNLINK: 11,
+  RMDIR: 12,
+  WRITE: 15,
+  CLONE: 16,
+  TRUNCATE: 17,
+  END: 21,
+  UPDATE_EXTENT: 22,
+  FALLOCATE: 23,
+  ENCODED_WRITE: 25,
+} as const;
+
+const A = { SIZE: 4, PATH: 15, PATH_TO: 16, FILE_OFFSET: 18, DATA: 19, CLONE_LEN: 24, FALLOCATE_MODE: 25 } as const;
+
+/** One command: its number and attributes (values as raw bytes). */
+export interface SendCommand {
+  cmd: number;
+  attrs: Map<number, Buffer>;
+}
+
+export function* parseSendStream(stream: Buffer): Generator<SendCommand> {
+  if (stream.length < 17 || !stream.subarray(0, 13).equals(MAGIC)) throw bad('does not start with the btrfs-stream magic');
+  const version = stream.readUInt32LE(13);
+  if (version < 1 || version > 3) throw bad(`version ${version} is not supported`);
+  let pos = 17;
+  while (pos < stream.length) {
+    if (pos + 10 > stream.length) throw bad('ends inside a command header');
+    const len = stream.readUInt32LE(pos);
+    const cmd = stream.readUInt16LE(pos + 4);
+    const end = pos + 10 + len;
+    if (end > stream.length) throw bad(`command ${cmd} runs past the end`);
+    const attrs = new Map<number, Buffer>();
+    let p = pos + 10;
+    while (p < end) {
+      if (p + 4 > end) throw bad(`attribute header of command ${cmd} is cut`);
+      const type = stream.readUInt16LE(p);
+      // v2 data attributes run to the end of the command and carry no length.
+      const vlen = version >= 2 && type === A.DATA ? end - p - 2 : stream.readUInt16LE(p + 2);
+      const vstart = version >= 2 && type === A.DATA ? p + 2 : p + 4;
+      if (vstart + vlen > end) throw bad(`attribute ${type} of command ${cmd} runs past its command`);
+      attrs.set(type, stream.subarray(vstart, vstart + vlen));
+      p = vstart + vlen;
+    }
+    yield { cmd, attrs };
+    if (cmd === C.END) return;
+    pos = end;
+  }
+}
+
+function bad(what: string): HoldfastError {
+  return new HoldfastError('SOURCE_UNREADABLE', `btrfs send stream ${what}`);
+}
+
+/** What changed between two snapshots, in the newer one's paths (relative, '/'-separated). */
+export interface SendChanges {
+  /** paths that did not exist in PREV as the same object (created, linked, replaced) */
+  created: Set<string>;
+  /** byte ranges written (or cloned, or punched) per file */
+  written: Map<string, ByteRange[]>;
+  /** files whose size was set (truncate), with the size */
+  truncated: Map<string, number>;
+  /** where a path of CUR was in PREV (undefined when it is new) */
+  oldPath(path: string): string;
+}
+
+interface Step {
+  kind: 'created' | 'written' | 'truncated';
+  path: string;
+  range?: ByteRange;
+  size?: number;
+  /** renames before this step */
+  at: number;
+}
+
+export function sendChanges(stream: Buffer): SendChanges {
+  const renames: Array<[string, string]> = [];
+  const steps: Step[] = [];
+  const str = (c: SendCommand, a: number): string => {
+    const v = c.attrs.get(a);
+    if (!v) throw bad(`command ${c.cmd} lacks attribute ${a}`);
+    return v.toString('utf8');
+  };
+  const u64 = (c: SendCommand, a: number): number => {
+    const v = c.attrs.get(a);
+    if (!v || v.length !== 8) throw bad(`command ${c.cmd} lacks a 64-bit attribute ${a}`);
+    return Number(v.readBigUInt64LE(0));
+  };
+  for (const c of parseSendStream(stream)) {
+    const at = renames.length;
+    switch (c.cmd) {
+      case C.MKFILE:
+      case C.MKDIR:
+      case C.MKNOD:
+      case C.MKFIFO:
+      case C.MKSOCK:
+      case C.SYMLINK:
+      case C.LINK:
+        steps.push({ kind: 'created', path: str(c, A.PATH), at });
+        break;
+      case C.RENAME:
+        renames.push([str(c, A.PATH), str(c, A.PATH_TO)]);
+        break;
+      case C.WRITE:
+      case C.UPDATE_EXTENT:
+      case C.ENCODED_WRITE: {
+        const length = c.cmd === C.UPDATE_EXTENT ? u64(c, A.SIZE) : (c.attrs.get(A.DATA)?.length ?? 0);
+        steps.push({ kind: 'written', path: str(c, A.PATH), range: { offset: u64(c, A.FILE_OFFSET), length }, at });
+        break;
+      }
+      case C.CLONE:
+        steps.push({ kind: 'written', path: str(c, A.PATH), range: { offset: u64(c, A.FILE_OFFSET), length: u64(c, A.CLONE_LEN) }, at });
+        break;
+      case C.FALLOCATE:
+        steps.push({ kind: 'written', path: str(c, A.PATH), range: { offset: u64(c, A.FILE_OFFSET), length: u64(c, A.SIZE) }, at });
+        break;
+      case C.TRUNCATE:
+        steps.push({ kind: 'truncated', path: str(c, A.PATH), size: u64(c, A.SIZE), at });
+        break;
+      default:
+        break; // metadata (chmod, chown, utimes, xattrs), unlink, rmdir: the walk of CUR sees them
+    }
+  }
+  const forward = (path: string, from: number): string => {
+    let p = path;
+    for (let i = from; i < renames.length; i++) p = moved(p, ...(renames[i] as [string, string]));
+    return p;
+  };
+  const created = new Set<string>();
+  const written = new Map<string, ByteRange[]>();
+  const truncated = new Map<string, number>();
+  for (const s of steps) {
+    const p = forward(s.path, s.at);
+    if (s.kind === 'created') created.add(p);
+    else if (s.kind === 'truncated') truncated.set(p, s.size ?? 0);
+    else {
+      const list = written.get(p) ?? [];
+      list.push(s.range as ByteRange);
+      written.set(p, list);
+    }
+  }
+  return {
+    created,
+    written,
+    truncated,
+    oldPath: (path) => {
+      let p = path;
+      for (let i = renames.length - 1; i >= 0; i--) {
+        const [from, to] = renames[i] as [string, string];
+        p = moved(p, to, from);
+      }
+      return p;
+    },
+  };
+}
+
+/** `path` after `from` was renamed to `to` (a renamed directory moves everything under it). */
+function moved(path: string, from: string, to: string): string {
+  if (path === from) return to;
+  if (path.startsWith(`${from}/`)) return to + path.slice(from.length);
+  return path;
+}

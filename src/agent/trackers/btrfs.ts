@@ -1,0 +1,212 @@
+/**
+ * The btrfs tracker: a read-only snapshot of the subvolume per sync is the consistent view, and
+ * `btrfs send --no-data -p PREV CUR` says what changed between the previous sync's snapshot and
+ * this one (files created, byte ranges written, sizes set, renames; deletions show as absence).
+ * The snapshot is walked for metadata (cheap: no data is read); a file's data is read only when
+ * btrfs says it changed, and then only its changed chunks (`cdc-rechunk`); everything else reuses
+ * the parent point's chunk list, found across renames. Manifests are of kind `dir`.
+ *
+ * Snapshots live in `snapshotDir` (default SUBVOLUME/.holdfast-snapshots, excluded from the
+ * manifest) as `<source>@<time>`. The state names the point and its snapshot. committed() saves
+ * the state, then deletes the source's other snapshots; abandon() deletes the new one. A killed
+ * sync leaves a stray snapshot that the next commit deletes; the state still names the previous
+ * snapshot, so the next sync compares against it and misses nothing.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, open, readdir, readlink, stat, statfs } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import { ManifestWriter } from '../../core/manifest-io.js';
+import type { Entry, FileEntry } from '../../core/manifest.js';
+import { HoldfastError, errnoCode } from '../../core/errors.js';
+import { backupDir, type BackupOutcome, type BackupProgress } from '../backup-dir.js';
+import { baseMeta, entryType } from '../file-meta.js';
+import { chunkFile, chunkSmallFile, SMALL_FILE, type ChunkingContext } from '../file-chunker.js';
+import { walkTree, type WalkItem } from '../tree-walker.js';
+import { sendChanges, type SendChanges } from './btrfs-send-stream.js';
+import { rechunk } from './cdc-rechunk.js';
+import { runTool } from './run-tool.js';
+import { trackedParent, type PendingSync, type SyncRequest, type Tracker, type TrackerContext } from './tracker.js';
+
+const BTRFS_SUPER_MAGIC = 0x9123683e;
+/** The root directory of every btrfs subvolume has this inode number. */
+const SUBVOLUME_ROOT_INO = 256n;
+
+interface BtrfsState {
+  pointId: string;
+  snapshot: string;
+}
+
+export const btrfsTracker: Tracker = {
+  name: 'btrfs',
+  sync,
+};
+
+async function sync(ctx: TrackerContext): Promise<PendingSync> {
+  const r = ctx.r;
+  const path = resolve(r.source.path);
+  await checkSubvolume(path);
+  const snapDir = resolve(r.snapshotDir ?? join(path, '.holdfast-snapshots'));
+  await mkdir(snapDir, { recursive: true, mode: 0o700 });
+  const stamp = new Date().toISOString().replace(/[:.]/g, '');
+  const snapshot = join(snapDir, `${r.source.name}@${stamp}`);
+  await ctx.quiesce(() => runTool('btrfs', ['subvolume', 'snapshot', '-r', path, snapshot], r.signal));
+
+  // Paths never to read, as they appear inside the snapshot.
+  const exclude = [snapDir, ...(r.exclude ?? [])].map((p) => resolve(p)).filter((p) => p === path || p.startsWith(`${path}/`)).map((p) => join(snapshot, relative(path, p)));
+  let outcome: BackupOutcome;
+  let incremental = false;
+  try {
+    const state = await ctx.state.load<BtrfsState>();
+    const t = trackedParent(state?.pointId, r.parent);
+    const prevOk = t.ok && state !== undefined && ctx.parentFiles !== undefined && (await isDir(state.snapshot));
+    if (t.ok && !prevOk) ctx.warnings.push(`the snapshot of the previous recovery point is gone (${state?.snapshot ?? 'none'}); reading everything and comparing hashes`);
+    else if (t.why) ctx.warnings.push(t.why);
+    if (prevOk && state && ctx.parentFiles && r.tracker !== 'full') {
+      const changes = sendChanges(await sendStream(state.snapshot, snapshot, r.signal));
+      outcome = await incrementalBackup(r, snapshot, exclude, ctx.parentFiles, changes);
+      incremental = true;
+    } else {
+      outcome = await backupDir({ root: snapshot, sink: r.sink, batcher: r.batcher, cdc: r.cdc, imageChunk: r.imageChunk, parent: ctx.parentFiles, exclude, signal: r.signal, onProgress: r.onProgress });
+    }
+  } catch (err) {
+    await deleteSnapshot(snapshot).catch(() => undefined);
+    throw err;
+  }
+  return {
+    outcome: { ...outcome, warnings: [...ctx.warnings, ...outcome.warnings], tracker: incremental ? 'btrfs' : 'full' },
+    committed: async (pointId) => {
+      await ctx.state.save({ pointId, snapshot } satisfies BtrfsState);
+      // Best effort: a snapshot left here is deleted by the next commit.
+      for (const name of await readdir(snapDir).catch(() => [] as string[])) {
+        const p = join(snapDir, name);
+        if (name.startsWith(`${r.source.name}@`) && p !== snapshot) await deleteSnapshot(p).catch(() => undefined);
+      }
+    },
+    abandon: async () => {
+      await deleteSnapshot(snapshot).catch(() => undefined);
+    },
+  };
+}
+
+async function checkSubvolume(path: string): Promise<void> {
+  let st;
+  let fs;
+  try {
+    st = await stat(path, { bigint: true });
+    fs = await statfs(path);
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') throw new HoldfastError('PATH_NOT_FOUND', `source path ${path} does not exist`, { path });
+    throw new HoldfastError('PATH_UNREADABLE', `cannot read source path ${path}: ${(err as Error).message}`, { path });
+  }
+  if (fs.type !== BTRFS_SUPER_MAGIC || st.ino !== SUBVOLUME_ROOT_INO) {
+    throw new HoldfastError('BAD_ARGUMENT', `source path ${path} is not a btrfs subvolume (create one with 'btrfs subvolume create', or use --kind dir)`, { path });
+  }
+}
+
+async function isDir(p: string): Promise<boolean> {
+  return stat(p).then((s) => s.isDirectory(), () => false);
+}
+
+function deleteSnapshot(p: string): Promise<string> {
+  return runTool('btrfs', ['subvolume', 'delete', p]);
+}
+
+function sendStream(prev: string, cur: string, signal?: AbortSignal): Promise<Buffer> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn('btrfs', ['send', '--no-data', '-q', '-p', prev, cur], { signal, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', (err) => reject(new HoldfastError('SOURCE_UNREADABLE', `btrfs send failed: ${err.message}`, {}, { cause: err })));
+    child.on('close', (code) => {
+      if (code === 0) resolvePromise(Buffer.concat(out));
+      else reject(new HoldfastError('SOURCE_UNREADABLE', `btrfs send -p ${prev} ${cur} failed: ${stderr.trim()}`));
+    });
+  });
+}
+
+/**
+ * The snapshot's manifest: the walk gives every object and its metadata; file data comes from
+ * the parent point unless btrfs reported the file created or written.
+ */
+async function incrementalBackup(r: SyncRequest, root: string, exclude: string[], parent: Map<string, FileEntry>, changes: SendChanges): Promise<BackupOutcome> {
+  const warnings: string[] = [];
+  const counters = { readBytes: 0 };
+  const progress: BackupProgress = { entries: 0, bytesDone: 0, readBytes: 0 };
+  const ctx: ChunkingContext = { sink: r.sink, batcher: r.batcher, cdc: r.cdc, imageChunk: r.imageChunk, signal: r.signal, counters };
+  const manifest = new ManifestWriter(r.sink, 'dir');
+  const links = new Map<string, FileEntry>();
+  let logicalBytes = 0;
+
+  const readWhole = async (it: WalkItem, meta: Omit<FileEntry, 'type' | 'size' | 'chunks'>): Promise<FileEntry> => {
+    if (it.st.size <= BigInt(SMALL_FILE) && it.st.blocks * 512n >= it.st.size) {
+      const small = await chunkSmallFile(ctx, it.abs, it.st);
+      if (small) return { type: 'file', ...meta, size: Number(it.st.size), ino: Number(it.st.ino), chunks: small.chunks };
+    }
+    const c = await chunkFile(ctx, it.abs, 'cdc');
+    const e: FileEntry = { type: 'file', ...meta, size: c.size, ino: Number(it.st.ino), chunks: c.chunks };
+    if (c.holes.length > 0) e.holes = c.holes;
+    return e;
+  };
+
+  const fileEntry = async (it: WalkItem, meta: Omit<FileEntry, 'type' | 'size' | 'chunks'>): Promise<FileEntry> => {
+    const size = Number(it.st.size);
+    const prev = changes.created.has(it.rel) ? undefined : parent.get(changes.oldPath(it.rel));
+    // Belt and braces: a different inode, or a size btrfs did not explain, means read it.
+    const written = changes.written.get(it.rel) ?? [];
+    const reach = Math.max(0, ...written.map((w) => w.offset + w.length));
+    const explained = prev !== undefined && (prev.size === size || changes.truncated.get(it.rel) === size || (size > prev.size && reach >= size));
+    if (!prev || prev.torn || (prev.ino !== undefined && prev.ino !== Number(it.st.ino)) || !explained) return readWhole(it, meta);
+    if (written.length === 0 && prev.size === size) return { type: 'file', ...meta, size, ino: Number(it.st.ino), chunks: prev.chunks, ...(prev.holes ? { holes: prev.holes } : {}) };
+    const sparse = it.st.blocks * 512n < it.st.size || (prev.holes?.length ?? 0) > 0;
+    if (sparse || size <= SMALL_FILE) return readWhole(it, meta);
+    const fh = await open(it.abs, 'r');
+    try {
+      const chunks = await rechunk({ sink: r.sink, cdc: r.cdc, signal: r.signal, counters }, fh, prev.chunks, prev.size, size, written);
+      return { type: 'file', ...meta, size, ino: Number(it.st.ino), chunks };
+    } finally {
+      await fh.close();
+    }
+  };
+
+  const toEntry = async (it: WalkItem): Promise<Entry | undefined> => {
+    const type = entryType(it.st);
+    if (!type) return undefined;
+    const meta = { path: it.rel, ...baseMeta(it.st), xattrs: it.xattrs };
+    if (meta.xattrs === undefined) delete meta.xattrs;
+    switch (type) {
+      case 'dir':
+      case 'fifo':
+      case 'socket':
+        return { type, ...meta };
+      case 'chardev':
+      case 'blockdev':
+        return { type, ...meta, rdev: Number(it.st.rdev) };
+      case 'symlink':
+        return { type, ...meta, target: await readlink(it.abs) };
+      case 'file':
+        break;
+    }
+    const key = `${it.st.ino}`;
+    const first = it.st.nlink > 1n ? links.get(key) : undefined;
+    if (first) return { ...first, ...meta, type: 'hardlink', target: first.path, path: it.rel };
+    const e = await fileEntry(it, meta);
+    if (it.st.nlink > 1n) links.set(key, e);
+    logicalBytes += e.size;
+    return e;
+  };
+
+  // The snapshot is read-only: nothing changes under the walk, so entries are made in order.
+  for await (const it of walkTree(root, { exclude: new Set(exclude), warnings, signal: r.signal, codec: r.batcher.codec })) {
+    const e = await toEntry(it);
+    if (!e) continue;
+    await manifest.add(e);
+    progress.entries++;
+    if (e.type === 'file') progress.bytesDone += e.size;
+    progress.readBytes = counters.readBytes;
+    r.onProgress?.(progress);
+  }
+  const refs = await manifest.finish();
+  return { manifest: refs, entries: manifest.entries, logicalBytes, readBytes: counters.readBytes, torn: [], warnings };
+}

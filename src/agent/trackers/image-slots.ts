@@ -1,0 +1,155 @@
+/**
+ * An image as a row of fixed-size chunk slots (16 KiB by default): each slot holds a chunk
+ * reference or nothing (all zero, a hole). A tracker starts from the parent recovery point's
+ * slots, replaces the slots its change map marks, and writes the result back as one manifest
+ * entry's chunks and holes: a new logical full for the cost of the changed slots.
+ */
+import type { ChunkSink, NewChunk } from '../../core/chunk-io.js';
+import type { ChunkRef, FileEntry, Hole } from '../../core/manifest.js';
+import { chunkOffsets } from '../../core/manifest.js';
+import { throwIfAborted } from '../../core/errors.js';
+import type { CodecBatcher } from '../../workers/codec-batcher.js';
+import type { ByteRange } from '../nbd/nbd-client.js';
+
+/** A run of slots [first, end). */
+export interface SlotRun {
+  first: number;
+  end: number;
+}
+
+export class ImageSlots {
+  private constructor(
+    readonly size: number,
+    readonly chunk: number,
+    readonly slots: Array<ChunkRef | null>,
+  ) {}
+
+  static empty(size: number, chunk: number): ImageSlots {
+    return new ImageSlots(size, chunk, new Array<ChunkRef | null>(Math.ceil(size / chunk)).fill(null));
+  }
+
+  /**
+   * The parent entry's layout as slots, or undefined when it does not sit on this grid (another
+   * size, or written by a reader that cut differently): then nothing can be reused.
+   */
+  static fromEntry(e: FileEntry, size: number, chunk: number): ImageSlots | undefined {
+    if (e.size !== size) return undefined;
+    const out = ImageSlots.empty(size, chunk);
+    for (const { ref, offset } of chunkOffsets(e)) {
+      const i = offset / chunk;
+      if (!Number.isInteger(i) || ref[1] !== Math.min(chunk, size - offset)) return undefined;
+      out.slots[i] = ref;
+    }
+    return out;
+  }
+
+  /** Byte ranges widened to whole slots, merged. */
+  runsOf(ranges: ByteRange[]): SlotRun[] {
+    const out: SlotRun[] = [];
+    for (const r of [...ranges].sort((a, b) => a.offset - b.offset)) {
+      if (r.length <= 0) continue;
+      const first = Math.floor(r.offset / this.chunk);
+      const end = Math.min(this.slots.length, Math.ceil((r.offset + r.length) / this.chunk));
+      const last = out[out.length - 1];
+      if (last && last.end >= first) last.end = Math.max(last.end, end);
+      else out.push({ first, end });
+    }
+    return out;
+  }
+
+  /** Chunks and holes of the manifest entry, in file order. */
+  content(): { chunks: ChunkRef[]; holes: Hole[] } {
+    const chunks: ChunkRef[] = [];
+    const holes: Hole[] = [];
+    this.slots.forEach((ref, i) => {
+      if (ref) chunks.push(ref);
+      else {
+        const off = i * this.chunk;
+        const len = Math.min(this.chunk, this.size - off);
+        const last = holes[holes.length - 1];
+        if (last && last[0] + last[1] === off) last[1] += len;
+        else holes.push([off, len]);
+      }
+    });
+    return { chunks, holes };
+  }
+}
+
+export interface SlotReadContext {
+  read(offset: number, length: number, signal?: AbortSignal): Promise<Buffer>;
+  sink: ChunkSink;
+  batcher: CodecBatcher;
+  signal?: AbortSignal;
+  counters: { readBytes: number };
+  onRead?: (bytes: number) => void;
+}
+
+/** Bytes per read request; a multiple of every image chunk size in use. */
+const PIECE = 4 * 1024 * 1024;
+const DEPTH = 4;
+
+/**
+ * Reads the slots of `runs`, hashes them in the codec workers (all-zero slots become holes),
+ * sends the chunks the sink lacks and puts the new references into `image`. Up to DEPTH pieces
+ * are in flight, so reading, hashing and storing overlap.
+ */
+export async function readSlots(ctx: SlotReadContext, image: ImageSlots, runs: SlotRun[]): Promise<void> {
+  const perPiece = Math.max(1, Math.floor(PIECE / image.chunk));
+  const pieces: SlotRun[] = [];
+  for (const r of runs) for (let s = r.first; s < r.end; s += perPiece) pieces.push({ first: s, end: Math.min(r.end, s + perPiece) });
+  const running = new Set<Promise<void>>();
+  let failed: Error | undefined;
+  for (const p of pieces) {
+    throwIfAborted(ctx.signal);
+    if (failed) break;
+    const task = readPiece(ctx, image, p).catch((err: unknown) => {
+      failed ??= err instanceof Error ? err : new Error(String(err));
+    });
+    running.add(task);
+    void task.finally(() => running.delete(task));
+    if (running.size >= DEPTH) await Promise.race(running);
+  }
+  await Promise.all(running);
+  if (failed) throw failed;
+}
+
+async function readPiece(ctx: SlotReadContext, image: ImageSlots, p: SlotRun): Promise<void> {
+  const offset = p.first * image.chunk;
+  const length = Math.min(p.end * image.chunk, image.size) - offset;
+  const got = await ctx.read(offset, length, ctx.signal);
+  ctx.counters.readBytes += length;
+  ctx.onRead?.(length);
+  const buf = ctx.batcher.codec.buffer(length);
+  got.copy(buf);
+  const h = await ctx.batcher.hash({ buf, rule: { kind: 'fixed', size: image.chunk }, detectZero: true });
+  const wantedPieces: Array<[number, number]> = [];
+  const digests: string[] = [];
+  const lengths: number[] = [];
+  let pos = 0;
+  h.lengths.forEach((len, i) => {
+    const slot = p.first + i;
+    if (h.zero[i]) image.slots[slot] = null;
+    else {
+      const digest = h.digests[i] as string;
+      image.slots[slot] = [digest, len];
+      wantedPieces.push([pos, len]);
+      digests.push(digest);
+      lengths.push(len);
+    }
+    pos += len;
+  });
+  let wanted: boolean[];
+  try {
+    wanted = digests.length > 0 ? await ctx.sink.want(digests) : [];
+  } catch (err) {
+    await h.take([]);
+    throw err;
+  }
+  const encoded = await h.take(wantedPieces.filter((_, i) => wanted[i]));
+  const fresh: NewChunk[] = [];
+  let j = 0;
+  wanted.forEach((w, i) => {
+    if (w) fresh.push({ digest: digests[i] as string, length: lengths[i] as number, encoded: encoded[j++] as NewChunk['encoded'] });
+  });
+  if (fresh.length > 0) await ctx.sink.put(fresh);
+}
