@@ -1,6 +1,11 @@
 /**
  * The catalog: sources and recovery points in SQLite (WAL mode). A recovery point exists when
  * its row exists; the row is inserted only after its packs, index and manifest are durable.
+ *
+ * It is also the pool's cross-process serialization point (docs/design.md, "Garbage collection
+ * and concurrent syncs"): write-session leases, the condemned set with its epoch, the gc lock,
+ * and verification results live here, and the commit check and gc's condemnation run as
+ * IMMEDIATE transactions on it.
  */
 import Database from 'better-sqlite3';
 import type { ChunkRef } from '../core/manifest.js';
@@ -28,6 +33,35 @@ export interface PointRow {
   durationMs: number;
   parent: string | null;
   torn: number;
+  /** pinned points are never pruned (absent means not pinned) */
+  pinned?: boolean;
+}
+
+/** A location gc or verify took out of service: its bytes are never used again. */
+export interface CondemnedRow {
+  digest: string;
+  pack: string;
+  /** 'gc' (unreferenced) or 'damaged' (failed verify) */
+  reason: 'gc' | 'damaged';
+  condemnedAt: number;
+  /** when gc deleted the pack's copy (index and pack files), or null while it still exists */
+  deletedAt: number | null;
+}
+
+export interface LeaseRow {
+  id: string;
+  pid: number;
+  host: string;
+  started: number;
+  renewed: number;
+}
+
+export interface VerificationRow {
+  point: string;
+  time: string;
+  full: boolean;
+  ok: boolean;
+  detail: string;
 }
 
 const SCHEMA = [
@@ -51,7 +85,31 @@ const SCHEMA = [
      parent TEXT,
      torn INTEGER NOT NULL DEFAULT 0)`,
   `CREATE INDEX IF NOT EXISTS points_by_source_time ON points(source, time)`,
+  `CREATE TABLE IF NOT EXISTS leases (
+     id TEXT PRIMARY KEY,
+     pid INTEGER NOT NULL,
+     host TEXT NOT NULL,
+     started INTEGER NOT NULL,
+     renewed INTEGER NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS condemned (
+     digest TEXT NOT NULL,
+     pack TEXT NOT NULL,
+     reason TEXT NOT NULL,
+     condemned_at INTEGER NOT NULL,
+     deleted_at INTEGER,
+     PRIMARY KEY (digest, pack))`,
+  `CREATE TABLE IF NOT EXISTS pool_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS verifications (
+     point TEXT PRIMARY KEY REFERENCES points(id) ON DELETE CASCADE,
+     time TEXT NOT NULL,
+     full INTEGER NOT NULL,
+     ok INTEGER NOT NULL,
+     detail TEXT NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS packs_verified (pack TEXT PRIMARY KEY, time INTEGER NOT NULL)`,
 ];
+
+/** Columns added after the first release, for catalogs created before them. */
+const ADDED_COLUMNS: Array<[table: string, column: string, ddl: string]> = [['points', 'pinned', 'ALTER TABLE points ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0']];
 
 interface PointDb {
   id: string;
@@ -67,6 +125,7 @@ interface PointDb {
   duration_ms: number;
   parent: string | null;
   torn: number;
+  pinned: number;
 }
 
 function toPoint(r: PointDb): PointRow {
@@ -84,7 +143,20 @@ function toPoint(r: PointDb): PointRow {
     durationMs: r.duration_ms,
     parent: r.parent,
     torn: r.torn,
+    pinned: r.pinned === 1,
   };
+}
+
+interface CondemnedDb {
+  digest: string;
+  pack: string;
+  reason: string;
+  condemned_at: number;
+  deleted_at: number | null;
+}
+
+function toCondemned(r: CondemnedDb): CondemnedRow {
+  return { digest: r.digest, pack: r.pack, reason: r.reason as CondemnedRow['reason'], condemnedAt: r.condemned_at, deletedAt: r.deleted_at };
 }
 
 export class Catalog {
@@ -97,6 +169,18 @@ export class Catalog {
     this.db.pragma('busy_timeout = 10000');
     this.db.pragma('foreign_keys = ON');
     for (const s of SCHEMA) this.db.exec(s);
+    for (const [table, column, ddl] of ADDED_COLUMNS) {
+      const cols = this.db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>;
+      if (!cols.some((c) => c.name === column)) this.db.exec(ddl);
+    }
+  }
+
+  /**
+   * Runs `fn` in a write transaction taken up front (BEGIN IMMEDIATE), so it is serialized with
+   * every other writer of the pool, in this process or another.
+   */
+  immediate<T>(fn: () => T): T {
+    return this.db.transaction(fn).immediate();
   }
 
   close(): void {
@@ -118,10 +202,10 @@ export class Catalog {
   insertPoint(p: PointRow): void {
     this.db
       .prepare(
-        `INSERT INTO points (id, source, time, kind, manifest, logical_bytes, files, read_bytes, new_bytes, stored_new_bytes, duration_ms, parent, torn)
-         VALUES (@id, @source, @time, @kind, @manifest, @logicalBytes, @files, @readBytes, @newBytes, @storedNewBytes, @durationMs, @parent, @torn)`,
+        `INSERT INTO points (id, source, time, kind, manifest, logical_bytes, files, read_bytes, new_bytes, stored_new_bytes, duration_ms, parent, torn, pinned)
+         VALUES (@id, @source, @time, @kind, @manifest, @logicalBytes, @files, @readBytes, @newBytes, @storedNewBytes, @durationMs, @parent, @torn, @pinned)`,
       )
-      .run({ ...p, manifest: JSON.stringify(p.manifest) });
+      .run({ ...p, manifest: JSON.stringify(p.manifest), pinned: p.pinned ? 1 : 0 });
   }
 
   points(source?: string): PointRow[] {
@@ -142,12 +226,163 @@ export class Catalog {
     return (rows as PointDb[]).map(toPoint);
   }
 
-  latestPoint(source: string, atOrBefore?: string): PointRow | undefined {
+  /**
+   * The latest recovery point of a source (at or before a time). By default a point whose last
+   * verify found it damaged is passed over: this is the parent a sync reuses chunk lists from, and
+   * a damaged point's lists must not be reused, so that the sync reads those files again and the
+   * damaged chunks are healed. Restores ask with `includeDamaged`.
+   */
+  latestPoint(source: string, atOrBefore?: string, opts: { includeDamaged?: boolean } = {}): PointRow | undefined {
+    const damaged = opts.includeDamaged ? '' : ' AND id NOT IN (SELECT point FROM verifications WHERE ok = 0)';
     const r = (
       atOrBefore
-        ? this.db.prepare('SELECT * FROM points WHERE source = ? AND time <= ? ORDER BY time DESC, id DESC LIMIT 1').get(source, atOrBefore)
-        : this.db.prepare('SELECT * FROM points WHERE source = ? ORDER BY time DESC, id DESC LIMIT 1').get(source)
+        ? this.db.prepare(`SELECT * FROM points WHERE source = ? AND time <= ?${damaged} ORDER BY time DESC, id DESC LIMIT 1`).get(source, atOrBefore)
+        : this.db.prepare(`SELECT * FROM points WHERE source = ?${damaged} ORDER BY time DESC, id DESC LIMIT 1`).get(source)
     ) as PointDb | undefined;
     return r ? toPoint(r) : undefined;
+  }
+
+  /** A read transaction: what `fn` reads is one consistent state of the catalog. */
+  snapshot<T>(fn: () => T): T {
+    return this.db.transaction(fn).deferred();
+  }
+
+  /** The point exists and its last verify did not find it damaged. */
+  pointSound(id: string): boolean {
+    return this.db.prepare('SELECT 1 FROM points WHERE id = ? AND id NOT IN (SELECT point FROM verifications WHERE ok = 0)').get(id) !== undefined;
+  }
+
+  pointExists(id: string): boolean {
+    return this.db.prepare('SELECT 1 FROM points WHERE id = ?').get(id) !== undefined;
+  }
+
+  /** Point ids only (cheap: no manifests), for gc's re-mark check. */
+  pointIds(): string[] {
+    return (this.db.prepare('SELECT id FROM points').all() as Array<{ id: string }>).map((r) => r.id);
+  }
+
+  deletePoint(id: string): boolean {
+    return this.db.prepare('DELETE FROM points WHERE id = ?').run(id).changes === 1;
+  }
+
+  setPinned(id: string, pinned: boolean): boolean {
+    return this.db.prepare('UPDATE points SET pinned = ? WHERE id = ?').run(pinned ? 1 : 0, id).changes === 1;
+  }
+
+  // --- leases: a write session's promise to gc that it is running (docs/design.md) ---
+
+  addLease(l: LeaseRow): void {
+    this.db.prepare('INSERT INTO leases (id, pid, host, started, renewed) VALUES (@id, @pid, @host, @started, @renewed)').run(l);
+  }
+
+  /** False when the lease is gone (expired and reaped by gc): the session must not rely on it. */
+  renewLease(id: string, now: number): boolean {
+    return this.db.prepare('UPDATE leases SET renewed = ? WHERE id = ?').run(now, id).changes === 1;
+  }
+
+  leaseExists(id: string): boolean {
+    return this.db.prepare('SELECT 1 FROM leases WHERE id = ?').get(id) !== undefined;
+  }
+
+  releaseLease(id: string): void {
+    this.db.prepare('DELETE FROM leases WHERE id = ?').run(id);
+  }
+
+  leases(): LeaseRow[] {
+    return this.db.prepare('SELECT id, pid, host, started, renewed FROM leases ORDER BY started').all() as LeaseRow[];
+  }
+
+  /** Deletes leases not renewed since `before`; their sessions died (or will fail at commit). */
+  reapLeases(before: number): number {
+    return this.db.prepare('DELETE FROM leases WHERE renewed < ?').run(before).changes;
+  }
+
+  // --- the condemned set and its epoch ---
+
+  /** Bumped by every change to the condemned set: a view of the index older than it may be stale. */
+  epoch(): number {
+    const r = this.db.prepare("SELECT value FROM pool_state WHERE key = 'epoch'").get() as { value: string } | undefined;
+    return r ? Number(r.value) : 0;
+  }
+
+  bumpEpoch(): number {
+    const next = this.epoch() + 1;
+    this.db.prepare("INSERT INTO pool_state (key, value) VALUES ('epoch', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(String(next));
+    return next;
+  }
+
+  condemn(rows: Array<{ digest: string; pack: string }>, reason: CondemnedRow['reason'], now: number): number {
+    const st = this.db.prepare('INSERT OR IGNORE INTO condemned (digest, pack, reason, condemned_at) VALUES (?, ?, ?, ?)');
+    let n = 0;
+    for (const r of rows) n += st.run(r.digest, r.pack, reason, now).changes;
+    return n;
+  }
+
+  condemned(): CondemnedRow[] {
+    return (this.db.prepare('SELECT * FROM condemned').all() as CondemnedDb[]).map(toCondemned);
+  }
+
+  condemnedCount(): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM condemned').get() as { n: number }).n;
+  }
+
+  /** Records that gc deleted these packs (their index files first, then the packs). */
+  markPacksDeleted(packs: string[], now: number): void {
+    const st = this.db.prepare('UPDATE condemned SET deleted_at = ? WHERE pack = ? AND deleted_at IS NULL');
+    for (const p of packs) st.run(now, p);
+  }
+
+  /** Forgets deleted locations no live session can still hold in its view (deleted before it began). */
+  dropDeletedBefore(before: number): number {
+    return this.db.prepare('DELETE FROM condemned WHERE deleted_at IS NOT NULL AND deleted_at < ?').run(before).changes;
+  }
+
+  // --- the gc lock: one gc per pool at a time ---
+
+  /** Takes the gc lock unless a live holder has it; returns the holder's description when refused. */
+  takeGcLock(holder: string, now: number, staleBefore: number): string | undefined {
+    const r = this.db.prepare("SELECT value FROM pool_state WHERE key = 'gc_lock'").get() as { value: string } | undefined;
+    if (r) {
+      const cur = JSON.parse(r.value) as { holder: string; renewed: number };
+      if (cur.holder !== holder && cur.renewed >= staleBefore) return cur.holder;
+    }
+    this.db
+      .prepare("INSERT INTO pool_state (key, value) VALUES ('gc_lock', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+      .run(JSON.stringify({ holder, renewed: now }));
+    return undefined;
+  }
+
+  releaseGcLock(holder: string): void {
+    const r = this.db.prepare("SELECT value FROM pool_state WHERE key = 'gc_lock'").get() as { value: string } | undefined;
+    if (r && (JSON.parse(r.value) as { holder: string }).holder === holder) this.db.prepare("DELETE FROM pool_state WHERE key = 'gc_lock'").run();
+  }
+
+  // --- verification results ---
+
+  recordVerification(v: VerificationRow): void {
+    this.db
+      .prepare('INSERT INTO verifications (point, time, full, ok, detail) VALUES (?, ?, ?, ?, ?) ON CONFLICT(point) DO UPDATE SET time = excluded.time, full = excluded.full, ok = excluded.ok, detail = excluded.detail')
+      .run(v.point, v.time, v.full ? 1 : 0, v.ok ? 1 : 0, v.detail);
+  }
+
+  verifications(): VerificationRow[] {
+    const rows = this.db.prepare('SELECT point, time, full, ok, detail FROM verifications').all() as Array<{ point: string; time: string; full: number; ok: number; detail: string }>;
+    return rows.map((r) => ({ point: r.point, time: r.time, full: r.full === 1, ok: r.ok === 1, detail: r.detail }));
+  }
+
+  /** When each pack's chunks were last re-hashed (ms since the epoch). */
+  packsVerified(): Map<string, number> {
+    const rows = this.db.prepare('SELECT pack, time FROM packs_verified').all() as Array<{ pack: string; time: number }>;
+    return new Map(rows.map((r) => [r.pack, r.time]));
+  }
+
+  setPacksVerified(packs: string[], time: number): void {
+    const st = this.db.prepare('INSERT INTO packs_verified (pack, time) VALUES (?, ?) ON CONFLICT(pack) DO UPDATE SET time = excluded.time');
+    for (const p of packs) st.run(p, time);
+  }
+
+  forgetPacksVerified(packs: string[]): void {
+    const st = this.db.prepare('DELETE FROM packs_verified WHERE pack = ?');
+    for (const p of packs) st.run(p);
   }
 }

@@ -26,6 +26,13 @@ export class ChunkIndex {
     return this.count;
   }
 
+  /** Takes over another index's entries (a reloaded view), so holders of this object see them. */
+  replaceWith(other: ChunkIndex): void {
+    this.records = other.records;
+    this.count = other.count;
+    this.slots = other.slots;
+  }
+
   add(e: IndexEntry): void {
     const key = Buffer.from(e.digest, 'hex');
     if (this.find(key) !== EMPTY) return; // first location wins; duplicates are garbage for gc
@@ -41,11 +48,15 @@ export class ChunkIndex {
     this.count++;
   }
 
-  /** Adds the entries of an index file body (after its magic, without its checksum). */
-  addRecords(body: Buffer): void {
+  /**
+   * Adds the entries of an index file body (after its magic, without its checksum), except those
+   * `skip` refuses (condemned or damaged locations).
+   */
+  addRecords(body: Buffer, skip?: (digest: Buffer, pack: Buffer) => boolean): void {
     this.reserve(this.count + Math.floor(body.length / ENTRY));
     for (let o = 0; o + ENTRY <= body.length; o += ENTRY) {
       if (this.find(body.subarray(o, o + 32)) !== EMPTY) continue;
+      if (skip?.(body.subarray(o, o + 32), body.subarray(o + 32, o + 48))) continue;
       body.copy(this.records, this.count * ENTRY, o, o + ENTRY);
       this.insert(this.count);
       this.count++;

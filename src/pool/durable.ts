@@ -1,5 +1,5 @@
 /** Durable file writes: data, then fsync, then rename, then fsync of the directory. */
-import { open, rename, mkdir } from 'node:fs/promises';
+import { open, rename, mkdir, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
@@ -17,11 +17,17 @@ export async function writeFileDurable(path: string, data: Uint8Array | string, 
   const tmp = `${path}.tmp-${randomBytes(4).toString('hex')}`;
   const fh = await open(tmp, 'wx', mode);
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (err) {
+    // Out of space or an I/O error: leave no temporary file behind (gc would remove it later).
+    await unlink(tmp).catch(() => undefined);
+    throw err;
   }
-  await rename(tmp, path);
   await fsyncDir(dirname(path));
 }

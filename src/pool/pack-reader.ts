@@ -1,9 +1,13 @@
 /**
  * Reads chunks back out of packs: the ChunkSource for restore and verify. Every chunk is
  * decompressed and re-hashed in a worker; a mismatch is an error naming the digest and pack.
+ *
+ * gc may repack chunks into new packs and delete the old ones while a reader runs (in this
+ * process or another): a chunk whose pack vanished, or that the view lacks, is looked up again
+ * once after reloading the index files, before it is called missing.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { HoldfastError, errnoCode, throwIfAborted } from '../core/errors.js';
+import { HoldfastError, errnoCode, isHoldfastError, throwIfAborted } from '../core/errors.js';
 import type { ChunkSource } from '../core/chunk-io.js';
 import type { CodecPool, DecodeItem } from '../workers/codec-pool.js';
 import type { ChunkRef } from '../core/manifest.js';
@@ -22,10 +26,22 @@ export class PackReader implements ChunkSource {
     private readonly paths: PoolPaths,
     private readonly index: ChunkIndex,
     private readonly codec: CodecPool,
+    private readonly reload?: () => Promise<void>,
   ) {}
 
   async readEncoded(refs: ChunkRef[], signal?: AbortSignal): Promise<StoredChunk[]> {
-    return (await this.readRuns(refs, signal)).stored;
+    return this.retryOnce(async () => (await this.readRuns(refs, signal)).stored);
+  }
+
+  /** Runs `fn`; if a chunk or pack was missing, reloads the index files and runs it once more. */
+  private async retryOnce<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!this.reload || !isHoldfastError(err) || err.code !== 'CHUNK_MISSING') throw err;
+      await this.reload();
+      return fn();
+    }
   }
 
   /** Stored chunks, and the run buffers (one pread each) that hold them, in ref order. */
@@ -62,7 +78,7 @@ export class PackReader implements ChunkSource {
   }
 
   async read(refs: ChunkRef[], signal?: AbortSignal): Promise<Uint8Array[]> {
-    const { stored, runs } = await this.readRuns(refs, signal);
+    const { stored, runs } = await this.retryOnce(() => this.readRuns(refs, signal));
     const out = new Array<Uint8Array>(refs.length);
     // Decode batches are whole runs, so each run buffer moves to one worker without a copy.
     const batches: Array<{ idx: number[]; bufs: Buffer[] }> = [];

@@ -9,12 +9,13 @@
  * Sharing one writer keeps memory flat when many agents sync at once (one open pack, not one per
  * session). A failed pack write fails only the sessions that had chunks in it.
  */
-import { open, mkdir } from 'node:fs/promises';
+import { access, open, mkdir, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { fsyncDir, writeFileDurable } from './durable.js';
 import { encodeTrailer, PACK_MAGIC, type PackEntry } from './pack-format.js';
 import { encodeIndex, type IndexEntry } from './index-file.js';
 import type { PoolPaths } from './pool-layout.js';
+import { asPoolError } from './pool-full.js';
 
 const MAX_PARALLEL_WRITES = 2;
 
@@ -69,8 +70,13 @@ export class PackWriter {
     while (this.writing.size >= MAX_PARALLEL_WRITES) await Promise.race(this.writing);
     const id = randomBytes(16).toString('hex');
     const tracked: Promise<void> = this.write(id, c)
-      .catch((err: unknown) => {
-        const e = err instanceof Error ? err : new Error(String(err));
+      .catch(async (err: unknown) => {
+        // A pack that failed (out of space, I/O error) has no index file: remove what was
+        // written of it, so a full pool gets its space back and nothing half-written remains.
+        const indexed = await access(this.paths.indexFile(id)).then(() => true, () => false);
+        if (!indexed) await unlink(this.paths.pack(id)).catch(() => undefined);
+        const mapped = asPoolError(err, this.paths.root);
+        const e = mapped instanceof Error ? mapped : new Error(String(mapped));
         this.onLost(c.entries.map((x) => x.digest));
         for (const o of c.owners) o.failed(e);
       })

@@ -4,8 +4,12 @@
  * Write ordering (docs/design.md): packs are written and fsynced, then the session's index file,
  * then the point file, then the catalog row. Until the row exists nothing is visible; a crash at
  * any step leaves only unreferenced files that gc may remove.
+ *
+ * The in-memory index is a *view*: every index file's entries except the locations the catalog's
+ * condemned set took out of service (by gc or verify), as of a catalog epoch. The commit check
+ * (commitPoint) makes sure a point never depends on a view older than the condemned set.
  */
-import { mkdir, readdir, readFile, stat, access } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat, access, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { HoldfastError, errnoCode } from '../core/errors.js';
 import { CodecPool } from '../workers/codec-pool.js';
@@ -16,6 +20,8 @@ import { defaultPoolConfig, readPoolConfig, type PoolConfig } from './pool-confi
 import { poolPaths, type PoolPaths } from './pool-layout.js';
 import { writeFileDurable } from './durable.js';
 import { WriteSession } from './write-session.js';
+import { pointDigests } from './point-digests.js';
+import { asPoolError } from './pool-full.js';
 import { PackWriter } from './pack-writer.js';
 import { PackReader } from './pack-reader.js';
 
@@ -30,8 +36,16 @@ export class Pool {
   readonly packs: PackWriter;
   /** chunks claimed by a session and not yet indexed, with their claimant */
   private readonly pending = new Map<string, WriteSession>();
-  /** index files that failed their checksum when the pool was opened */
+  /** index files that failed their checksum when the index was last loaded */
   readonly damagedIndexes: string[] = [];
+  /** the catalog epoch the in-memory index reflects (see catalog.epoch()) */
+  viewEpoch = -1;
+  private refreshing: Promise<void> | undefined;
+  /** entries indexed while a reload runs, added to the reloaded view */
+  private indexedDuringRefresh: IndexEntry[] | undefined;
+  /** sessions that hold a lease: running, or finished and waiting for their point's commit */
+  private readonly sessions = new Set<WriteSession>();
+  private readonly awaitingCommit = new Set<WriteSession>();
 
   private constructor(
     readonly dir: string,
@@ -41,7 +55,7 @@ export class Pool {
     readonly codec: CodecPool,
     private readonly ownsCodec: boolean,
   ) {
-    this.reader = new PackReader(paths, this.index, codec);
+    this.reader = new PackReader(paths, this.index, codec, () => this.refreshIndex());
     this.packs = new PackWriter(
       paths,
       config.packSize,
@@ -50,6 +64,7 @@ export class Pool {
           this.index.add(e);
           this.pending.delete(e.digest);
         }
+        this.indexedDuringRefresh?.push(...entries);
       },
       (digests: string[]) => {
         for (const d of digests) this.pending.delete(d);
@@ -85,12 +100,13 @@ export class Pool {
     const catalog = new Catalog(paths.catalog);
     const codec = opts.codec ?? new CodecPool();
     const pool = new Pool(dir, paths, config, catalog, codec, !opts.codec);
-    await pool.loadIndex();
+    await pool.refreshIndex();
     return pool;
   }
 
   async close(): Promise<void> {
     await this.packs.flush();
+    for (const s of [...this.sessions]) s.close();
     await this.reader.close();
     this.catalog.close();
     if (this.ownsCodec) await this.codec.close();
@@ -119,11 +135,101 @@ export class Pool {
     for (const d of digests) if (this.pending.get(d) === session) this.pending.delete(d);
   }
 
-  /** Writes the point file, then the catalog row: the recovery point is committed by the row. */
-  async commitPoint(p: PointRow, sourcePath: string): Promise<void> {
-    this.catalog.addSource({ name: p.source, kind: p.kind, path: sourcePath, created: new Date().toISOString() });
-    await writeFileDurable(this.paths.pointFile(p.id), `${JSON.stringify(p)}\n`);
-    this.catalog.insertPoint(p);
+  /**
+   * Writes the point file, then the catalog row: the recovery point is committed by the row.
+   *
+   * The row is inserted by the commit check, one IMMEDIATE catalog transaction that gc's
+   * condemnation cannot interleave with. It refuses with RETRY (after reloading the view, so the
+   * sync's next attempt sends the chunks again) when the point may depend on a chunk gc condemned
+   * or verify found damaged. `session` is the write session that stored the point's chunks; when
+   * omitted, the one session of this pool waiting for its commit is taken, if there is exactly one.
+   */
+  async commitPoint(p: PointRow, sourcePath: string, session: WriteSession | undefined = this.soleAwaitingSession()): Promise<void> {
+    try {
+      this.catalog.addSource({ name: p.source, kind: p.kind, path: sourcePath, created: new Date().toISOString() });
+      await writeFileDurable(this.paths.pointFile(p.id), `${JSON.stringify(p)}\n`);
+      await this.checkAndInsert(p, session);
+    } catch (err) {
+      throw asPoolError(err, this.dir);
+    } finally {
+      session?.close();
+    }
+  }
+
+  /** The commit check (docs/design.md, "Garbage collection and concurrent syncs"). */
+  private async checkAndInsert(p: PointRow, session: WriteSession | undefined): Promise<void> {
+    const sessions = session ? [session] : [...this.awaitingCommit];
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const epoch = this.catalog.epoch();
+      const parentSound = p.parent === null || this.catalog.pointSound(p.parent);
+      // Fast path: nothing was condemned since the views that answered 'stored' were loaded,
+      // the point's own and borrowed chunks are covered by the lease, and chunk lists reused
+      // without asking come from a parent that is still committed (so still marked by any gc).
+      const fast = session !== undefined && session.minViewEpoch >= epoch && parentSound;
+      let check: Set<string> | undefined;
+      if (!fast) {
+        await this.freshView();
+        check = session && parentSound ? session.reused : await pointDigests(this.reader, p.manifest);
+      }
+      type Outcome = { ok: true } | { again: true } | { lease: true } | { gone: string };
+      const outcome = this.catalog.immediate((): Outcome => {
+        if (this.catalog.epoch() !== epoch || (check && this.viewEpoch !== epoch)) return { again: true };
+        if (sessions.some((s) => !this.catalog.leaseExists(s.lease.id))) return { lease: true };
+        if (p.parent !== null && this.catalog.pointSound(p.parent) !== parentSound) return { again: true };
+        // The view at this epoch excludes every condemned location: a digest it lacks is gone.
+        if (check) for (const d of check) if (!this.index.has(d)) return { gone: d };
+        this.catalog.insertPoint(p);
+        return { ok: true };
+      });
+      if ('ok' in outcome) return;
+      if ('again' in outcome) continue;
+      await unlink(this.paths.pointFile(p.id)).catch(() => undefined);
+      if ('lease' in outcome) {
+        throw new HoldfastError('RETRY', `the sync's lease on storage pool ${this.dir} expired before its recovery point was committed; run the sync again`, { pool: this.dir });
+      }
+      throw new HoldfastError('RETRY', `chunk ${outcome.gone} was removed by gc (or found damaged) while the sync ran; run the sync again to send it again`, { digest: outcome.gone, pool: this.dir });
+    }
+    await unlink(this.paths.pointFile(p.id)).catch(() => undefined);
+    throw new HoldfastError('RETRY', `storage pool ${this.dir} kept changing under the commit of recovery point ${p.id}; run the sync again`, { pool: this.dir });
+  }
+
+  /** Makes the in-memory index current for the catalog's epoch (reloads it if gc or verify changed the pool). */
+  async freshView(): Promise<void> {
+    while (this.refreshing || this.catalog.epoch() !== this.viewEpoch) await this.refreshIndex();
+  }
+
+  /**
+   * Reloads the view from the index files, leaving out condemned locations. Readers call it when
+   * a pack vanished (gc repacked it), sessions when the epoch moved.
+   */
+  refreshIndex(): Promise<void> {
+    this.refreshing ??= (async () => {
+      this.indexedDuringRefresh = [];
+      try {
+        await this.loadIndex();
+      } finally {
+        this.indexedDuringRefresh = undefined;
+        this.refreshing = undefined;
+      }
+    })();
+    return this.refreshing;
+  }
+
+  sessionStarted(s: WriteSession): void {
+    this.sessions.add(s);
+  }
+
+  awaitCommit(s: WriteSession): void {
+    this.awaitingCommit.add(s);
+  }
+
+  sessionClosed(s: WriteSession): void {
+    this.sessions.delete(s);
+    this.awaitingCommit.delete(s);
+  }
+
+  private soleAwaitingSession(): WriteSession | undefined {
+    return this.awaitingCommit.size === 1 ? [...this.awaitingCommit][0] : undefined;
   }
 
   requireSource(name: string, kind?: SourceKind): { name: string; kind: SourceKind } {
@@ -148,7 +254,7 @@ export class Pool {
       if (Number.isNaN(t.getTime())) throw new HoldfastError('BAD_ARGUMENT', `not a time: '${opts.at}' (use ISO 8601, e.g. 2026-11-25T08:00:00Z)`);
       at = t.toISOString();
     }
-    const p = this.catalog.latestPoint(source, at);
+    const p = this.catalog.latestPoint(source, at, { includeDamaged: true });
     if (!p) {
       throw new HoldfastError('POINT_NOT_FOUND', at ? `source '${source}' has no recovery point at or before ${at}` : `source '${source}' has no recovery points`, { source });
     }
@@ -169,14 +275,39 @@ export class Pool {
   }
 
   private async loadIndex(): Promise<void> {
-    const names = (await readdir(this.paths.index)).filter((f) => f.endsWith('.idx')).sort();
-    for (const name of names) {
-      const body = indexBody(await readFile(`${this.paths.index}/${name}`));
-      if (typeof body === 'string') {
-        this.damagedIndexes.push(`${name}: ${body}`);
-        continue;
+    // The epoch and condemned set are read before the files: if gc moves on meanwhile, this view
+    // is older than the catalog's epoch, and the commit check notices.
+    const { epoch, condemned } = this.catalog.snapshot(() => ({ epoch: this.catalog.epoch(), condemned: this.catalog.condemned() }));
+    const skipSet = new Set(condemned.map((c) => c.digest + c.pack));
+    const skip = skipSet.size > 0 ? (d: Buffer, p: Buffer): boolean => skipSet.has(d.toString('hex') + p.toString('hex')) : undefined;
+    let fresh = new ChunkIndex();
+    let damaged: string[] = [];
+    for (let attempt = 0; ; attempt++) {
+      const names = (await readdir(this.paths.index)).filter((f) => f.endsWith('.idx')).sort();
+      let vanished = false;
+      for (const name of names) {
+        let buf: Buffer;
+        try {
+          buf = await readFile(`${this.paths.index}/${name}`);
+        } catch (err) {
+          if (errnoCode(err) !== 'ENOENT') throw err;
+          vanished = true; // gc deleted it after writing its replacement: list again
+          continue;
+        }
+        const body = indexBody(buf);
+        if (typeof body === 'string') {
+          damaged.push(`${name}: ${body}`);
+          continue;
+        }
+        fresh.addRecords(body, skip);
       }
-      this.index.addRecords(body);
+      if (!vanished || attempt >= 3) break;
+      fresh = new ChunkIndex();
+      damaged = [];
     }
+    for (const e of this.indexedDuringRefresh ?? []) if (!skipSet.has(e.digest + e.pack)) fresh.add(e);
+    this.index.replaceWith(fresh);
+    this.damagedIndexes.splice(0, this.damagedIndexes.length, ...damaged);
+    this.viewEpoch = epoch;
   }
 }

@@ -1,8 +1,16 @@
 /**
  * Verify: proves that every recovery point can be restored. The quick pass checks that indexes
  * are whole, every pack they name exists and is long enough, and every chunk every manifest
- * needs is indexed. `full` also reads every pack and re-hashes every chunk. Damage is mapped
- * back to the recovery points and files that need it.
+ * needs is indexed. `full` also reads every pack and re-hashes every chunk (with `olderThanMs`,
+ * only packs not re-hashed within that span). Damage is mapped back to the recovery points and
+ * files that need it.
+ *
+ * Unless `record` is false, the run is recorded in the catalog in one transaction: each point's
+ * result and time, each re-hashed pack's time, and each damaged chunk location is condemned
+ * (reason 'damaged'). A condemned location leaves every index view, so the next sync of a source
+ * that still has the data is told the pool lacks the chunk and sends it again (the heal), and the
+ * damaged points are not used as a sync's parent (catalog.latestPoint), so their files are read
+ * again. Old points then restore through the healed copy; the next verify marks them sound.
  */
 import { open } from 'node:fs/promises';
 import { readManifest } from '../core/manifest-io.js';
@@ -30,6 +38,10 @@ export interface DamagedPoint {
 export interface VerifyReport {
   ok: boolean;
   full: boolean;
+  /** packs not re-hashed because they were within `olderThanMs` (they got the quick check) */
+  recentPacks: number;
+  /** damaged chunk locations taken out of service, so that the next syncs send them again */
+  condemned: number;
   points: number;
   chunks: number;
   packs: number;
@@ -39,7 +51,20 @@ export interface VerifyReport {
   damagedPoints: DamagedPoint[];
 }
 
-export async function verifyPool(pool: Pool, o: { full: boolean; onProgress?: (done: number, total: number) => void }): Promise<VerifyReport> {
+export interface VerifyOptions {
+  full: boolean;
+  /** with full: re-hash only packs not re-hashed within this many milliseconds */
+  olderThanMs?: number;
+  /** record results and condemn damaged locations in the catalog (default true) */
+  record?: boolean;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export async function verifyPool(pool: Pool, o: VerifyOptions): Promise<VerifyReport> {
+  const started = Date.now();
+  const lastHashed = o.full && o.olderThanMs !== undefined ? pool.catalog.packsVerified() : new Map<string, number>();
+  const hashed: string[] = [];
+  let recentPacks = 0;
   const problems: string[] = pool.damagedIndexes.map((d) => `index ${d}`);
   const damaged = new Map<string, DamagedChunk>();
   const byPack = new Map<string, Array<[string, ChunkLocation]>>();
@@ -51,9 +76,19 @@ export async function verifyPool(pool: Pool, o: { full: boolean; onProgress?: (d
   let bytesRead = 0;
   let packsDone = 0;
   for (const [pack, list] of byPack) {
-    const issue = o.full ? await checkPackFull(pool, pack, list, damaged, problems) : await checkPackQuick(pool, pack, list, damaged, problems);
-    bytesRead += issue;
+    const recent = o.olderThanMs !== undefined && (lastHashed.get(pack) ?? 0) >= started - o.olderThanMs;
+    if (o.full && recent) recentPacks++;
+    if (o.full && !recent) {
+      bytesRead += await checkPackFull(pool, pack, list, damaged, problems);
+      hashed.push(pack);
+    } else await checkPackQuick(pool, pack, list, damaged, problems);
     o.onProgress?.(++packsDone, byPack.size);
+  }
+  // A pack that vanished may have been repacked by a gc running meanwhile: look again.
+  const missing = [...damaged.values()].filter((c) => c.reason === 'pack file missing');
+  if (missing.length > 0) {
+    await pool.refreshIndex();
+    for (const c of missing) if (pool.index.get(c.digest)?.pack !== c.pack) damaged.delete(c.digest);
   }
 
   const damagedPoints: DamagedPoint[] = [];
@@ -79,9 +114,31 @@ export async function verifyPool(pool: Pool, o: { full: boolean; onProgress?: (d
     if (reason || files.size > 0) damagedPoints.push({ point: p.id, source: p.source, time: p.time, reason, files: [...files].sort() });
   }
   const damagedChunks = [...damaged.values()];
+  let condemned = 0;
+  if (o.record !== false) {
+    const time = new Date(started).toISOString();
+    const bad = new Map(damagedPoints.map((d) => [d.point, d]));
+    const sound = new Set(hashed.filter((pk) => !damagedChunks.some((c) => c.pack === pk)));
+    pool.catalog.immediate(() => {
+      const located = damagedChunks.filter((c) => c.pack !== '-');
+      condemned = pool.catalog.condemn(located, 'damaged', started);
+      if (condemned > 0) pool.catalog.bumpEpoch();
+      for (const p of points) {
+        if (!pool.catalog.pointExists(p.id)) continue; // deleted meanwhile
+        const d = bad.get(p.id);
+        const detail = d ? (d.reason ?? `${d.files.length} damaged file(s): ${d.files.slice(0, 3).join(', ')}`) : '';
+        pool.catalog.recordVerification({ point: p.id, time, full: o.full, ok: !d, detail });
+      }
+      pool.catalog.setPacksVerified([...sound], started);
+    });
+    // This process's own view leaves the damaged locations out from now on.
+    if (condemned > 0) await pool.refreshIndex();
+  }
   return {
     ok: problems.length === 0 && damagedChunks.length === 0 && damagedPoints.length === 0,
     full: o.full,
+    recentPacks,
+    condemned,
     points: points.length,
     chunks: pool.index.size,
     packs: byPack.size,

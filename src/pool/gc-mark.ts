@@ -1,0 +1,38 @@
+/**
+ * gc's mark phase: the set of every digest some committed recovery point needs. Marking reads
+ * manifests, so it takes time while syncs commit new points; `markNew` adds the points committed
+ * since, and the condemn transaction checks that none is left unmarked.
+ */
+import { HoldfastError, isHoldfastError, throwIfAborted } from '../core/errors.js';
+import type { Pool } from './pool.js';
+import { forEachPointChunk } from './point-digests.js';
+
+export interface Marks {
+  live: Set<string>;
+  /** ids of the points marked */
+  points: Set<string>;
+}
+
+export async function markNew(pool: Pool, marks: Marks, o: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void } = {}): Promise<number> {
+  const todo = pool.catalog.pointIds().filter((id) => !marks.points.has(id));
+  let done = 0;
+  for (const id of todo) {
+    throwIfAborted(o.signal);
+    const p = pool.catalog.point(id);
+    if (!p) continue; // deleted meanwhile
+    try {
+      await forEachPointChunk(pool.reader, p.manifest, (d) => marks.live.add(d), o.signal);
+    } catch (err) {
+      if (!isHoldfastError(err) || (err.code !== 'CHUNK_MISSING' && err.code !== 'CHUNK_CORRUPT')) throw err;
+      // Without the manifest the point's chunks are unknown, and any of them might be condemned.
+      throw new HoldfastError(
+        'POOL_CORRUPT',
+        `gc stopped: the manifest of recovery point ${p.id} (source '${p.source}') cannot be read (${err.message}); run 'holdfast verify', and delete the point if it cannot be repaired`,
+        { point: p.id, pool: pool.dir },
+      );
+    }
+    marks.points.add(id);
+    o.onProgress?.(++done, todo.length);
+  }
+  return todo.length;
+}

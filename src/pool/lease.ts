@@ -1,0 +1,70 @@
+/**
+ * A write session's lease: a catalog row saying "a session started at this time is running and
+ * may still commit chunks it was told the pool has, or chunks it wrote since". gc condemns
+ * unreferenced chunks only in packs older than the oldest live lease (docs/design.md).
+ *
+ * The lease is renewed while the session runs and released when it ends. A lease not renewed for
+ * LEASE_TTL_MS belongs to a dead process; gc reaps it. A session whose lease was reaped may no
+ * longer commit (the commit check refuses it with RETRY), so a stalled process can never commit
+ * chunks gc was allowed to delete.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Catalog } from './catalog.js';
+
+/** A lease not renewed for this long is dead. */
+export const LEASE_TTL_MS = 10 * 60_000;
+const RENEW_EVERY_MS = 30_000;
+
+export class Lease {
+  readonly id = randomBytes(8).toString('hex');
+  readonly started: number;
+  private timer: NodeJS.Timeout | undefined;
+  private released = false;
+  /** set when a renewal found the row gone */
+  lost = false;
+
+  constructor(
+    private readonly catalog: Catalog,
+    private readonly onLost: () => void,
+  ) {
+    this.started = Date.now();
+    catalog.addLease({ id: this.id, pid: process.pid, host: hostname(), started: this.started, renewed: this.started });
+    // unref: a lease must never keep a finished CLI process alive.
+    this.timer = setInterval(() => this.renew(), RENEW_EVERY_MS).unref();
+  }
+
+  renew(): void {
+    if (this.released || this.lost) return;
+    try {
+      if (!this.catalog.renewLease(this.id, Date.now())) {
+        this.lost = true;
+        this.stopTimer();
+        this.onLost();
+      }
+    } catch {
+      // a busy catalog: the next renewal tries again, well within the TTL
+    }
+  }
+
+  /** Whether the row is still there (it is checked again inside the commit transaction). */
+  valid(): boolean {
+    return !this.released && !this.lost && this.catalog.leaseExists(this.id);
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.stopTimer();
+    try {
+      this.catalog.releaseLease(this.id);
+    } catch {
+      // a lease left behind only delays gc until it expires
+    }
+  }
+
+  private stopTimer(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
