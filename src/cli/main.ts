@@ -15,6 +15,10 @@ import { registerSource } from './commands/source.js';
 import { registerSync } from './commands/sync.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerAlerts } from './commands/alerts.js';
+import { registerGc } from './commands/gc.js';
+import { registerPrune } from './commands/prune.js';
+import { registerUsage } from './commands/usage.js';
+import { registerPointsAdmin } from './commands/points-admin.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -38,6 +42,10 @@ export function buildProgram(): Command {
   registerSync(program);
   registerJobs(program);
   registerAlerts(program);
+  registerPointsAdmin(program);
+  registerPrune(program);
+  registerGc(program);
+  registerUsage(program);
   return program;
 }
 
