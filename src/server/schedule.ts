@@ -23,7 +23,7 @@ export function lastSlot(points: string[], now: Date): Date | undefined {
 
 /** How late a point may be before the objective counts as missed: a sync takes time. */
 export function graceMs(g: GroupRow): number {
-  return Math.max(60_000, Math.min(30 * 60_000, (g.syncEveryMs ?? 30 * 60_000) * 2));
+  return Math.max(10_000, Math.min(30 * 60_000, (g.syncEveryMs ?? 15 * 60_000) * 2));
 }
 
 export interface RpoState {

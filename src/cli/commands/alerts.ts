@@ -26,7 +26,7 @@ export function registerAlerts(program: Command): void {
   });
   addServerOptions(cmd.command('webhook <url>').description("post every alert change as JSON to URL ('off' to stop)")).action(async (url: string, opts: ServerOpts) => {
     await withServer(opts, async (c) => {
-      await c.json('PUT', '/api/v1/settings', { webhook: url === 'off' ? null : url });
+      await c.json('PUT', '/api/v1/settings', { webhook: url });
       info(url === 'off' ? 'alert webhook removed' : `alerts will be posted to ${url}`);
     });
   });

@@ -37,7 +37,7 @@ export function registerGroup(program: Command): void {
   ).action(async (name: string, opts: ServerOpts & { syncEvery: string; points?: string; retain: string; compress: string; throttle?: string; json?: boolean }) => {
     const body = {
       name,
-      syncEvery: opts.syncEvery === 'off' ? null : opts.syncEvery,
+      syncEvery: opts.syncEvery,
       points: opts.points ? opts.points.split(',').map((s) => s.trim()).filter(Boolean) : [],
       retain: opts.retain,
       compress: onOff(opts.compress),

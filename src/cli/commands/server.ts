@@ -14,14 +14,16 @@ export function registerServer(program: Command): void {
     .option('--max-jobs <n>', 'jobs running at once, all agents together', '16')
     .option('--retry-delay <duration>', 'wait before the automatic re-run of a failed job', '60s')
     .option('--heartbeat <duration>', 'how often agents report in', '10s')
+    .option('--agent-timeout <duration>', 'an agent silent this long is offline (default: 3 heartbeats, at least 30s)')
     .option('--log-level <level>', 'info, warn, debug', 'info')
-    .action(async (opts: { data: string; listen: string; maxJobs: string; retryDelay: string; heartbeat: string; logLevel: string }) => {
+    .action(async (opts: { data: string; listen: string; maxJobs: string; retryDelay: string; heartbeat: string; agentTimeout?: string; logLevel: string }) => {
       const running = await runServer({
         dataDir: opts.data,
         listen: opts.listen,
         maxRunning: Math.max(1, Number.parseInt(opts.maxJobs, 10) || 16),
         retryDelayMs: parseDuration(opts.retryDelay),
         heartbeatMs: parseDuration(opts.heartbeat),
+        offlineAfterMs: opts.agentTimeout ? parseDuration(opts.agentTimeout) : undefined,
         logLevel: opts.logLevel,
       });
       info(`holdfast server listening on ${running.url} (data in ${opts.data})`);

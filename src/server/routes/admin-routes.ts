@@ -15,6 +15,9 @@ export function parseThrottle(text: string): number {
   return n;
 }
 
+const optionalDuration = (t: string): number | null => (t === 'off' ? null : parseDuration(t));
+const optionalThrottle = (t: string): number | null => (t === 'off' ? null : parseThrottle(t));
+
 function parsePoints(times: string[]): string[] {
   for (const t of times) if (!TIME.test(t)) throw new HoldfastError('BAD_ARGUMENT', `recovery point time '${t}' is not HH:MM (24-hour)`);
   return [...new Set(times)].sort();
@@ -34,11 +37,11 @@ export function jobView(j: JobRow): Record<string, unknown> {
 const GroupBody = Type.Object(
   {
     name: Name,
-    syncEvery: Type.Optional(Type.Union([Type.String({ maxLength: 32 }), Type.Null()])),
+    syncEvery: Type.Optional(Type.String({ maxLength: 32, description: "a duration such as 15m, or 'off' (recovery point times only)" })),
     points: Type.Optional(Type.Array(Type.String({ maxLength: 5 }), { maxItems: 48 })),
     retain: Type.Optional(Type.String({ maxLength: 32 })),
     compress: Type.Optional(Type.Boolean()),
-    throttle: Type.Optional(Type.Union([Type.String({ maxLength: 32 }), Type.Null()])),
+    throttle: Type.Optional(Type.String({ maxLength: 32, description: "a rate such as 20MiB/s, or 'off'" })),
   },
   { additionalProperties: false },
 );
@@ -76,11 +79,11 @@ export function registerAdminRoutes(app: App, server: ProtectionServer): void {
     const b = req.body;
     const g = server.createGroup({
       name: b.name,
-      syncEveryMs: b.syncEvery ? parseDuration(b.syncEvery) : b.syncEvery === null ? null : 15 * 60_000,
+      syncEveryMs: optionalDuration(b.syncEvery ?? '15m'),
       points: parsePoints(b.points ?? []),
       retainMs: parseDuration(b.retain ?? '14d'),
       compress: b.compress ?? true,
-      throttleBps: b.throttle ? parseThrottle(b.throttle) : null,
+      throttleBps: optionalThrottle(b.throttle ?? 'off'),
     });
     void reply.status(201);
     return groupView(g);
@@ -91,11 +94,11 @@ export function registerAdminRoutes(app: App, server: ProtectionServer): void {
     const b = req.body;
     const next: GroupRow = {
       ...g,
-      syncEveryMs: b.syncEvery === undefined ? g.syncEveryMs : b.syncEvery === null ? null : parseDuration(b.syncEvery),
+      syncEveryMs: b.syncEvery === undefined ? g.syncEveryMs : optionalDuration(b.syncEvery),
       points: b.points === undefined ? g.points : parsePoints(b.points),
       retainMs: b.retain === undefined ? g.retainMs : parseDuration(b.retain),
       compress: b.compress ?? g.compress,
-      throttleBps: b.throttle === undefined ? g.throttleBps : b.throttle === null ? null : parseThrottle(b.throttle),
+      throttleBps: b.throttle === undefined ? g.throttleBps : optionalThrottle(b.throttle),
     };
     server.db.updateGroup(next);
     return groupView(next);
@@ -192,10 +195,12 @@ export function registerAdminRoutes(app: App, server: ProtectionServer): void {
 
   app.put(
     '/api/v1/settings',
-    { schema: { tags, security, body: Type.Object({ webhook: Type.Union([Type.String({ pattern: '^https?://', maxLength: 2048 }), Type.Null()]) }, { additionalProperties: false }) } },
+    { schema: { tags, security, body: Type.Object({ webhook: Type.String({ maxLength: 2048, description: "an http(s) URL, or 'off'" }) }, { additionalProperties: false }) } },
     (req) => {
-      server.db.setSetting('webhook', req.body.webhook ?? '');
-      return { webhook: req.body.webhook };
+      const url = req.body.webhook;
+      if (url !== 'off' && !/^https?:\/\/\S+$/.test(url)) throw new HoldfastError('BAD_ARGUMENT', `webhook '${url}' is not an http(s) URL (or 'off')`);
+      server.db.setSetting('webhook', url === 'off' ? '' : url);
+      return { webhook: url === 'off' ? null : url };
     },
   );
 }
