@@ -86,11 +86,24 @@ export class PackWriter {
 
   private async write(id: string, c: OpenPack): Promise<void> {
     const dir = this.paths.packDir(id);
-    await mkdir(dir, { recursive: true });
+    // Not recursive (packs/ exists): a recursive mkdir reports a full file system as ENOENT.
+    await mkdir(dir).catch((err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    });
     const parts = [PACK_MAGIC, ...c.parts, encodeTrailer(c.entries)];
     const fh = await open(this.paths.pack(id), 'wx', 0o444);
     try {
-      await fh.writev(parts);
+      // writev may write less than asked (a file system filling up returns a short count before
+      // ENOSPC): write the rest until done, so a short pack never gets an index file.
+      let total = 0;
+      for (const p of parts) total += p.length;
+      let { bytesWritten } = await fh.writev(parts);
+      while (bytesWritten < total) {
+        const rest = Buffer.concat(parts).subarray(bytesWritten);
+        const { bytesWritten: n } = await fh.write(rest, 0, rest.length, bytesWritten);
+        if (n === 0) throw Object.assign(new Error(`short write to pack ${id}`), { code: 'EIO' });
+        bytesWritten += n;
+      }
       await fh.sync();
     } finally {
       await fh.close();

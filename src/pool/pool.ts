@@ -114,7 +114,11 @@ export class Pool {
 
   /** A write session; `compressionLevel` overrides the pool's (0 stores chunks raw). */
   startSession(compressionLevel = this.config.compressionLevel): WriteSession {
-    return new WriteSession(this, compressionLevel);
+    try {
+      return new WriteSession(this, compressionLevel);
+    } catch (err) {
+      throw asPoolError(err, this.dir); // the lease row may not fit on a full pool
+    }
   }
 
   /**
