@@ -292,9 +292,14 @@ export class Catalog {
     return this.db.prepare('SELECT id, pid, host, started, renewed FROM leases ORDER BY started').all() as LeaseRow[];
   }
 
-  /** Deletes leases not renewed since `before`; their sessions died (or will fail at commit). */
-  reapLeases(before: number): number {
-    return this.db.prepare('DELETE FROM leases WHERE renewed < ?').run(before).changes;
+  /**
+   * Deletes leases not renewed since `before`, and those whose holder `gone` says is dead: their
+   * sessions died (or, if only stalled, will fail at commit).
+   */
+  reapLeases(before: number, gone: (host: string, pid: number) => boolean = () => false): number {
+    let n = this.db.prepare('DELETE FROM leases WHERE renewed < ?').run(before).changes;
+    for (const l of this.leases()) if (gone(l.host, l.pid)) n += this.db.prepare('DELETE FROM leases WHERE id = ?').run(l.id).changes;
+    return n;
   }
 
   // --- the condemned set and its epoch ---
@@ -339,22 +344,25 @@ export class Catalog {
 
   // --- the gc lock: one gc per pool at a time ---
 
-  /** Takes the gc lock unless a live holder has it; returns the holder's description when refused. */
-  takeGcLock(holder: string, now: number, staleBefore: number): string | undefined {
+  /**
+   * Takes (or renews) the gc lock unless a live holder has it; returns that holder when refused.
+   * A holder is dead when it was not renewed since `staleBefore` or `gone` says so.
+   */
+  takeGcLock(holder: { host: string; pid: number; id: string }, now: number, staleBefore: number, gone: (host: string, pid: number) => boolean = () => false): string | undefined {
     const r = this.db.prepare("SELECT value FROM pool_state WHERE key = 'gc_lock'").get() as { value: string } | undefined;
     if (r) {
-      const cur = JSON.parse(r.value) as { holder: string; renewed: number };
-      if (cur.holder !== holder && cur.renewed >= staleBefore) return cur.holder;
+      const cur = JSON.parse(r.value) as { host: string; pid: number; id: string; renewed: number };
+      if (cur.id !== holder.id && cur.renewed >= staleBefore && !gone(cur.host, cur.pid)) return `pid ${cur.pid} on ${cur.host}`;
     }
     this.db
       .prepare("INSERT INTO pool_state (key, value) VALUES ('gc_lock', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-      .run(JSON.stringify({ holder, renewed: now }));
+      .run(JSON.stringify({ ...holder, renewed: now }));
     return undefined;
   }
 
-  releaseGcLock(holder: string): void {
+  releaseGcLock(id: string): void {
     const r = this.db.prepare("SELECT value FROM pool_state WHERE key = 'gc_lock'").get() as { value: string } | undefined;
-    if (r && (JSON.parse(r.value) as { holder: string }).holder === holder) this.db.prepare("DELETE FROM pool_state WHERE key = 'gc_lock'").run();
+    if (r && (JSON.parse(r.value) as { id: string }).id === id) this.db.prepare("DELETE FROM pool_state WHERE key = 'gc_lock'").run();
   }
 
   // --- verification results ---

@@ -24,7 +24,8 @@ import { HoldfastError, throwIfAborted } from '../core/errors.js';
 import type { Pool } from './pool.js';
 import { markNew, type Marks } from './gc-mark.js';
 import { loadPackTable, type PackInfo } from './gc-packs.js';
-import { LEASE_TTL_MS } from './lease.js';
+import { LEASE_TTL_MS, holderGone } from './lease.js';
+import type { LeaseRow } from './catalog.js';
 import { fsyncDir } from './durable.js';
 import type { IndexEntry } from './index-file.js';
 
@@ -75,18 +76,18 @@ export async function runGc(pool: Pool, o: GcOptions = {}): Promise<GcReport> {
   const dryRun = o.dryRun === true;
   const repackBelow = o.repackBelow ?? DEFAULT_REPACK_BELOW;
   if (!(repackBelow >= 0 && repackBelow <= 1)) throw new HoldfastError('BAD_ARGUMENT', `repack threshold must be between 0 and 1, not ${repackBelow}`);
-  const holder = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+  const holder = { host: hostname(), pid: process.pid, id: randomBytes(8).toString('hex') };
   const step = async (name: string): Promise<void> => {
     throwIfAborted(o.signal);
     await o.onStep?.(name);
   };
   let lockTimer: NodeJS.Timeout | undefined;
   if (!dryRun) {
-    const other = pool.catalog.immediate(() => pool.catalog.takeGcLock(holder, Date.now(), Date.now() - LEASE_TTL_MS));
+    const other = pool.catalog.immediate(() => pool.catalog.takeGcLock(holder, Date.now(), Date.now() - LEASE_TTL_MS, holderGone));
     if (other) throw new HoldfastError('CONFLICT', `another gc is running on storage pool ${pool.dir} (${other})`, { pool: pool.dir });
     lockTimer = setInterval(() => {
       try {
-        pool.catalog.immediate(() => pool.catalog.takeGcLock(holder, Date.now(), Date.now() - LEASE_TTL_MS));
+        pool.catalog.immediate(() => pool.catalog.takeGcLock(holder, Date.now(), Date.now() - LEASE_TTL_MS, holderGone));
       } catch {
         // busy: the next renewal tries again
       }
@@ -124,8 +125,8 @@ export async function runGc(pool: Pool, o: GcOptions = {}): Promise<GcReport> {
       const res = pool.catalog[dryRun ? 'snapshot' : 'immediate'](() => {
         if (pool.catalog.pointIds().some((id) => !marks.points.has(id))) return undefined;
         const now = Date.now();
-        if (!dryRun) pool.catalog.reapLeases(now - LEASE_TTL_MS);
-        const live = pool.catalog.leases().filter((l) => l.renewed >= now - LEASE_TTL_MS);
+        if (!dryRun) pool.catalog.reapLeases(now - LEASE_TTL_MS, holderGone);
+        const live = liveLeases(pool, now);
         const oldest = Math.min(now, ...live.map((l) => l.started));
         const cut = oldest - CLOCK_MARGIN_MS;
         const rows: Array<{ digest: string; pack: string; storedLength: number }> = [];
@@ -167,7 +168,7 @@ export async function runGc(pool: Pool, o: GcOptions = {}): Promise<GcReport> {
     if (lockTimer) clearInterval(lockTimer);
     if (!dryRun) {
       try {
-        pool.catalog.immediate(() => pool.catalog.releaseGcLock(holder));
+        pool.catalog.immediate(() => pool.catalog.releaseGcLock(holder.id));
       } catch {
         // the lock expires on its own
       }
@@ -271,8 +272,7 @@ async function sweep(
   report.bytesFreed -= written;
   pool.catalog.immediate(() => {
     const now = Date.now();
-    const live = pool.catalog.leases().filter((l) => l.renewed >= now - LEASE_TTL_MS);
-    pool.catalog.dropDeletedBefore(Math.min(now, ...live.map((l) => l.started)) - CLOCK_MARGIN_MS);
+    pool.catalog.dropDeletedBefore(Math.min(now, ...liveLeases(pool, now).map((l) => l.started)) - CLOCK_MARGIN_MS);
   });
 }
 
@@ -302,8 +302,7 @@ async function deletePacks(pool: Pool, list: PackInfo[], report: GcReport): Prom
 /** Files crashed writers left: all older than the oldest live lease, so no live writer owns them. */
 async function removeLeftovers(pool: Pool, known: Map<string, PackInfo>, report: GcReport, o: GcOptions): Promise<void> {
   const now = Date.now();
-  const leases = pool.catalog.leases().filter((l) => l.renewed >= now - LEASE_TTL_MS);
-  const cutoff = Math.min(now, ...leases.map((l) => l.started)) - CLOCK_MARGIN_MS;
+  const cutoff = Math.min(now, ...liveLeases(pool, now).map((l) => l.started)) - CLOCK_MARGIN_MS;
   const old = async (f: string): Promise<number | undefined> => {
     try {
       const s = await stat(f);
@@ -344,6 +343,11 @@ async function removeLeftovers(pool: Pool, known: Map<string, PackInfo>, report:
     }
     o.onProgress?.('cleanup', ++done, subs.length);
   }
+}
+
+/** Leases of sessions that may still commit (a dry run does not reap, so it filters the same way). */
+function liveLeases(pool: Pool, now: number): LeaseRow[] {
+  return pool.catalog.leases().filter((l) => l.renewed >= now - LEASE_TTL_MS && !holderGone(l.host, l.pid));
 }
 
 async function sizeOf(f: string): Promise<number> {

@@ -68,3 +68,17 @@ export class Lease {
     this.timer = undefined;
   }
 }
+
+/**
+ * True when a lease or lock holder is known to be dead: a process on this host that no longer
+ * exists. Another host's holder is never known dead; its row expires after LEASE_TTL_MS.
+ */
+export function holderGone(host: string, pid: number): boolean {
+  if (host !== hostname() || pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
