@@ -323,6 +323,19 @@ export class Catalog {
     return n;
   }
 
+  /** Locations of a digest (or of all digests) that verify found damaged and gc has not removed. */
+  damagedLocations(digest?: string): CondemnedRow[] {
+    const rows = digest
+      ? this.db.prepare("SELECT * FROM condemned WHERE digest = ? AND reason = 'damaged' AND deleted_at IS NULL").all(digest)
+      : this.db.prepare("SELECT * FROM condemned WHERE reason = 'damaged' AND deleted_at IS NULL").all();
+    return (rows as CondemnedDb[]).map(toCondemned);
+  }
+
+  /** A damaged location that checks sound again (its pack was repaired) returns to service. */
+  restoreLocation(digest: string, pack: string): number {
+    return this.db.prepare("DELETE FROM condemned WHERE digest = ? AND pack = ? AND reason = 'damaged'").run(digest, pack).changes;
+  }
+
   condemned(): CondemnedRow[] {
     return (this.db.prepare('SELECT * FROM condemned').all() as CondemnedDb[]).map(toCondemned);
   }

@@ -27,6 +27,8 @@ export class PackReader implements ChunkSource {
     private readonly index: ChunkIndex,
     private readonly codec: CodecPool,
     private readonly reload?: () => Promise<void>,
+    /** why a chunk is not in the view, if the pool knows (verify found it damaged) */
+    private readonly whyMissing?: (digest: string) => string | undefined,
   ) {}
 
   async readEncoded(refs: ChunkRef[], signal?: AbortSignal): Promise<StoredChunk[]> {
@@ -49,7 +51,10 @@ export class PackReader implements ChunkSource {
     throwIfAborted(signal);
     const locs = refs.map(([digest, length]) => {
       const loc = this.index.get(digest);
-      if (!loc) throw new HoldfastError('CHUNK_MISSING', `chunk ${digest} is not in the storage pool`, { digest });
+      if (!loc) {
+        const why = this.whyMissing?.(digest);
+        throw new HoldfastError('CHUNK_MISSING', `chunk ${digest} is not in the storage pool${why ? ` (${why})` : ''}`, { digest });
+      }
       if (loc.length !== length) throw new HoldfastError('CHUNK_CORRUPT', `chunk ${digest}: manifest says ${length} bytes, pool index says ${loc.length}`, { digest });
       return loc;
     });

@@ -55,7 +55,16 @@ export class Pool {
     readonly codec: CodecPool,
     private readonly ownsCodec: boolean,
   ) {
-    this.reader = new PackReader(paths, this.index, codec, () => this.refreshIndex());
+    this.reader = new PackReader(
+      paths,
+      this.index,
+      codec,
+      () => this.refreshIndex(),
+      (digest) => {
+        const d = this.catalog.damagedLocations(digest)[0];
+        return d ? `verify found it damaged in pack ${d.pack} on ${new Date(d.condemnedAt).toISOString()}; the next backup of a source that has it sends it again` : undefined;
+      },
+    );
     this.packs = new PackWriter(
       paths,
       config.packSize,

@@ -20,6 +20,7 @@ import type { DecodeItem } from '../workers/codec-pool.js';
 import { parseTail, parseTrailer, TAIL_BYTES } from './pack-format.js';
 import type { ChunkLocation } from './chunk-index.js';
 import type { Pool } from './pool.js';
+import { loadPackTable } from './gc-packs.js';
 
 export interface DamagedChunk {
   digest: string;
@@ -68,10 +69,27 @@ export async function verifyPool(pool: Pool, o: VerifyOptions): Promise<VerifyRe
   const problems: string[] = pool.damagedIndexes.map((d) => `index ${d}`);
   const damaged = new Map<string, DamagedChunk>();
   const byPack = new Map<string, Array<[string, ChunkLocation]>>();
-  for (const [digest, loc] of pool.index.entries()) {
+  const add = (digest: string, loc: ChunkLocation): void => {
     let list = byPack.get(loc.pack);
     if (!list) byPack.set(loc.pack, (list = []));
     list.push([digest, loc]);
+  };
+  for (const [digest, loc] of pool.index.entries()) add(digest, loc);
+  // Locations an earlier run found damaged and no sync has healed yet are checked (and reported)
+  // again; one that is sound now (its pack was repaired) returns to service.
+  const recheck = new Set<string>();
+  const damagedBefore = pool.catalog.damagedLocations().filter((d) => !pool.index.has(d.digest));
+  if (damagedBefore.length > 0) {
+    const wanted = new Map(damagedBefore.map((d) => [d.digest + d.pack, d]));
+    const table = await loadPackTable(pool.paths);
+    for (const d of damagedBefore) if (!table.packs.has(d.pack)) add(d.digest, { pack: d.pack, offset: 0, storedLength: 0, length: 0, flags: 0 });
+    for (const p of table.packs.values()) {
+      for (const e of p.entries) {
+        if (!wanted.has(e.digest + p.id)) continue;
+        add(e.digest, { pack: p.id, offset: e.offset, storedLength: e.storedLength, length: e.length, flags: e.flags });
+        recheck.add(e.digest + p.id);
+      }
+    }
   }
   let bytesRead = 0;
   let packsDone = 0;
@@ -84,11 +102,18 @@ export async function verifyPool(pool: Pool, o: VerifyOptions): Promise<VerifyRe
     } else await checkPackQuick(pool, pack, list, damaged, problems);
     o.onProgress?.(++packsDone, byPack.size);
   }
+  const repaired = [...recheck].filter((k) => !damaged.has(k.slice(0, 64)));
   // A pack that vanished may have been repacked by a gc running meanwhile: look again.
   const missing = [...damaged.values()].filter((c) => c.reason === 'pack file missing');
   if (missing.length > 0) {
     await pool.refreshIndex();
-    for (const c of missing) if (pool.index.get(c.digest)?.pack !== c.pack) damaged.delete(c.digest);
+    const known = new Set(damagedBefore.map((d) => d.digest + d.pack));
+    for (const c of missing) if (!known.has(c.digest + c.pack) && pool.index.get(c.digest)?.pack !== c.pack) damaged.delete(c.digest);
+  }
+  // Still damaged from before and not healed (a quick pass cannot see a flipped byte): say so.
+  for (const d of damagedBefore) {
+    if (damaged.has(d.digest) || pool.index.has(d.digest) || (o.full && repaired.includes(d.digest + d.pack))) continue;
+    damaged.set(d.digest, { digest: d.digest, pack: d.pack, reason: 'found damaged by an earlier verify; not healed yet' });
   }
 
   const damagedPoints: DamagedPoint[] = [];
@@ -122,7 +147,9 @@ export async function verifyPool(pool: Pool, o: VerifyOptions): Promise<VerifyRe
     pool.catalog.immediate(() => {
       const located = damagedChunks.filter((c) => c.pack !== '-');
       condemned = pool.catalog.condemn(located, 'damaged', started);
-      if (condemned > 0) pool.catalog.bumpEpoch();
+      let restored = 0;
+      if (o.full) for (const k of repaired) restored += pool.catalog.restoreLocation(k.slice(0, 64), k.slice(64));
+      if (condemned > 0 || restored > 0) pool.catalog.bumpEpoch();
       for (const p of points) {
         if (!pool.catalog.pointExists(p.id)) continue; // deleted meanwhile
         const d = bad.get(p.id);
@@ -132,7 +159,7 @@ export async function verifyPool(pool: Pool, o: VerifyOptions): Promise<VerifyRe
       pool.catalog.setPacksVerified([...sound], started);
     });
     // This process's own view leaves the damaged locations out from now on.
-    if (condemned > 0) await pool.refreshIndex();
+    await pool.freshView();
   }
   return {
     ok: problems.length === 0 && damagedChunks.length === 0 && damagedPoints.length === 0,
