@@ -149,7 +149,7 @@ export class LiveBitmapHost implements BitmapHost {
     // The export goes away asynchronously; the node is busy until it has.
     for (let i = 0; i < 100; i++) {
       const err = await this.quiet('blockdev-del', { 'node-name': this.fleeceNode });
-      if (!err || /not found|Cannot find/i.test(err.desc)) break;
+      if (!err || /find node|not found/i.test(err.desc)) break;
       await new Promise((r) => setTimeout(r, 50));
     }
     if (stopServer) await this.quiet('nbd-server-stop', undefined);

@@ -63,7 +63,9 @@ export class OfflineBitmapHost implements BitmapHost {
   async open(bitmap: string | undefined): Promise<ImageView> {
     await rm(this.socket, { force: true });
     const args = ['-r', '-f', 'qcow2', '-k', this.socket, '--pid-file', this.pidFile, ...(bitmap ? ['-B', bitmap] : []), this.image];
-    const child = spawn('qemu-nbd', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // setpriv --pdeathsig: if the agent is killed before it connects, qemu-nbd must not outlive
+    // it holding the image's lock (a VM could not start).
+    const child = spawn('setpriv', ['--pdeathsig', 'SIGKILL', '--', 'qemu-nbd', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     let exited = false;
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));

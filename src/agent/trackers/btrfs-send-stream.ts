@@ -33,7 +33,7 @@ const C = {
   ENCODED_WRITE: 25,
 } as const;
 
-const A = { SIZE: 4, PATH: 15, PATH_TO: 16, FILE_OFFSET: 18, DATA: 19, CLONE_LEN: 24, FALLOCATE_MODE: 25 } as const;
+const A = { SIZE: 4, PATH: 15, PATH_TO: 16, PATH_LINK: 17, FILE_OFFSET: 18, DATA: 19, CLONE_LEN: 24, FALLOCATE_MODE: 25 } as const;
 
 /** One command: its number and attributes (values as raw bytes). */
 export interface SendCommand {
@@ -76,7 +76,7 @@ function bad(what: string): HoldfastError {
 
 /** What changed between two snapshots, in the newer one's paths (relative, '/'-separated). */
 export interface SendChanges {
-  /** paths that did not exist in PREV as the same object (created, linked, replaced) */
+  /** paths that did not exist in PREV as the same object (created or replaced) */
   created: Set<string>;
   /** byte ranges written (or cloned, or punched) per file */
   written: Map<string, ByteRange[]>;
@@ -97,6 +97,8 @@ interface Step {
 
 export function sendChanges(stream: Buffer): SendChanges {
   const renames: Array<[string, string]> = [];
+  /** new name ← existing name, each after `at` renames (btrfs sends a file's rename as link + unlink) */
+  const links: Array<{ path: string; target: string; at: number }> = [];
   const steps: Step[] = [];
   const str = (c: SendCommand, a: number): string => {
     const v = c.attrs.get(a);
@@ -117,8 +119,10 @@ export function sendChanges(stream: Buffer): SendChanges {
       case C.MKFIFO:
       case C.MKSOCK:
       case C.SYMLINK:
-      case C.LINK:
         steps.push({ kind: 'created', path: str(c, A.PATH), at });
+        break;
+      case C.LINK:
+        links.push({ path: str(c, A.PATH), target: str(c, A.PATH_LINK), at });
         break;
       case C.RENAME:
         renames.push([str(c, A.PATH), str(c, A.PATH_TO)]);
@@ -143,11 +147,18 @@ export function sendChanges(stream: Buffer): SendChanges {
         break; // metadata (chmod, chown, utimes, xattrs), unlink, rmdir: the walk of CUR sees them
     }
   }
-  const forward = (path: string, from: number): string => {
+  const forwardTo = (path: string, from: number, to: number): string => {
     let p = path;
-    for (let i = from; i < renames.length; i++) p = moved(p, ...(renames[i] as [string, string]));
+    for (let i = from; i < to; i++) p = moved(p, ...(renames[i] as [string, string]));
     return p;
   };
+  const forward = (path: string, from: number): string => forwardTo(path, from, renames.length);
+  // A new name shares its inode's changes: steps on the target made before the link count for it too.
+  for (const l of links) {
+    for (const s of [...steps]) {
+      if (s.at <= l.at && forwardTo(s.path, s.at, l.at) === l.target) steps.push({ ...s, path: l.path, at: l.at });
+    }
+  }
   const created = new Set<string>();
   const written = new Map<string, ByteRange[]>();
   const truncated = new Map<string, number>();
@@ -167,9 +178,17 @@ export function sendChanges(stream: Buffer): SendChanges {
     truncated,
     oldPath: (path) => {
       let p = path;
-      for (let i = renames.length - 1; i >= 0; i--) {
-        const [from, to] = renames[i] as [string, string];
-        p = moved(p, to, from);
+      let l = links.length - 1;
+      for (let i = renames.length; i >= 0; i--) {
+        // Undo the links made after rename i-1 (newest first), then rename i-1 itself.
+        for (; l >= 0 && (links[l] as { at: number }).at === i; l--) {
+          const link = links[l] as { path: string; target: string };
+          if (p === link.path) p = link.target;
+        }
+        if (i > 0) {
+          const [from, to] = renames[i - 1] as [string, string];
+          p = moved(p, to, from);
+        }
       }
       return p;
     },

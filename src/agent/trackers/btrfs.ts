@@ -13,7 +13,7 @@
  * snapshot, so the next sync compares against it and misses nothing.
  */
 import { spawn } from 'node:child_process';
-import { mkdir, open, readdir, readlink, stat, statfs } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, readlink, stat, statfs } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { ManifestWriter } from '../../core/manifest-io.js';
 import type { Entry, FileEntry } from '../../core/manifest.js';
@@ -24,6 +24,7 @@ import { chunkFile, chunkSmallFile, SMALL_FILE, type ChunkingContext } from '../
 import { walkTree, type WalkItem } from '../tree-walker.js';
 import { sendChanges, type SendChanges } from './btrfs-send-stream.js';
 import { rechunk } from './cdc-rechunk.js';
+import type { ByteRange } from '../nbd/nbd-client.js';
 import { runTool } from './run-tool.js';
 import { trackedParent, type PendingSync, type SyncRequest, type Tracker, type TrackerContext } from './tracker.js';
 
@@ -126,6 +127,38 @@ function sendStream(prev: string, cur: string, signal?: AbortSignal): Promise<Bu
   });
 }
 
+interface InodeChanges {
+  created: boolean;
+  written: ByteRange[];
+  truncated?: number;
+}
+
+/**
+ * The stream's changes by inode: btrfs names a hard-linked file by any one of its names, and the
+ * walk may meet another first.
+ */
+async function changesByInode(root: string, c: SendChanges): Promise<Map<bigint, InodeChanges>> {
+  const out = new Map<bigint, InodeChanges>();
+  const at = async (p: string): Promise<InodeChanges | undefined> => {
+    if (p === '') return undefined;
+    const st = await lstat(join(root, p), { bigint: true }).catch(() => undefined);
+    if (!st?.isFile()) return undefined; // gone again later in the stream, or not a file
+    let e = out.get(st.ino);
+    if (!e) out.set(st.ino, (e = { created: false, written: [] }));
+    return e;
+  };
+  for (const p of c.created) {
+    const e = await at(p);
+    if (e) e.created = true;
+  }
+  for (const [p, ranges] of c.written) (await at(p))?.written.push(...ranges);
+  for (const [p, size] of c.truncated) {
+    const e = await at(p);
+    if (e) e.truncated = size;
+  }
+  return out;
+}
+
 /**
  * The snapshot's manifest: the walk gives every object and its metadata; file data comes from
  * the parent point unless btrfs reported the file created or written.
@@ -138,6 +171,7 @@ async function incrementalBackup(r: SyncRequest, root: string, exclude: string[]
   const manifest = new ManifestWriter(r.sink, 'dir');
   const links = new Map<string, FileEntry>();
   let logicalBytes = 0;
+  const byIno = await changesByInode(root, changes);
 
   const readWhole = async (it: WalkItem, meta: Omit<FileEntry, 'type' | 'size' | 'chunks'>): Promise<FileEntry> => {
     if (it.st.size <= BigInt(SMALL_FILE) && it.st.blocks * 512n >= it.st.size) {
@@ -152,12 +186,15 @@ async function incrementalBackup(r: SyncRequest, root: string, exclude: string[]
 
   const fileEntry = async (it: WalkItem, meta: Omit<FileEntry, 'type' | 'size' | 'chunks'>): Promise<FileEntry> => {
     const size = Number(it.st.size);
-    const prev = changes.created.has(it.rel) ? undefined : parent.get(changes.oldPath(it.rel));
-    // Belt and braces: a different inode, or a size btrfs did not explain, means read it.
-    const written = changes.written.get(it.rel) ?? [];
+    const ch = byIno.get(it.st.ino);
+    const prev = ch?.created ? undefined : parent.get(changes.oldPath(it.rel));
+    const written = ch?.written ?? [];
     const reach = Math.max(0, ...written.map((w) => w.offset + w.length));
-    const explained = prev !== undefined && (prev.size === size || changes.truncated.get(it.rel) === size || (size > prev.size && reach >= size));
+    // Belt and braces: a different inode, or a size btrfs did not explain, means read it.
+    const explained = prev !== undefined && (prev.size === size || ch?.truncated === size || (size > prev.size && reach >= size));
     if (!prev || prev.torn || (prev.ino !== undefined && prev.ino !== Number(it.st.ino)) || !explained) return readWhole(it, meta);
+    // Truncated and grown back to its old size with nothing written: unusual; do not guess.
+    if (written.length === 0 && prev.size === size && ch?.truncated !== undefined) return readWhole(it, meta);
     if (written.length === 0 && prev.size === size) return { type: 'file', ...meta, size, ino: Number(it.st.ino), chunks: prev.chunks, ...(prev.holes ? { holes: prev.holes } : {}) };
     const sparse = it.st.blocks * 512n < it.st.size || (prev.holes?.length ?? 0) > 0;
     if (sparse || size <= SMALL_FILE) return readWhole(it, meta);
