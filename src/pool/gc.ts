@@ -77,8 +77,11 @@ export async function runGc(pool: Pool, o: GcOptions = {}): Promise<GcReport> {
   const repackBelow = o.repackBelow ?? DEFAULT_REPACK_BELOW;
   if (!(repackBelow >= 0 && repackBelow <= 1)) throw new HoldfastError('BAD_ARGUMENT', `repack threshold must be between 0 and 1, not ${repackBelow}`);
   const holder = { host: hostname(), pid: process.pid, id: randomBytes(8).toString('hex') };
+  let lockLost: string | undefined;
   const step = async (name: string): Promise<void> => {
     throwIfAborted(o.signal);
+    // Another gc took the lock (this one was stalled past the TTL): stop before changing more.
+    if (lockLost) throw new HoldfastError('CONFLICT', `gc on storage pool ${pool.dir} lost its lock to ${lockLost}; stopped`, { pool: pool.dir });
     await o.onStep?.(name);
   };
   let lockTimer: NodeJS.Timeout | undefined;
@@ -87,7 +90,7 @@ export async function runGc(pool: Pool, o: GcOptions = {}): Promise<GcReport> {
     if (other) throw new HoldfastError('CONFLICT', `another gc is running on storage pool ${pool.dir} (${other})`, { pool: pool.dir });
     lockTimer = setInterval(() => {
       try {
-        pool.catalog.immediate(() => pool.catalog.takeGcLock(holder, Date.now(), Date.now() - LEASE_TTL_MS, holderGone));
+        lockLost ??= pool.catalog.immediate(() => pool.catalog.takeGcLock(holder, Date.now(), Date.now() - LEASE_TTL_MS, holderGone));
       } catch {
         // busy: the next renewal tries again
       }
@@ -247,8 +250,14 @@ async function sweep(
   const packsBefore = pool.packs.packsWritten;
   const repacked: PackInfo[] = [];
   for (const p of repack) {
-    throwIfAborted(o.signal);
-    const buf = await readFile(pool.paths.pack(p.id));
+    await step('repack');
+    let buf: Buffer;
+    try {
+      buf = await readFile(pool.paths.pack(p.id));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // missing: verify reports it
+      throw err;
+    }
     const keep = p.entries.filter((e) => isLive(e, p.id) && !keptElsewhere.has(e.digest) && !copied.has(e.digest));
     const results = await pool.codec.decode(keep.map((e) => ({ data: buf.subarray(e.offset, e.offset + e.storedLength), flags: e.flags, length: e.length, digest: e.digest })));
     const bad = results.findIndex((r) => !r.ok);
