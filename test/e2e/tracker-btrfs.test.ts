@@ -53,9 +53,11 @@ describe('btrfs tracker (loop device)', () => {
     // The restore target's root takes the mode of the point's root.
     return f;
   };
+  const checked = new Set<string>();
   const check = async (point: string, want: Map<string, string>, what: string): Promise<void> => {
     const diff = diffFingerprints(want, await restored(point));
     assert.deepEqual(diff.slice(0, 10), [], `${what}: point ${point} does not restore its tree (seed ${seed})`);
+    checked.add(point);
   };
   const snapshots = (): string[] => readdirSync(join(vol, SNAPS));
 
@@ -201,12 +203,12 @@ describe('btrfs tracker (loop device)', () => {
     assert.match(r.stderr, /not a btrfs subvolume/);
   });
 
-  test('every recovery point restores the tree of its snapshot', async () => {
+  test('every recovery point restores the tree of its snapshot (those not checked yet)', async () => {
     const points = await holdfastJson<PointJson[]>(['points', '--pool', pool, '--source', 'sub']);
     for (const p of points) {
       const want = expected.get(p.id);
       assert.ok(want, `point ${p.id} was not expected`);
-      await check(p.id, want, 'final check');
+      if (!checked.has(p.id)) await check(p.id, want, 'final check');
     }
     assert.ok(points.length >= ROUNDS + 5);
   });

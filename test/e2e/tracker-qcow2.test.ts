@@ -52,6 +52,8 @@ function harness(name: string): {
   const pool = join(s.dir, 'pool');
   const image = join(s.dir, 'disk.qcow2');
   const seed = Number(process.env.HOLDFAST_SEED ?? Date.now() % 1_000_000);
+  /** points whose restore was compared already */
+  const restored = new Set<string>();
   const h = {
     dir: s.dir,
     pool,
@@ -67,15 +69,18 @@ function harness(name: string): {
       assert.equal(r.code, 0, r.stderr);
       const d = createHash('sha256').update(readFileSync(to)).digest('hex');
       rmSync(to, { force: true });
+      if (d === h.expected.get(point)) restored.add(point);
       return d;
     },
+    /** Restores the points not yet checked (those of killed runs, mostly). */
     verifyAll: async () => {
       const points = await holdfastJson<PointJson[]>(['points', '--pool', pool, '--source', 'vm']);
       for (const p of points) {
         const want = h.expected.get(p.id);
         assert.ok(want, `point ${p.id} was not expected (seed ${seed})`);
-        assert.equal(await h.restoreDigest(p.id), want, `point ${p.id} does not restore the disk of its sync (seed ${seed})`);
+        if (!restored.has(p.id)) assert.equal(await h.restoreDigest(p.id), want, `point ${p.id} does not restore the disk of its sync (seed ${seed})`);
       }
+      assert.equal(restored.size, points.length);
     },
     cleanup: () => s.cleanup(),
   };
