@@ -17,6 +17,7 @@ import { JobTransfer } from './job-transfer.js';
 import { issueAgentCert } from './pki.js';
 import { rpoState } from './schedule.js';
 import { hashSecret, makeDataDir, prepareServerData, type ServerData } from './server-data.js';
+import { WebState } from './web-state.js';
 import { join } from 'node:path';
 
 export interface ServerOptions {
@@ -42,6 +43,8 @@ export class ProtectionServer {
   readonly heartbeatMs: number;
   readonly offlineAfterMs: number;
   private readonly transfers = new Map<string, JobTransfer>();
+  /** console and portal: accounts, sessions, the file-version index, usage samples */
+  readonly web: WebState;
 
   private constructor(
     readonly data: ServerData,
@@ -54,6 +57,7 @@ export class ProtectionServer {
     this.queue = new JobQueue(db, { maxRunning: opts.maxRunning ?? 16, retryDelayMs: opts.retryDelayMs ?? 60_000 });
     this.alerts = new Alerts(db, opts.log);
     this.queue.onEnd = (job, end, retry) => this.jobEnded(job, end, retry);
+    this.web = new WebState(opts.dataDir, db, pool, opts.log);
   }
 
   static async open(opts: ServerOptions): Promise<ProtectionServer> {
@@ -73,6 +77,7 @@ export class ProtectionServer {
   async close(): Promise<void> {
     for (const t of this.transfers.values()) t.abort();
     this.transfers.clear();
+    await this.web.close();
     await this.pool.close();
     this.db.close();
   }
@@ -228,11 +233,11 @@ export class ProtectionServer {
   }
 
   requestRestore(r: { source: string; point?: string; at?: string; path?: string; to: string; agent?: string; overwrite: boolean }): JobRow {
+    if (!r.to.startsWith('/')) throw new HoldfastError('BAD_ARGUMENT', `restore target '${r.to}' must be an absolute path (on the agent that restores)`);
     const s = this.requireSource(r.source);
     const p = this.pool.resolvePoint(r.source, { point: r.point, at: r.at });
     const agent = r.agent ? this.requireAgent(r.agent) : this.requireAgent(s.agentId);
     if (agent.revoked) throw new HoldfastError('CONFLICT', `agent '${agent.name}' is revoked`);
-    if (!r.to.startsWith('/')) throw new HoldfastError('BAD_ARGUMENT', `restore target '${r.to}' must be an absolute path on agent '${agent.name}'`);
     let subPath: string | undefined;
     if (r.path !== undefined) {
       try {
@@ -272,6 +277,7 @@ export class ProtectionServer {
       target: job.params.target as string,
       subPath: job.params.subPath as string | undefined,
       overwrite: job.params.overwrite === true,
+      rename: job.params.rename as string | undefined,
     };
   }
 
@@ -357,6 +363,7 @@ export class ProtectionServer {
       warnings: r.warnings,
     };
     this.queue.end(job.id, { state: 'succeeded', result });
+    this.web.pointCommitted();
     return result;
   }
 

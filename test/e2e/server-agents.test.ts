@@ -17,7 +17,7 @@ interface PointJson {
   time: string;
 }
 
-describe('protection server with two agents', { timeout: 240_000 }, () => {
+describe('protection server with two agents', { timeout: 480_000 }, () => {
   const tmp = scratch('holdfast-server-');
   let server: TestServer;
   let a: TestAgent;
@@ -82,16 +82,17 @@ describe('protection server with two agents', { timeout: 240_000 }, () => {
     await server.cliOk(['group', 'create', 'slow', '--sync-every', 'off', '--throttle', '4MiB/s']);
     await server.cliOk(['source', 'add', '--group', 'slow', '--agent', 'host-a', '--kind', 'dir', 'big', slow]);
     const job = await server.json<JobJson>(['sync', 'big']);
-    await until('the sync to send 12 MiB', async () => {
-      const j = await server.json<JobJson[]>(['jobs', '--source', 'big']);
-      return (j[0]?.progress?.sentBytes ?? 0) > 12 * 1024 * 1024;
-    }, 60_000, 200);
+    let admin = server.admin();
+    await until('the sync to send 12 MiB', async () => ((await admin.json<JobJson>('GET', `/api/v1/jobs/${job.id}`)).progress?.sentBytes ?? 0) > 12 * 1024 * 1024, 60_000, 100);
     await server.kill('SIGKILL');
+    const before = await admin.close().then(() => undefined);
+    void before;
     await server.restart();
+    admin = server.admin();
     const done = await until('the interrupted sync to complete after the restart', async () => {
-      const j = (await server.json<JobJson[]>(['jobs', '--source', 'big'])).find((x) => x.id === job.id);
-      return j && (j.state === 'succeeded' || j.state === 'failed') ? j : undefined;
-    }, 90_000, 500);
+      const j = await admin.json<JobJson>('GET', `/api/v1/jobs/${job.id}`);
+      return j.state === 'succeeded' || j.state === 'failed' ? j : undefined;
+    }, 120_000, 300);
     assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
     assert.ok(done.attempt >= 2, 'the job ran again after the restart');
     // Sealed packs survived the crash: the second attempt did not send them again.
@@ -100,7 +101,6 @@ describe('protection server with two agents', { timeout: 240_000 }, () => {
     await server.json(['restore', '--source', 'big', '--to', to]);
     assert.deepEqual(diffSnapshots(snapshotTree(slow), snapshotTree(to)), []);
     // Stop the schedule, then restore every point of docs-a taken so far.
-    const admin = server.admin();
     await admin.json('PATCH', '/api/v1/groups/files', { syncEvery: 'off' });
     await admin.close();
     const points = await server.json<PointJson[]>(['points', '--source', 'docs-a']);

@@ -24,19 +24,18 @@ export interface JobContext {
   signal: AbortSignal;
 }
 
-function progressReporter(ctx: JobContext, jobId: string): { set(p: Record<string, number | string>): void; stop(): Promise<void> } {
-  let latest: Record<string, number | string> | undefined;
+/** Reports progress about once a second; `snapshot` is read at each tick (uploads move on between reads). */
+function progressReporter(ctx: JobContext, jobId: string, snapshot: () => Record<string, number | string>): { stop(): Promise<void> } {
+  let last = '';
   let sending: Promise<unknown> = Promise.resolve();
   const timer = setInterval(() => {
-    if (!latest) return;
-    const body = latest;
-    latest = undefined;
+    const body = snapshot();
+    const text = JSON.stringify(body);
+    if (text === last) return;
+    last = text;
     sending = ctx.client.json('POST', `/api/v1/agent/jobs/${jobId}/progress`, body, { signal: ctx.signal }).catch(() => undefined);
   }, 1000);
   return {
-    set: (p) => {
-      latest = p;
-    },
     stop: async () => {
       clearInterval(timer);
       await sending;
@@ -48,7 +47,8 @@ async function runSync(ctx: JobContext, spec: SyncJobSpec): Promise<Record<strin
   const throttle = spec.throttleBps ? new Throttle(spec.throttleBps, Math.max(spec.throttleBps, 4 * 1024 * 1024 + 65536)) : undefined;
   const sink = new RemoteSink(ctx.client, spec.id, spec.compressionLevel, throttle, ctx.signal);
   const chunks = new RemoteSource(ctx.client, spec.id);
-  const progress = progressReporter(ctx, spec.id);
+  let seen = { entries: 0, bytesDone: 0, readBytes: 0 };
+  const progress = progressReporter(ctx, spec.id, () => ({ phase: 'sync', ...seen, sentBytes: sink.sentBytes }));
   let pending;
   try {
     pending = await syncSource({
@@ -62,7 +62,9 @@ async function runSync(ctx: JobContext, spec: SyncJobSpec): Promise<Record<strin
       exclude: ctx.exclude,
       stateDir: ctx.stateDir,
       signal: ctx.signal,
-      onProgress: (p) => progress.set({ phase: 'sync', entries: p.entries, bytesDone: p.bytesDone, readBytes: p.readBytes, sentBytes: sink.sentBytes }),
+      onProgress: (p) => {
+        seen = { entries: p.entries, bytesDone: p.bytesDone, readBytes: p.readBytes };
+      },
     });
     await sink.flush();
   } finally {
@@ -92,7 +94,8 @@ async function runSync(ctx: JobContext, spec: SyncJobSpec): Promise<Record<strin
 }
 
 async function runRestore(ctx: JobContext, spec: RestoreJobSpec): Promise<Record<string, unknown>> {
-  const progress = progressReporter(ctx, spec.id);
+  let seen = { entries: 0, bytesDone: 0 };
+  const progress = progressReporter(ctx, spec.id, () => ({ phase: 'restore', ...seen, totalBytes: spec.point.logicalBytes }));
   let out;
   try {
     out = await restore({
@@ -102,8 +105,11 @@ async function runRestore(ctx: JobContext, spec: RestoreJobSpec): Promise<Record
       target: spec.target,
       subPath: spec.subPath,
       overwrite: spec.overwrite,
+      rename: spec.rename,
       signal: ctx.signal,
-      onProgress: (p) => progress.set({ phase: 'restore', entries: p.entries, bytesDone: p.bytes, totalBytes: spec.point.logicalBytes }),
+      onProgress: (p) => {
+        seen = { entries: p.entries, bytesDone: p.bytes };
+      },
       label: `recovery point ${spec.point.id} of source '${spec.source.name}'`,
       codec: ctx.codec,
     });

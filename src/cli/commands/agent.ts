@@ -1,7 +1,5 @@
 /** holdfast agent --server URL --join TOKEN --state DIR: the agent on a production host. */
 import type { Command } from 'commander';
-import pino from 'pino';
-import { runAgent } from '../../agent/remote/agent-daemon.js';
 
 export function registerAgent(program: Command): void {
   program
@@ -14,6 +12,7 @@ export function registerAgent(program: Command): void {
     .option('--jobs <n>', 'jobs run at once', '2')
     .option('--log-level <level>', 'info, warn, debug', 'info')
     .action(async (opts: { server?: string; join?: string; state: string; name?: string; jobs: string; logLevel: string }) => {
+      const [{ default: pino }, { runAgent }] = await Promise.all([import('pino'), import('../../agent/remote/agent-daemon.js')]);
       const log = pino({ level: opts.logLevel, name: 'holdfast-agent' }, pino.destination(2));
       const ac = new AbortController();
       const stop = (): void => ac.abort();

@@ -1,6 +1,5 @@
 /** holdfast server --data DIR [--listen HOST:PORT]: the protection server. */
 import type { Command } from 'commander';
-import { runServer } from '../../server/run-server.js';
 import { parseDuration } from '../../core/units.js';
 import { info } from '../output.js';
 import { DEFAULT_DATA } from '../admin-client.js';
@@ -17,6 +16,8 @@ export function registerServer(program: Command): void {
     .option('--agent-timeout <duration>', 'an agent silent this long is offline (default: 3 heartbeats, at least 30s)')
     .option('--log-level <level>', 'info, warn, debug', 'info')
     .action(async (opts: { data: string; listen: string; maxJobs: string; retryDelay: string; heartbeat: string; agentTimeout?: string; logLevel: string }) => {
+      // Loaded on use: the server's dependencies (fastify, x509) would slow every other command.
+      const { runServer } = await import('../../server/run-server.js');
       const running = await runServer({
         dataDir: opts.data,
         listen: opts.listen,
