@@ -1,5 +1,5 @@
 /**
- * The gc race of PSA-2025-00019-1, at pool level and at high rate: four Pool instances on one
+ * The gc race of PSA-2025-00019-1, at pool level and at high rate: Pool instances on one
  * directory (as four processes would: separate catalog connections, index views and pack
  * writers) run two backup loops, a prune loop (which mostly deletes the very point a running
  * backup reuses as its parent) and a gc loop at once, for hundreds of iterations. The backups do
@@ -7,7 +7,8 @@
  * changed files ask want() and put what is lacking, and file contents are drawn from a few
  * variants so backups keep reusing chunks that pruning just made garbage.
  *
- * Afterwards a fresh pool passes verify --full, and every remaining point reads back bit-exact.
+ * A fifth instance reads random committed points back while all this runs; afterwards a fresh
+ * pool passes verify --full, and every remaining point reads back bit-exact.
  * Commits refused with RETRY are the commit check working; the loop backs up again.
  * HOLDFAST_GC_SOAK_MS and HOLDFAST_GC_SOAK_BACKUPS run it longer (npm run soak:gc);
  * HOLDFAST_GC_SEED replays the same choices (not the same interleaving).
@@ -47,7 +48,7 @@ function content(seed: number, i: number, v: number): Buffer {
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
-test('in-process backup, prune and gc loops on four pool instances: every remaining point reads back bit-exact', { timeout: RUN_MS + 180_000 }, async (t) => {
+test('in-process backup, prune, gc and read-back loops on five pool instances: every point reads back bit-exact', { timeout: RUN_MS + 180_000 }, async (t) => {
   const seed = Number(process.env.HOLDFAST_GC_SEED ?? Math.floor(Math.random() * 2 ** 31));
   const rng = prng(seed);
   const s = scratch('holdfast-gcrace-');
@@ -55,7 +56,7 @@ test('in-process backup, prune and gc loops on four pool instances: every remain
   const codec = new CodecPool();
   const pools: Pool[] = [];
   const expected = new Map<string, string[]>(); // point id -> sha256 of each file
-  const stats = { backups: 0, retries: 0, reusedFromParent: 0, prunes: 0, deletes: 0, gcs: 0, condemned: 0, packsDeleted: 0, repacked: 0, bytesFreed: 0 };
+  const stats = { readBacks: 0, backups: 0, retries: 0, reusedFromParent: 0, prunes: 0, deletes: 0, gcs: 0, condemned: 0, packsDeleted: 0, repacked: 0, bytesFreed: 0 };
   const failures: string[] = [];
   const deadline = Date.now() + RUN_MS;
   const running = (): boolean => Date.now() < deadline && stats.backups < TARGET_BACKUPS && failures.length === 0;
@@ -94,7 +95,7 @@ test('in-process backup, prune and gc loops on four pool instances: every remain
       const manifest = await writer.finish();
       await session.finish();
       // A slow agent: the time between storing chunks and committing is where gc strikes.
-      if (rng() < 0.5) await new Promise((res) => setTimeout(res, randInt(rng, 0, 200)));
+      await new Promise((res) => setTimeout(res, randInt(rng, 0, 250)));
       const row: PointRow = {
         id: randomBytes(6).toString('hex'),
         source,
@@ -169,12 +170,32 @@ test('in-process backup, prune and gc loops on four pool instances: every remain
     }
   };
 
+  /** Reads a random committed point back while everything runs: a lost chunk shows up here. */
+  const readLoop = async (pool: Pool): Promise<void> => {
+    while (running()) {
+      await new Promise((res) => setTimeout(res, randInt(rng, 0, 20)));
+      const all = pool.catalog.points();
+      const p = all[randInt(rng, 0, Math.max(0, all.length - 1))];
+      const want = p && expected.get(p.id);
+      if (!p || !want) continue;
+      try {
+        const got: string[] = [];
+        for await (const e of readManifest(pool.reader, p.manifest)) if (hasContent(e)) got.push(sha(Buffer.concat(await pool.reader.read(e.chunks))));
+        assert.deepEqual(got, want, `point ${p.id} read back wrong while running`);
+        stats.readBacks++;
+      } catch (err) {
+        // Deleted meanwhile (prune) and then collected: not a loss.
+        if (pool.catalog.pointExists(p.id)) throw err;
+      }
+    }
+  };
+
   const guard = (p: Promise<void>): Promise<void> => p.catch((err: unknown) => void failures.push((err as Error).stack ?? String(err)));
   try {
     await Pool.init(dir, { packSize: 256 * 1024 });
-    for (let i = 0; i < 4; i++) pools.push(await Pool.open(dir, { codec }));
-    const [a, b, pr, gc] = pools as [Pool, Pool, Pool, Pool];
-    await Promise.all([guard(backupLoop(a, 'alpha')), guard(backupLoop(b, 'beta')), guard(pruneLoop(pr)), guard(gcLoop(gc))]);
+    for (let i = 0; i < 5; i++) pools.push(await Pool.open(dir, { codec }));
+    const [a, b, pr, gc, rd] = pools as [Pool, Pool, Pool, Pool, Pool];
+    await Promise.all([guard(backupLoop(a, 'alpha')), guard(backupLoop(b, 'beta')), guard(pruneLoop(pr)), guard(gcLoop(gc)), guard(readLoop(rd))]);
     const summary = `seed ${seed}: ${JSON.stringify(stats)}`;
     t.diagnostic(summary);
     assert.deepEqual(failures, [], summary);
