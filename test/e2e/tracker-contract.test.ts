@@ -4,7 +4,7 @@
  * qcow2 and on one served by qemu-storage-daemon, 'btrfs' on a subvolume of a loop-mounted btrfs.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { scratch, sh } from './cli-harness.js';
 import { LoopBtrfs, MiB, fingerprint as treeFingerprint } from './btrfs-fixtures.js';
@@ -126,6 +126,12 @@ function btrfsFixture(): TrackerFixture {
       vol = fs.subvolume('vol');
       mkdirSync(join(vol, 'd'));
       writeFileSync(join(vol, 'd', 'big'), randomBytes(8 * MiB));
+      // Sparse: data at 1-5 MiB and 7-11 MiB of 12 MiB; changes land inside the data.
+      const sparse = openSync(join(vol, 'd', 'sparse'), 'w');
+      writeSync(sparse, randomBytes(4 * MiB), 0, 4 * MiB, 1 * MiB);
+      writeSync(sparse, randomBytes(4 * MiB), 0, 4 * MiB, 7 * MiB);
+      closeSync(sparse);
+      truncateSync(join(vol, 'd', 'sparse'), 12 * MiB);
       for (let k = 0; k < 10; k++) writeFileSync(join(vol, `f${k}`), randomBytes(3000 * (k + 1)));
       return Promise.resolve({ path: vol, stateDir: join(s.dir, 'state') });
     },
@@ -133,8 +139,13 @@ function btrfsFixture(): TrackerFixture {
       const fd = openSync(join(vol, 'd', 'big'), 'r+');
       writeSync(fd, randomBytes(GRANULE), 0, GRANULE, (1 + (i % 6)) * MiB);
       closeSync(fd);
+      const sp = openSync(join(vol, 'd', 'sparse'), 'r+');
+      writeSync(sp, randomBytes(4096), 0, 4096, (i % 2 ? 8 : 2) * MiB + 300_000);
+      closeSync(sp);
       writeFileSync(join(vol, `new${i++}`), randomBytes(10_000));
-      return Promise.resolve(GRANULE + 4 * MiB + 10_000);
+      // Around each change: at most the chunk before, the next cut and a look-ahead (≤ 3 MiB);
+      // reading the sparse file whole (8 MiB of data) would exceed this.
+      return Promise.resolve(3 * MiB + 3 * MiB + 10_000);
     },
     fingerprint: () => Promise.resolve(dirFingerprint(vol, [SNAPS])),
     teardown: () => {

@@ -16,7 +16,8 @@ import { spawn } from 'node:child_process';
 import { lstat, mkdir, open, readdir, readlink, stat, statfs } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { ManifestWriter } from '../../core/manifest-io.js';
-import type { Entry, FileEntry } from '../../core/manifest.js';
+import { chunkOffsets, type ChunkRef, type Entry, type FileEntry } from '../../core/manifest.js';
+import { seekData, seekHole } from '../../native/index.js';
 import { HoldfastError, errnoCode } from '../../core/errors.js';
 import { backupDir, type BackupOutcome, type BackupProgress } from '../backup-dir.js';
 import { baseMeta, entryType } from '../file-meta.js';
@@ -127,6 +128,36 @@ function sendStream(prev: string, cur: string, signal?: AbortSignal): Promise<Bu
   });
 }
 
+/** Data extents [start, end) of an open file, found with SEEK_DATA/SEEK_HOLE (as a full read finds them). */
+function dataExtents(fd: number, size: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let pos = 0;
+  while (pos < size) {
+    const start = seekData(fd, pos);
+    if (start < 0 || start >= size) break;
+    let end = seekHole(fd, start);
+    if (end < 0 || end > size) end = size;
+    out.push([start, end]);
+    pos = end;
+  }
+  return out;
+}
+
+/** The parent's chunks per data extent, if its extents are exactly `now`; else undefined. */
+function sameExtents(prev: FileEntry, now: Array<[number, number]>): Array<{ start: number; end: number; chunks: ChunkRef[] }> | undefined {
+  const out = now.map(([start, end]) => ({ start, end, chunks: [] as ChunkRef[] }));
+  let covered = 0;
+  let i = 0;
+  for (const { ref, offset } of chunkOffsets(prev)) {
+    while (i < out.length && offset >= (out[i] as { end: number }).end) i++;
+    const x = out[i];
+    if (!x || offset < x.start || offset + ref[1] > x.end) return undefined;
+    x.chunks.push(ref);
+    covered += ref[1];
+  }
+  return covered === now.reduce((n, [s, e]) => n + e - s, 0) ? out : undefined;
+}
+
 interface InodeChanges {
   created: boolean;
   written: ByteRange[];
@@ -196,12 +227,21 @@ async function incrementalBackup(r: SyncRequest, root: string, exclude: string[]
     // Truncated and grown back to its old size with nothing written: unusual; do not guess.
     if (written.length === 0 && prev.size === size && ch?.truncated !== undefined) return readWhole(it, meta);
     if (written.length === 0 && prev.size === size) return { type: 'file', ...meta, size, ino: Number(it.st.ino), chunks: prev.chunks, ...(prev.holes ? { holes: prev.holes } : {}) };
+    if (size <= SMALL_FILE) return readWhole(it, meta);
     const sparse = it.st.blocks * 512n < it.st.size || (prev.holes?.length ?? 0) > 0;
-    if (sparse || size <= SMALL_FILE) return readWhole(it, meta);
     const fh = await open(it.abs, 'r');
     try {
-      const chunks = await rechunk({ sink: r.sink, cdc: r.cdc, signal: r.signal, counters }, fh, prev.chunks, prev.size, size, written);
-      return { type: 'file', ...meta, size, ino: Number(it.st.ino), chunks };
+      const rc = { sink: r.sink, cdc: r.cdc, signal: r.signal, counters };
+      if (!sparse) return { type: 'file', ...meta, size, ino: Number(it.st.ino), chunks: await rechunk(rc, fh, prev.chunks, prev.size, size, written) };
+      // A sparse file is cut per data extent: re-cut the written extents if the holes stayed put.
+      const extents = prev.size === size ? sameExtents(prev, dataExtents(fh.fd, size)) : undefined;
+      if (!extents) return await readWhole(it, meta);
+      const chunks: ChunkRef[] = [];
+      for (const x of extents) {
+        const hit = written.some((w) => w.offset < x.end && w.offset + w.length > x.start);
+        chunks.push(...(hit ? await rechunk(rc, fh, x.chunks, x.end - x.start, x.end - x.start, written, x.start) : x.chunks));
+      }
+      return { type: 'file', ...meta, size, ino: Number(it.st.ino), chunks, ...(prev.holes ? { holes: prev.holes } : {}) };
     } finally {
       await fh.close();
     }

@@ -6,7 +6,8 @@
  * chunks are kept again. The result is exactly what cutting the whole file would give, for the
  * cost of reading the changed chunks and their neighbours.
  *
- * Only for files without holes (a full read starts a fresh cut at each data extent).
+ * A full read starts a fresh cut at each data extent of a sparse file: `base` re-chunks one
+ * extent.
  */
 import type { FileHandle } from 'node:fs/promises';
 import type { ChunkSink, NewChunk } from '../../core/chunk-io.js';
@@ -24,7 +25,11 @@ export interface RechunkContext {
   counters: { readBytes: number };
 }
 
-export async function rechunk(ctx: RechunkContext, fh: FileHandle, parent: ChunkRef[], oldSize: number, newSize: number, dirty: ByteRange[]): Promise<ChunkRef[]> {
+/**
+ * The chunks of [base, base + newSize) of the file, given the parent's chunks of the same stretch
+ * (`oldSize` bytes) and the written ranges (file offsets).
+ */
+export async function rechunk(ctx: RechunkContext, fh: FileHandle, parent: ChunkRef[], oldSize: number, newSize: number, dirty: ByteRange[], base = 0): Promise<ChunkRef[]> {
   const starts: number[] = [];
   let off = 0;
   for (const [, len] of parent) {
@@ -32,7 +37,7 @@ export async function rechunk(ctx: RechunkContext, fh: FileHandle, parent: Chunk
     off += len;
   }
   const index = new Map(starts.map((s, i) => [s, i]));
-  const ranges = [...dirty].filter((r) => r.length > 0).sort((a, b) => a.offset - b.offset);
+  const ranges = dirty.map((r) => ({ offset: r.offset - base, length: r.length })).filter((r) => r.length > 0).sort((a, b) => a.offset - b.offset);
   const limit = Math.min(oldSize, newSize);
   const clean = (i: number): boolean => {
     const start = starts[i] as number;
@@ -72,7 +77,7 @@ export async function rechunk(ctx: RechunkContext, fh: FileHandle, parent: Chunk
       // Only what the next cut needs: a resync may make the rest unnecessary.
       const want = Math.min(ctx.cdc.max - buf.length, newSize - bufStart - buf.length);
       const more = Buffer.allocUnsafe(want);
-      const { bytesRead } = await fh.read(more, 0, want, bufStart + buf.length);
+      const { bytesRead } = await fh.read(more, 0, want, base + bufStart + buf.length);
       if (bytesRead === 0) throw new Error(`file ended at ${bufStart + buf.length}, expected ${newSize} bytes`);
       ctx.counters.readBytes += bytesRead;
       buf = Buffer.concat([buf, more.subarray(0, bytesRead)]);
