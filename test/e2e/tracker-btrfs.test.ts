@@ -4,7 +4,7 @@
  * directories, hard links, modes); each sync reads only what btrfs says changed, and every
  * recovery point restores the tree as it was at its snapshot. Kills with SIGKILL lose nothing,
  * writes made during a sync are in the next point, pre/post-snapshot commands run in order.
- * Rounds: 8, or HOLDFAST_SOAK_ROUNDS.
+ * Rounds: 6, or HOLDFAST_SOAK_ROUNDS.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,7 +16,7 @@ import { prng, randInt, startHoldfast } from './tree-fixtures.js';
 import { LoopBtrfs, diffFingerprints, fingerprint, mutate, seedTree } from './btrfs-fixtures.js';
 import { requireTools } from './qemu-fixtures.js';
 
-const ROUNDS = Number(process.env.HOLDFAST_SOAK_ROUNDS ?? 8);
+const ROUNDS = Number(process.env.HOLDFAST_SOAK_ROUNDS ?? 6);
 const SNAPS = '.holdfast-snapshots';
 
 interface BackupJson {

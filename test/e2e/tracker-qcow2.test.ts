@@ -3,7 +3,7 @@
  * same image served by qemu-storage-daemon and written through its NBD export while the agent
  * rotates bitmaps and fleeces it over QMP (live). The test keeps a model of the guest disk, so it
  * knows the bytes every recovery point must restore; each sync must read exactly the granules the
- * writes dirtied. Kills with SIGKILL at random moments must lose no change. Rounds: 8, or
+ * writes dirtied. Kills with SIGKILL at random moments must lose no change. Rounds: 6, or
  * HOLDFAST_SOAK_ROUNDS.
  */
 import { after, before, describe, test } from 'node:test';
@@ -18,7 +18,7 @@ import { DiskModel, MiB, StorageDaemon, dirtyBytes, offlineTarget, qemuIoWrite, 
 import { QmpClient } from '../../src/agent/trackers/qmp-client.js';
 
 const SIZE = 64 * MiB;
-const ROUNDS = Number(process.env.HOLDFAST_SOAK_ROUNDS ?? 8);
+const ROUNDS = Number(process.env.HOLDFAST_SOAK_ROUNDS ?? 6);
 
 interface BackupJson {
   point: string;
