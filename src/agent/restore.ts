@@ -5,7 +5,7 @@
  * paths are checked when decoded, and each entry's parent must be a directory this restore made
  * or checked, never a symlink.
  */
-import { mkdir, open, readdir, rm, symlink, link, unlink, lstat } from 'node:fs/promises';
+import { mkdir, open, readdir, realpath, rm, symlink, link, unlink, lstat } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ChunkSource } from '../core/chunk-io.js';
@@ -36,6 +36,11 @@ export interface RestoreOptions {
   target: string;
   subPath?: string;
   overwrite: boolean;
+  /**
+   * Restore the one selected entry (subPath) under this name, into TARGET, an existing directory
+   * reached without symbolic links, where the name must not exist yet (restore beside the original).
+   */
+  rename?: string;
   signal?: AbortSignal;
   onProgress?: (p: RestoreProgress) => void;
   /** what the restore is of, for messages */
@@ -71,6 +76,17 @@ async function checkDirTarget(target: string, overwrite: boolean): Promise<void>
   if (!overwrite && !(await isEmptyDir(target))) throw new HoldfastError('TARGET_NOT_EMPTY', `restore target ${target} is not empty (use --overwrite to restore into it)`, { target });
 }
 
+/** Restoring beside the original: a plain new name in an existing directory, no links on the way. */
+async function checkRenameTarget(target: string, sub: string, name: string, kind: 'dir' | 'image'): Promise<void> {
+  if (kind !== 'dir' || sub === ROOT_PATH) throw new HoldfastError('BAD_ARGUMENT', 'a new name needs one path inside a directory source');
+  if (name === '' || name === '.' || name === '..' || name.includes('/') || name.includes('\0')) throw new HoldfastError('UNSAFE_PATH', `'${name}' is not a plain file name`, { path: name });
+  const st = await lstatOrUndefined(target);
+  if (!st?.isDirectory()) throw new HoldfastError('BAD_ARGUMENT', `restore target ${target} is not an existing directory`, { target });
+  // A directory swapped for a link since the point must not send the restore elsewhere.
+  if ((await realpath(target)) !== target) throw new HoldfastError('UNSAFE_PATH', `restore target ${target} is reached through a symbolic link`, { target });
+  if (await lstatOrUndefined(join(target, name))) throw new HoldfastError('TARGET_NOT_EMPTY', `${join(target, name)} already exists`, { target: join(target, name) });
+}
+
 /** Removes whatever is at p unless it is of the wanted kind (with --overwrite only). */
 async function clearFor(p: string, want: 'dir' | 'file' | 'other'): Promise<void> {
   const st = await lstatOrUndefined(p);
@@ -88,7 +104,8 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
   const sub = o.subPath ?? ROOT_PATH;
   const warnings: string[] = [];
   const progress: RestoreProgress = { entries: 0, bytes: 0 };
-  if (o.kind === 'dir') await checkDirTarget(target, o.overwrite);
+  if (o.rename !== undefined) await checkRenameTarget(target, sub, o.rename, o.kind);
+  else if (o.kind === 'dir') await checkDirTarget(target, o.overwrite);
 
   const verifiedDirs = new Set<string>([ROOT_PATH]);
   const dirEntries: Array<{ e: Entry; abs: string }> = [];
@@ -108,7 +125,8 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
   const relOf = (p: string): string | undefined => {
     if (!isWithin(p, sub)) return undefined;
     if (sub === ROOT_PATH) return p;
-    return p === sub ? baseName(sub) : baseName(sub) + p.slice(sub.length);
+    const top = o.rename ?? baseName(sub);
+    return p === sub ? top : top + p.slice(sub.length);
   };
 
   const absOf = async (rel: string, e: Entry): Promise<string> => {

@@ -19,6 +19,7 @@ import { registerGc } from './commands/gc.js';
 import { registerPrune } from './commands/prune.js';
 import { registerUsage } from './commands/usage.js';
 import { registerPointsAdmin } from './commands/points-admin.js';
+import { registerUser } from './commands/user.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -46,6 +47,7 @@ export function buildProgram(): Command {
   registerPrune(program);
   registerGc(program);
   registerUsage(program);
+  registerUser(program);
   return program;
 }
 

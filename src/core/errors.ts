@@ -23,6 +23,7 @@ export const errorCatalogue = {
   POOL_FULL: { exit: 7, http: 507, text: 'the storage pool is out of space' },
   UNAUTHORIZED: { exit: 8, http: 401, text: 'not authenticated' },
   FORBIDDEN: { exit: 8, http: 403, text: 'not allowed' },
+  RATE_LIMITED: { exit: 75, http: 429, text: 'too many attempts; wait and try again' },
   NOT_FOUND: { exit: 3, http: 404, text: 'not found' },
   CONFLICT: { exit: 5, http: 409, text: 'conflicts with the current state' },
   JOB_FAILED: { exit: 9, http: 500, text: 'the job failed' },

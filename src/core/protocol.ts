@@ -29,6 +29,8 @@ export const RestoreJobSpec = Type.Object({
   target: Type.String(),
   subPath: Type.Optional(Type.String()),
   overwrite: Type.Boolean(),
+  /** a new name for the one restored entry (the portal's "restore beside the original") */
+  rename: Type.Optional(Type.String()),
 });
 export type RestoreJobSpec = Static<typeof RestoreJobSpec>;
 

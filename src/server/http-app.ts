@@ -14,6 +14,8 @@ import type { ProtectionServer } from './protection-server.js';
 import { registerAdminRoutes } from './routes/admin-routes.js';
 import { registerAgentRoutes } from './routes/agent-routes.js';
 import { registerPublicRoutes } from './routes/public-routes.js';
+import { registerWebRoutes } from './routes/web-routes.js';
+import { adminSession } from './web-auth.js';
 
 export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>; // eslint-disable-line @typescript-eslint/no-explicit-any
 
@@ -23,9 +25,10 @@ declare module 'fastify' {
   }
 }
 
-/** The administrator, from `Authorization: Bearer <secret>`; throws UNAUTHORIZED otherwise. */
+/** The administrator, from `Authorization: Bearer <secret>` or a console session (with its CSRF token); throws UNAUTHORIZED otherwise. */
 export function requireAdmin(server: ProtectionServer, req: FastifyRequest): void {
   const h = req.headers.authorization;
+  if (h === undefined && adminSession(server, req)) return;
   const m = h ? /^Bearer ([A-Za-z0-9_-]{16,256})$/.exec(h) : null;
   if (!m || !server.checkAdminToken(m[1] as string)) throw new HoldfastError('UNAUTHORIZED', 'an administrator token is required (Authorization: Bearer …)');
 }
@@ -83,6 +86,7 @@ export async function buildApp(server: ProtectionServer, logger: FastifyBaseLogg
     },
   });
   registerPublicRoutes(app, server);
+  await registerWebRoutes(app, server); // first: its cookie parser must run before the admin check
   registerAdminRoutes(app, server);
   registerAgentRoutes(app, server);
   app.get('/api/openapi.json', { schema: { hide: true } }, () => app.swagger());

@@ -106,6 +106,7 @@ async function runRestore(ctx: JobContext, spec: RestoreJobSpec): Promise<Record
       subPath: spec.subPath,
       overwrite: spec.overwrite,
       rename: spec.rename,
+      rename: spec.rename,
       signal: ctx.signal,
       onProgress: (p) => {
         seen = { entries: p.entries, bytesDone: p.bytes };

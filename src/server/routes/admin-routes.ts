@@ -50,6 +50,7 @@ export function registerAdminRoutes(app: App, server: ProtectionServer): void {
   app.addHook('onRequest', async (req) => {
     const url = req.url;
     if (url.startsWith('/api/v1/agent/') || url === '/api/v1/ca' || url === '/api/v1/health' || url === '/api/v1/join' || url.startsWith('/api/openapi.json')) return;
+    if (url === '/api/v1/session' || url.startsWith('/api/v1/portal/')) return; // their own session check (routes/web-routes.ts, portal-routes.ts)
     if (url.startsWith('/api/')) requireAdmin(server, req);
   });
   const tags = ['admin'];

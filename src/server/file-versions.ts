@@ -1,0 +1,176 @@
+/**
+ * "Previous versions" over the file-version index: keeps the index caught up with the pool's
+ * catalog (backfill and new commits are the same path), expands a path's versions into the live
+ * recovery points it appears in, and decides per point what a portal user may see: read on the
+ * entry and search on every directory above it, per the owner, mode and ACL recorded then.
+ */
+import { readManifest } from '../core/manifest-io.js';
+import { ROOT_PATH } from '../core/entry-path.js';
+import type { Pool } from '../pool/pool.js';
+import { canRead, canSearch, type Principal } from './file-access.js';
+import { VersionIndex, type IndexedPoint, type VersionRow } from './version-index.js';
+
+export interface PointVersion {
+  point: string;
+  time: string;
+  type: string;
+  size: number;
+  mtimeNs: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  /** content differs from the previous point listed (true for the first) */
+  changed: boolean;
+}
+
+export interface Log {
+  warn(obj: object, msg: string): void;
+}
+
+/** The parent directories of a manifest path, the root first. */
+export function ancestors(path: string): string[] {
+  if (path === ROOT_PATH) return [];
+  const parts = path.split('/');
+  const out = [ROOT_PATH];
+  for (let i = 1; i < parts.length; i++) out.push(parts.slice(0, i).join('/'));
+  return out;
+}
+
+const covering = (versions: VersionRow[], seq: number): VersionRow | undefined => versions.find((v) => v.first <= seq && (v.last === null || seq <= v.last));
+
+export class FileVersions {
+  private running: Promise<void> | undefined;
+  /** points may exist that are not indexed (at start, and after each commit) */
+  private dirty = true;
+  private readonly stopping = new AbortController();
+
+  constructor(
+    readonly index: VersionIndex,
+    private readonly pool: Pool,
+    private readonly log: Log,
+  ) {}
+
+  /** A point was committed: index it in the background (queries wait for it). */
+  kick(): void {
+    if (this.stopping.signal.aborted) return;
+    this.dirty = true;
+    this.catchUp().catch((err: unknown) => this.log.warn({ err }, 'file-version index: catch-up failed'));
+  }
+
+  /** Waits until the index holds every point committed so far. */
+  async ready(): Promise<void> {
+    if (this.dirty || this.running) await this.catchUp();
+  }
+
+  /** Indexes every committed point not yet indexed; concurrent calls share one run. */
+  catchUp(): Promise<void> {
+    if (this.running) return this.running;
+    const run = async (): Promise<void> => {
+      do {
+        this.dirty = false;
+        await this.indexMissing();
+      } while (this.dirty && !this.stopping.signal.aborted);
+    };
+    this.running = run().finally(() => {
+      this.running = undefined;
+    });
+    return this.running;
+  }
+
+  private async indexMissing(): Promise<void> {
+    for (const s of this.pool.catalog.sources()) {
+      if (s.kind !== 'dir') continue;
+      const last = this.index.lastPoint(s.name);
+      const todo = this.pool.catalog
+        .points(s.name)
+        .filter((p) => !last || p.time > last.time)
+        .sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+      for (const p of todo) {
+        if (this.stopping.signal.aborted) return;
+        if (this.index.isIndexed(p.id) || !this.pool.catalog.pointExists(p.id)) continue;
+        try {
+          await this.index.indexPoint(s.name, { id: p.id, time: p.time }, readManifest(this.pool.reader, p.manifest, this.stopping.signal));
+        } catch (err) {
+          if (this.stopping.signal.aborted) return;
+          // Left for the next run: a point being deleted, or damage that verify will report.
+          this.log.warn({ err, point: p.id, source: s.name }, 'file-version index: cannot index recovery point');
+          break;
+        }
+      }
+    }
+  }
+
+  /** Stops indexing (the current point's transaction is not written) and waits for it. */
+  async close(): Promise<void> {
+    this.stopping.abort();
+    await this.running?.catch(() => undefined);
+  }
+
+  /** The live points a path appears in, with its version there; only those `who` could read when given. */
+  async pointVersions(source: string, path: string, who?: Principal): Promise<PointVersion[]> {
+    await this.ready();
+    return this.versionsFor(source, path, who);
+  }
+
+  /** A source's indexed points that are still in the catalog, in order (cached for one query). */
+  private livePoints(source: string, cache?: Map<string, IndexedPoint[]>): IndexedPoint[] {
+    let list = cache?.get(source);
+    if (!list) {
+      const live = new Set(this.pool.catalog.points(source).map((p) => p.id));
+      list = this.index.points(source).filter((p) => live.has(p.point));
+      cache?.set(source, list);
+    }
+    return list;
+  }
+
+  private versionsFor(source: string, path: string, who?: Principal, cache?: Map<string, IndexedPoint[]>): PointVersion[] {
+    const id = this.index.pathId(source, path);
+    if (id === undefined) return [];
+    const versions = this.index.versions(id);
+    const parents = who ? ancestors(path).map((a) => this.versionsOfPath(source, a)) : [];
+    const out: PointVersion[] = [];
+    let prevHash: string | null | undefined;
+    for (const p of this.livePoints(source, cache)) {
+      const v = covering(versions, p.seq);
+      if (!v) continue;
+      if (who && !(canRead(v, who) && parents.every((vs) => canSearchAt(vs, p.seq, who)))) continue;
+      out.push({ point: p.point, time: p.time, type: v.type, size: v.size, mtimeNs: v.mtimeNs, mode: v.mode, uid: v.uid, gid: v.gid, changed: prevHash === undefined || v.hash !== prevHash });
+      prevHash = v.hash;
+    }
+    return out;
+  }
+
+  private versionsOfPath(source: string, path: string): VersionRow[] {
+    const id = this.index.pathId(source, path);
+    return id === undefined ? [] : this.index.versions(id);
+  }
+
+  /** Whether `who` could read the path at one point (read on it, search on its parents). */
+  async readableAt(source: string, path: string, point: string, who: Principal): Promise<boolean> {
+    return (await this.pointVersions(source, path, who)).some((v) => v.point === point);
+  }
+
+  /** Paths matching the text that `who` could read in at least one live point (all for an administrator). */
+  async search(sources: string[], text: string, who: Principal | undefined, limit = 50): Promise<Array<{ source: string; path: string; versions: PointVersion[] }>> {
+    await this.ready();
+    const out: Array<{ source: string; path: string; versions: PointVersion[] }> = [];
+    const PAGE = 200;
+    const cache = new Map<string, IndexedPoint[]>();
+    // Pages of candidates until enough are visible; bounded so a search cannot scan forever.
+    for (let skip = 0; out.length < limit && skip < 20 * PAGE; skip += PAGE) {
+      const page = this.index.search(sources, text, PAGE, skip);
+      for (const c of page) {
+        const versions = this.versionsFor(c.source, c.path, who, cache);
+        if (versions.length > 0) out.push({ source: c.source, path: c.path, versions });
+        if (out.length >= limit) break;
+      }
+      if (page.length < PAGE) break;
+    }
+    return out;
+  }
+}
+
+function canSearchAt(versions: VersionRow[], seq: number, who: Principal): boolean {
+  const v = covering(versions, seq);
+  return v !== undefined && v.type === 'dir' && canSearch(v, who);
+}
