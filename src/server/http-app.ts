@@ -14,6 +14,7 @@ import type { ProtectionServer } from './protection-server.js';
 import { registerAdminRoutes } from './routes/admin-routes.js';
 import { registerAgentRoutes } from './routes/agent-routes.js';
 import { registerPublicRoutes } from './routes/public-routes.js';
+import { registerStorageRoutes } from './routes/storage-routes.js';
 import { registerWebRoutes } from './routes/web-routes.js';
 import { adminSession } from './web-auth.js';
 
@@ -89,6 +90,7 @@ export async function buildApp(server: ProtectionServer, logger: FastifyBaseLogg
   await registerWebRoutes(app, server); // first: its cookie parser must run before the admin check
   registerAdminRoutes(app, server);
   registerAgentRoutes(app, server);
+  registerStorageRoutes(app, server);
   app.get('/api/openapi.json', { schema: { hide: true } }, () => app.swagger());
   return app;
 }

@@ -14,6 +14,7 @@ import { Alerts, type AlertLog } from './alerts.js';
 import { ControlDb, type AgentRow, type GroupRow, type JobRow, type SourceRowC } from './control-db.js';
 import { JobQueue, type JobEnd } from './job-queue.js';
 import { JobTransfer } from './job-transfer.js';
+import { Maintenance, type MaintenanceOptions } from './maintenance.js';
 import { issueAgentCert } from './pki.js';
 import { rpoState } from './schedule.js';
 import { hashSecret, makeDataDir, prepareServerData, type ServerData } from './server-data.js';
@@ -28,6 +29,8 @@ export interface ServerOptions {
   heartbeatMs?: number;
   /** an agent silent for this long is offline */
   offlineAfterMs?: number;
+  /** prune, gc, verify and storage-check schedules */
+  maintenance?: MaintenanceOptions;
   log: AlertLog & { info(obj: object, msg: string): void };
 }
 
@@ -45,6 +48,8 @@ export class ProtectionServer {
   private readonly transfers = new Map<string, JobTransfer>();
   /** console and portal: accounts, sessions, the file-version index, usage samples */
   readonly web: WebState;
+  /** prune, gc, verify, storage allocation (maintenance.ts) */
+  readonly maintenance: Maintenance;
 
   private constructor(
     readonly data: ServerData,
@@ -58,6 +63,7 @@ export class ProtectionServer {
     this.alerts = new Alerts(db, opts.log);
     this.queue.onEnd = (job, end, retry) => this.jobEnded(job, end, retry);
     this.web = new WebState(opts.dataDir, db, pool, opts.log);
+    this.maintenance = new Maintenance({ pool, db, alerts: this.alerts, log: opts.log }, opts.maintenance);
   }
 
   static async open(opts: ServerOptions): Promise<ProtectionServer> {
@@ -75,6 +81,7 @@ export class ProtectionServer {
   }
 
   async close(): Promise<void> {
+    await this.maintenance.close();
     for (const t of this.transfers.values()) t.abort();
     this.transfers.clear();
     await this.web.close();
@@ -391,6 +398,7 @@ export class ProtectionServer {
 
   private jobEnded(job: JobRow, end: JobEnd, retry: JobRow | undefined): void {
     this.dropTransfer(job.id);
+    this.maintenance.jobEnded(job, end);
     const key = `job-failed:${job.type}:${job.source}`;
     if (end.state === 'succeeded') this.alerts.resolve(key);
     else if (end.state === 'failed') {

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { HoldfastError } from '../core/errors.js';
 import { buildApp, type App } from './http-app.js';
 import { ProtectionServer } from './protection-server.js';
+import type { MaintenanceOptions } from './maintenance.js';
 import { Scheduler } from './scheduler.js';
 
 export interface RunServerOptions {
@@ -17,6 +18,7 @@ export interface RunServerOptions {
   heartbeatMs?: number;
   offlineAfterMs?: number;
   tickMs?: number;
+  maintenance?: MaintenanceOptions;
   logLevel?: string;
 }
 
@@ -44,6 +46,7 @@ export async function runServer(o: RunServerOptions): Promise<RunningServer> {
     retryDelayMs: o.retryDelayMs,
     heartbeatMs: o.heartbeatMs,
     offlineAfterMs: o.offlineAfterMs,
+    maintenance: o.maintenance,
     log,
   });
   const app = await buildApp(server, log.child({ component: 'http' }, { level: o.logLevel === 'debug' ? 'debug' : 'warn' }));

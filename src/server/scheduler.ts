@@ -1,6 +1,7 @@
 /**
  * The scheduler's tick (once a second): syncs that fell due by a group's frequency or its
- * recovery point times, recovery point objectives, and agents that went silent.
+ * recovery point times, recovery point objectives, agents that went silent, and storage
+ * maintenance that fell due (prune, gc, verify, storage check: maintenance.ts).
  */
 import type { ProtectionServer } from './protection-server.js';
 import { lastSlot, rpoState } from './schedule.js';
@@ -60,5 +61,6 @@ export class Scheduler {
       }
     }
     s.queue.wake(); // retries whose time has come
+    s.maintenance.tick(now);
   }
 }

@@ -74,8 +74,19 @@ function contentHash(e: Entry): string | null {
 const signature = (type: string, size: number, mtime: string, hash: string | null, mode: number, uid: number, gid: number, acl: string | null): string =>
   `${type}|${size}|${mtime}|${hash ?? ''}|${mode}|${uid}|${gid}|${acl ?? ''}`;
 
+const CACHE_MAX_PATHS = 500_000;
+
+interface OpenVersion {
+  id: number;
+  sig: string;
+  /** the sequence number of the last point indexing saw this path in */
+  mark: number;
+}
+
 export class VersionIndex {
   readonly db: Database.Database;
+  /** the open versions of the source indexed last, kept for its next point (saves reading them back) */
+  private cache: { source: string; seq: number; open: Map<string, OpenVersion> } | undefined;
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -107,19 +118,12 @@ export class VersionIndex {
    */
   async indexPoint(source: string, point: { id: string; time: string }, entries: AsyncIterable<Entry> | Iterable<Entry>): Promise<{ changed: number; entries: number }> {
     const prev = this.lastPoint(source);
-    const seq = (prev?.seq ?? 0) + 1;
-    // The open versions of the source: path → [path id, first, signature].
-    const open = new Map<string, { id: number; sig: string; seen: boolean }>();
-    const rows = this.db
-      .prepare('SELECT p.id, p.path, v.type, v.size, v.mtime, v.hash, v.mode, v.uid, v.gid, v.acl FROM vi_paths p JOIN vi_versions v ON v.path = p.id AND v.last IS NULL WHERE p.source = ?')
-      .iterate(source) as IterableIterator<Raw>;
-    for (const r of rows) {
-      open.set(r.path as string, {
-        id: r.id as number, seen: false,
-        sig: signature(r.type as string, r.size as number, r.mtime as string, r.hash as string | null, r.mode as number, r.uid as number, r.gid as number, r.acl as string | null),
-      });
-    }
-    const fresh: Array<{ path: string; id?: number; type: string; size: number; mtime: string; hash: string | null; mode: number; uid: number; gid: number; acl: string | null }> = [];
+    const prevSeq = prev?.seq ?? 0;
+    const seq = prevSeq + 1;
+    const cached = this.cache;
+    this.cache = undefined; // until this point is committed
+    const open = cached && cached.source === source && cached.seq === prevSeq ? cached.open : this.openVersions(source, prevSeq);
+    const fresh: Array<{ path: string; id?: number; sig: string; type: string; size: number; mtime: string; hash: string | null; mode: number; uid: number; gid: number; acl: string | null }> = [];
     let count = 0;
     for await (const e of entries) {
       count++;
@@ -129,17 +133,21 @@ export class VersionIndex {
       const sig = signature(e.type, size, e.mtimeNs, hash, e.mode, e.uid, e.gid, acl);
       const o = open.get(e.path);
       if (o) {
-        o.seen = true;
+        o.mark = seq;
         if (o.sig === sig) continue;
       }
-      fresh.push({ path: e.path, id: o?.id, type: e.type, size, mtime: e.mtimeNs, hash, mode: e.mode, uid: e.uid, gid: e.gid, acl });
+      fresh.push({ path: e.path, id: o?.id, sig, type: e.type, size, mtime: e.mtimeNs, hash, mode: e.mode, uid: e.uid, gid: e.gid, acl });
     }
     const closeStmt = this.db.prepare('UPDATE vi_versions SET last = ? WHERE path = ? AND last IS NULL');
     const pathStmt = this.db.prepare('INSERT INTO vi_paths (source, path, name) VALUES (?, ?, ?)');
     const verStmt = this.db.prepare('INSERT INTO vi_versions (path, first, last, type, size, mtime, hash, mode, uid, gid, acl) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?)');
-    const prevSeq = prev?.seq ?? 0;
+    const gone: string[] = [];
     this.db.transaction(() => {
-      for (const [, o] of open) if (!o.seen) closeStmt.run(prevSeq, o.id);
+      for (const [path, o] of open) {
+        if (o.mark === seq) continue;
+        closeStmt.run(prevSeq, o.id);
+        gone.push(path);
+      }
       for (const f of fresh) {
         let id = f.id;
         if (id === undefined) {
@@ -147,10 +155,28 @@ export class VersionIndex {
           id = known?.id ?? Number(pathStmt.run(source, f.path, f.path === ROOT_PATH ? '' : baseName(f.path)).lastInsertRowid);
         } else closeStmt.run(prevSeq, id);
         verStmt.run(id, seq, f.type, f.size, f.mtime, f.hash, f.mode, f.uid, f.gid, f.acl);
+        f.id = id;
       }
       this.db.prepare('INSERT INTO vi_points (source, seq, point, time) VALUES (?, ?, ?, ?)').run(source, seq, point.id, point.time);
     })();
+    for (const path of gone) open.delete(path);
+    for (const f of fresh) open.set(f.path, { id: f.id as number, sig: f.sig, mark: seq });
+    // Bounded: a huge source reads its open versions back instead of holding them (~300 B each).
+    if (open.size <= CACHE_MAX_PATHS) this.cache = { source, seq, open };
     return { changed: fresh.length, entries: count };
+  }
+
+  /** The versions of a source still open after point `seq`: path → id and signature. */
+  private openVersions(source: string, seq: number): Map<string, OpenVersion> {
+    const open = new Map<string, OpenVersion>();
+    const rows = this.db
+      .prepare('SELECT p.id, p.path, v.type, v.size, v.mtime, v.hash, v.mode, v.uid, v.gid, v.acl FROM vi_paths p JOIN vi_versions v ON v.path = p.id AND v.last IS NULL WHERE p.source = ?')
+      .iterate(source) as IterableIterator<Raw>;
+    for (const r of rows) {
+      const sig = signature(r.type as string, r.size as number, r.mtime as string, r.hash as string | null, r.mode as number, r.uid as number, r.gid as number, r.acl as string | null);
+      open.set(r.path as string, { id: r.id as number, sig, mark: seq });
+    }
+    return open;
   }
 
   pathId(source: string, path: string): number | undefined {
@@ -178,6 +204,7 @@ export class VersionIndex {
 
   /** Forgets a source (it was removed, or its points must be indexed again). */
   dropSource(source: string): void {
+    this.cache = undefined;
     this.db.transaction(() => {
       this.db.prepare('DELETE FROM vi_versions WHERE path IN (SELECT id FROM vi_paths WHERE source = ?)').run(source);
       this.db.prepare('DELETE FROM vi_paths WHERE source = ?').run(source);

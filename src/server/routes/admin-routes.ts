@@ -5,6 +5,7 @@ import { parseDuration, parseSize } from '../../core/units.js';
 import { requireAdmin, type App } from '../http-app.js';
 import type { ProtectionServer } from '../protection-server.js';
 import type { GroupRow, JobRow } from '../control-db.js';
+import { GroupPolicies } from '../group-policy.js';
 
 const Name = Type.String({ minLength: 1, maxLength: 63 });
 const TIME = /^([01]\d|2[0-3]):[0-5]\d$/;
@@ -34,6 +35,12 @@ export function jobView(j: JobRow): Record<string, unknown> {
   };
 }
 
+/** Long-term keep rules beyond the retention range (group-policy.ts); 0 clears one. */
+function keepFields() {
+  const n = Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 }));
+  return { keepLast: n, keepHourly: n, keepDaily: n, keepWeekly: n, keepMonthly: n, keepYearly: n };
+}
+
 const GroupBody = Type.Object(
   {
     name: Name,
@@ -42,6 +49,9 @@ const GroupBody = Type.Object(
     retain: Type.Optional(Type.String({ maxLength: 32 })),
     compress: Type.Optional(Type.Boolean()),
     throttle: Type.Optional(Type.String({ maxLength: 32, description: "a rate such as 20MiB/s, or 'off'" })),
+    ...keepFields(),
+    quotaFactor: Type.Optional(Type.Number({ description: "each source's quota is DPM 2007's default allocation times this" })),
+    quota: Type.Optional(Type.String({ maxLength: 32, description: "an explicit quota per source, such as 50GiB, or 'default'" })),
   },
   { additionalProperties: false },
 );
@@ -74,10 +84,13 @@ export function registerAdminRoutes(app: App, server: ProtectionServer): void {
     (req) => server.createJoinToken(parseDuration(req.body.expires ?? '1h'), req.body.name),
   );
 
-  app.get('/api/v1/groups', { schema: { tags, security } }, () => server.db.groups().map(groupView));
+  const policies = server.maintenance.policies;
+  const viewOf = (g: GroupRow): Record<string, unknown> => ({ ...groupView(g), ...policies.view(g.name) });
+  app.get('/api/v1/groups', { schema: { tags, security } }, () => server.db.groups().map(viewOf));
 
   app.post('/api/v1/groups', { schema: { tags, security, body: GroupBody } }, (req, reply) => {
     const b = req.body;
+    GroupPolicies.check(b);
     const g = server.createGroup({
       name: b.name,
       syncEveryMs: optionalDuration(b.syncEvery ?? '15m'),
@@ -86,8 +99,9 @@ export function registerAdminRoutes(app: App, server: ProtectionServer): void {
       compress: b.compress ?? true,
       throttleBps: optionalThrottle(b.throttle ?? 'off'),
     });
+    policies.update(g.name, b);
     void reply.status(201);
-    return groupView(g);
+    return viewOf(g);
   });
 
   app.patch('/api/v1/groups/:name', { schema: { tags, security, params: Type.Object({ name: Name }), body: Type.Partial(Type.Omit(GroupBody, ['name'])) } }, (req) => {
@@ -101,8 +115,10 @@ export function registerAdminRoutes(app: App, server: ProtectionServer): void {
       compress: b.compress ?? g.compress,
       throttleBps: b.throttle === undefined ? g.throttleBps : optionalThrottle(b.throttle),
     };
+    GroupPolicies.check(b);
     server.db.updateGroup(next);
-    return groupView(next);
+    policies.update(g.name, b);
+    return viewOf(next);
   });
 
   app.get('/api/v1/sources', { schema: { tags, security } }, () => server.sourcesFor().map((s) => server.sourceView(s)));

@@ -1,0 +1,47 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Entry } from '../core/manifest.js';
+import type { Pool } from '../pool/pool.js';
+import { FileVersions } from './file-versions.js';
+import { VersionIndex } from './version-index.js';
+
+const D = 'a'.repeat(64);
+const B = 'b'.repeat(64);
+const dir = (path: string, mode = 0o755, uid = 0): Entry => ({ type: 'dir', path, mode, uid, gid: 0, mtimeNs: '1' });
+const file = (path: string, digest: string, size: number, mode = 0o644, uid = 1000): Entry => ({ type: 'file', path, mode, uid, gid: 1000, mtimeNs: '2', size, chunks: [[digest, size]] });
+
+test('a row per change: unchanged files extend their version, changed and vanished ones close it', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'vi-'));
+  const index = new VersionIndex(join(tmp, 'v.sqlite'));
+  try {
+    const points = [1, 2, 3, 4].map((n) => ({ id: `p${n}`, time: `2026-01-0${n}T00:00:00.000Z` }));
+    const pts = points as Array<{ id: string; time: string }>;
+    await index.indexPoint('s', pts[0] as { id: string; time: string }, [dir('.'), dir('home', 0o711), file('home/a.txt', D, 5), file('home/b.txt', D, 5)]);
+    await index.indexPoint('s', pts[1] as { id: string; time: string }, [dir('.'), dir('home', 0o711), file('home/a.txt', B, 7), file('home/b.txt', D, 5)]);
+    await index.indexPoint('s', pts[2] as { id: string; time: string }, [dir('.'), dir('home', 0o700), file('home/a.txt', B, 7)]);
+    await index.indexPoint('s', pts[3] as { id: string; time: string }, [dir('.'), dir('home', 0o711), file('home/a.txt', B, 7), file('home/b.txt', D, 5)]);
+    const a = index.versions(index.pathId('s', 'home/a.txt') as number);
+    assert.deepEqual(a.map((v) => [v.first, v.last, v.size]), [[1, 1, 5], [2, null, 7]]);
+    const b = index.versions(index.pathId('s', 'home/b.txt') as number);
+    assert.deepEqual(b.map((v) => [v.first, v.last]), [[1, 2], [4, null]], 'gone in point 3, back in point 4');
+    assert.equal((index.db.prepare('SELECT count(*) n FROM vi_versions').get() as { n: number }).n, 8, 'only changes are rows (. 1, home 3, a 2, b 2)');
+
+    // Point 2 was pruned; home was not searchable for others in point 3.
+    const pool = { catalog: { points: () => [pts[0], pts[2], pts[3]], sources: () => [] } } as unknown as Pool;
+    const fv = new FileVersions(index, pool, { warn: () => undefined });
+    const all = await fv.pointVersions('s', 'home/a.txt');
+    assert.deepEqual(all.map((v) => [v.point, v.size, v.changed]), [['p1', 5, true], ['p3', 7, true], ['p4', 7, false]]);
+    const owner = await fv.pointVersions('s', 'home/a.txt', { uid: 1000, gids: [1000] });
+    assert.deepEqual(owner.map((v) => v.point), ['p1', 'p4'], 'not at p3, where home was 0700 root');
+    assert.deepEqual(await fv.pointVersions('s', 'home/a.txt', { uid: 1001, gids: [1001] }).then((x) => x.map((v) => v.point)), ['p1', 'p4'], 'a 0644 file is readable by others');
+    assert.deepEqual(await fv.search(['s'], 'b.txt', { uid: 1001, gids: [1001] }).then((x) => x.map((h) => h.path)), ['home/b.txt']);
+    assert.deepEqual(await fv.search(['s'], 'b.txt', { uid: 1001, gids: [1001] }).then((x) => x[0]?.versions.map((v) => v.point)), ['p1', 'p4']);
+    await fv.close();
+  } finally {
+    index.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
