@@ -1,0 +1,73 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Pool } from '../pool/pool.js';
+import { Alerts } from './alerts.js';
+import { ControlDb, type JobRow } from './control-db.js';
+import { GroupPolicies, retentionOf } from './group-policy.js';
+import { Maintenance } from './maintenance.js';
+
+const log = { info: (): void => undefined, warn: (): void => undefined };
+
+async function setup(): Promise<{ m: Maintenance; db: ControlDb; done: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'holdfast-maint-'));
+  await Pool.init(join(dir, 'pool'));
+  const pool = await Pool.open(join(dir, 'pool'));
+  const db = new ControlDb(join(dir, 'control.sqlite'));
+  const m = new Maintenance({ pool, db, alerts: new Alerts(db, log), log }, { pruneEveryMs: null, gcEveryMs: null, verifyEveryMs: null });
+  return {
+    m,
+    db,
+    done: async () => {
+      await m.close();
+      await pool.close();
+      db.close();
+      rmSync(dir, { recursive: true });
+    },
+  };
+}
+
+const job = { id: 'j1', type: 'sync', source: 'web' } as JobRow;
+
+test('a sync failing with POOL_FULL raises a critical alert; the next good sync resolves it', async () => {
+  const { m, db, done } = await setup();
+  m.jobEnded(job, { state: 'failed', error: { code: 'POOL_FULL', message: 'storage pool /p is out of space' } });
+  assert.equal(db.activeAlert('pool-full')?.severity, 'critical');
+  m.jobEnded(job, { state: 'failed', error: { code: 'SOURCE_UNREADABLE', message: 'x' } });
+  assert.ok(db.activeAlert('pool-full'), 'another failure leaves it');
+  m.jobEnded(job, { state: 'succeeded', result: {} });
+  assert.equal(db.activeAlert('pool-full'), undefined);
+  await done();
+});
+
+test('one gc or verify at a time; a finished task stays readable', async () => {
+  const { m, done } = await setup();
+  const v = m.startVerify({ full: true, origin: 'test' });
+  assert.throws(() => m.startGc({ origin: 'test' }), /one gc or verify runs at a time/);
+  const end = Date.now() + 20_000;
+  while (m.task(v.id).state === 'running' && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(m.task(v.id).state, 'succeeded');
+  const g = m.startGc({ dryRun: true, origin: 'test' });
+  while (m.task(g.id).state === 'running' && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  assert.equal(m.task(g.id).state, 'succeeded', JSON.stringify(m.task(g.id).error));
+  await done();
+});
+
+test('group policy: keep rules add to the retention range; 0 clears a rule; bad values change nothing', async () => {
+  const { m, db, done } = await setup();
+  db.addGroup({ name: 'g', syncEveryMs: null, points: [], retainMs: 86_400_000, compress: true, throttleBps: null, created: new Date().toISOString() });
+  const p = m.policies;
+  assert.deepEqual(p.get('g'), { keep: {}, quotaFactor: 1, quotaBytes: null });
+  p.update('g', { keepLast: 3, keepDaily: 7, quota: '64KiB' });
+  assert.deepEqual(p.get('g'), { keep: { last: 3, daily: 7 }, quotaFactor: 1, quotaBytes: 65536 });
+  p.update('g', { keepLast: 0, quota: 'default', quotaFactor: 1.5 });
+  assert.deepEqual(p.get('g'), { keep: { daily: 7 }, quotaFactor: 1.5, quotaBytes: null });
+  assert.throws(() => GroupPolicies.check({ quotaFactor: 0 }), /quota-factor/);
+  assert.throws(() => GroupPolicies.check({ keepWeekly: -1 }), /keep-weekly/);
+  assert.throws(() => p.update('g', { keepLast: 2, quota: 'lots' }), /not a size/);
+  assert.deepEqual(p.get('g').keep, { daily: 7 }, 'a refused update changes nothing');
+  assert.deepEqual(retentionOf(db.group('g') as NonNullable<ReturnType<ControlDb['group']>>, p.get('g')), { within: 86_400_000, daily: 7 });
+  await done();
+});
