@@ -32,6 +32,8 @@ export interface DirBackupOptions {
   /** file entries of the previous recovery point, by path */
   parent?: Map<string, FileEntry>;
   exclude?: string[];
+  /** read and hash every file even when its metadata matches the parent (a heavy consistency check) */
+  verifyContent?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: BackupProgress) => void;
 }
@@ -43,6 +45,17 @@ export interface BackupOutcome {
   readBytes: number;
   torn: string[];
   warnings: string[];
+  /** files compared with the parent point (a consistency check's findings) */
+  check?: CheckFindings;
+}
+
+/** What a comparison with the parent point found, in files. */
+export interface CheckFindings {
+  added: number;
+  changed: number;
+  removed: number;
+  /** metadata said unchanged, content differed: the replica was inconsistent (heavy check only) */
+  mismatched: number;
 }
 
 export function unchanged(prev: FileEntry | undefined, size: bigint, mtimeNs: bigint, ctimeNs: bigint, ino: bigint): prev is FileEntry {
@@ -97,12 +110,26 @@ export async function backupDir(o: DirBackupOptions): Promise<BackupOutcome> {
     return work;
   };
 
+  const check: CheckFindings = { added: 0, changed: 0, removed: 0, mismatched: 0 };
+  let matched = 0;
   const fileEntry = async (it: WalkItem, meta: Omit<FileEntry, 'type' | 'size' | 'chunks'>): Promise<FileEntry | undefined> => {
     const prev = o.parent?.get(it.rel);
-    if (unchanged(prev, it.st.size, it.st.mtimeNs, it.st.ctimeNs, it.st.ino)) {
+    if (prev) matched++;
+    else check.added++;
+    const same = unchanged(prev, it.st.size, it.st.mtimeNs, it.st.ctimeNs, it.st.ino);
+    if (same && !o.verifyContent) {
       logicalBytes += prev.size;
       return { ...prev, ...meta, type: 'file' };
     }
+    const e = await readFileEntry(it, meta);
+    if (prev && e && !sameContent(prev, e)) {
+      check.changed++;
+      if (same) check.mismatched++;
+    }
+    return e;
+  };
+
+  const readFileEntry = async (it: WalkItem, meta: Omit<FileEntry, 'type' | 'size' | 'chunks'>): Promise<FileEntry | undefined> => {
     try {
       if (it.st.size <= BigInt(SMALL_FILE) && it.st.blocks * 512n >= it.st.size) {
         const small = await chunkSmallFile(ctx, it.abs, it.st);
@@ -153,5 +180,10 @@ export async function backupDir(o: DirBackupOptions): Promise<BackupOutcome> {
     await Promise.allSettled(window);
   }
   const refs = await manifest.finish();
-  return { manifest: refs, entries: manifest.entries, logicalBytes, readBytes: counters.readBytes, torn, warnings };
+  if (o.parent) check.removed = Math.max(0, o.parent.size - matched);
+  return { manifest: refs, entries: manifest.entries, logicalBytes, readBytes: counters.readBytes, torn, warnings, check: o.parent ? check : undefined };
+}
+
+function sameContent(a: FileEntry, b: FileEntry): boolean {
+  return a.size === b.size && JSON.stringify(a.chunks) === JSON.stringify(b.chunks) && JSON.stringify(a.holes ?? []) === JSON.stringify(b.holes ?? []);
 }

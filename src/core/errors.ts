@@ -29,6 +29,7 @@ export const errorCatalogue = {
   JOB_FAILED: { exit: 9, http: 500, text: 'the job failed' },
   SERVER_UNREACHABLE: { exit: 10, http: 502, text: 'the protection server cannot be reached' },
   SERVER_ERROR: { exit: 11, http: 500, text: 'the protection server failed (see its log)' },
+  BUSY: { exit: 10, http: 503, text: 'the protection server is busy; try again shortly' },
 } as const;
 
 export type ErrorCode = keyof typeof errorCatalogue;

@@ -9,11 +9,33 @@ export const ChunkRefSchema = Type.Tuple([Digest, Type.Integer({ minimum: 0, max
 export const ManifestRefs = Type.Array(ChunkRefSchema, { maxItems: 1_000_000 });
 export const ErrorBody = Type.Object({ error: Type.Object({ code: Type.String(), message: Type.String() }) });
 
+/** How an agent reads a source: tracker choice, a running QEMU, btrfs snapshots, quiescing. */
+export const SourceOptions = Type.Object(
+  {
+    tracker: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('full'), Type.Literal('qcow2-bitmap'), Type.Literal('btrfs')])),
+    qemu: Type.Optional(Type.Object({ qmpSocket: Type.String({ maxLength: 4096 }), node: Type.String({ maxLength: 256 }), nbdSocket: Type.Optional(Type.String({ maxLength: 4096 })) })),
+    snapshotDir: Type.Optional(Type.String({ maxLength: 4096 })),
+    preSnapshot: Type.Optional(Type.String({ maxLength: 4096 })),
+    postSnapshot: Type.Optional(Type.String({ maxLength: 4096 })),
+    timeoutMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 3_600_000 })),
+    fsfreeze: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+);
+export type SourceOptions = Static<typeof SourceOptions>;
+
+export const SourceKindSchema = Type.Union([Type.Literal('dir'), Type.Literal('image'), Type.Literal('btrfs')]);
+export type SourceKindWire = Static<typeof SourceKindSchema>;
+
 export const SyncJobSpec = Type.Object({
   id: Type.String(),
+  /** which run of the job this is: requests of an older attempt are refused */
+  attempt: Type.Integer({ minimum: 1 }),
   type: Type.Literal('sync'),
-  source: Type.Object({ name: Type.String(), kind: Type.Union([Type.Literal('dir'), Type.Literal('image')]), path: Type.String() }),
+  source: Type.Object({ name: Type.String(), kind: SourceKindSchema, path: Type.String(), options: Type.Optional(SourceOptions) }),
   parent: Type.Optional(Type.Object({ id: Type.String(), manifest: ManifestRefs })),
+  /** compare with the parent instead of trusting the change map ('heavy': re-read every file) */
+  consistencyCheck: Type.Optional(Type.Union([Type.Literal('light'), Type.Literal('heavy')])),
   compressionLevel: Type.Integer({ minimum: 0, maximum: 22 }),
   throttleBps: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
   cdc: Type.Object({ min: Type.Integer(), avg: Type.Integer(), max: Type.Integer() }),
@@ -23,6 +45,7 @@ export type SyncJobSpec = Static<typeof SyncJobSpec>;
 
 export const RestoreJobSpec = Type.Object({
   id: Type.String(),
+  attempt: Type.Integer({ minimum: 1 }),
   type: Type.Literal('restore'),
   source: Type.Object({ name: Type.String(), kind: Type.Union([Type.Literal('dir'), Type.Literal('image')]) }),
   point: Type.Object({ id: Type.String(), manifest: ManifestRefs, logicalBytes: Type.Integer() }),
@@ -60,6 +83,10 @@ export const SyncReport = Type.Object({
   warnings: Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 1000 }),
   tracker: Type.String({ maxLength: 64 }),
   sourcePath: Type.String({ maxLength: 4096 }),
+  /** files compared with the parent: what a consistency check found */
+  check: Type.Optional(
+    Type.Object({ added: Type.Integer({ minimum: 0 }), changed: Type.Integer({ minimum: 0 }), removed: Type.Integer({ minimum: 0 }), mismatched: Type.Integer({ minimum: 0 }) }),
+  ),
 });
 export type SyncReport = Static<typeof SyncReport>;
 
@@ -77,7 +104,10 @@ export type JobFailure = Static<typeof JobFailure>;
 export const Hello = Type.Object({
   version: Type.String({ maxLength: 64 }),
   hostname: Type.String({ maxLength: 255 }),
-  running: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 64 }),
+  /** this agent process's id: jobs handed to an earlier process are requeued */
+  run: Type.String({ pattern: '^[0-9a-f]{16}$' }),
+  /** jobs this process gave up (the server was unreachable): requeued */
+  abandoned: Type.Array(Type.String({ maxLength: 64 }), { maxItems: 256 }),
 });
 export type Hello = Static<typeof Hello>;
 
@@ -98,6 +128,9 @@ export type JoinReply = Static<typeof JoinReply>;
 export const WantRequest = Type.Object({ digests: Type.Array(Digest, { maxItems: 8192 }) });
 export const WantReply = Type.Object({ want: Type.Array(Type.Boolean()) });
 export const ReadRequest = Type.Object({ refs: Type.Array(ChunkRefSchema, { maxItems: 8192 }) });
+
+/** Header naming the attempt a job request belongs to. */
+export const ATTEMPT_HEADER = 'x-holdfast-attempt';
 
 /** Chunk upload and read bodies stay below this (frames of chunks up to 1 MiB each). */
 export const MAX_FRAMES_BODY = 32 * 1024 * 1024;

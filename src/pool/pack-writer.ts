@@ -67,9 +67,11 @@ export class PackWriter {
     const c = this.current;
     if (c.entries.length === 0) return;
     this.current = emptyPack();
-    while (this.writing.size >= MAX_PARALLEL_WRITES) await Promise.race(this.writing);
     const id = randomBytes(16).toString('hex');
-    const tracked: Promise<void> = this.write(id, c)
+    // Tracked at once, before it waits for a write slot: a flush() by another session must
+    // wait for this pack too, or it could commit a point whose chunks are not yet durable.
+    const tracked: Promise<void> = this.slot()
+      .then(() => this.write(id, c))
       .catch(async (err: unknown) => {
         // A pack that failed (out of space, I/O error) has no index file: remove what was
         // written of it, so a full pool gets its space back and nothing half-written remains.
@@ -80,8 +82,31 @@ export class PackWriter {
         this.onLost(c.entries.map((x) => x.digest));
         for (const o of c.owners) o.failed(e);
       })
-      .finally(() => this.writing.delete(tracked));
+      .finally(() => {
+        this.freeSlot();
+        this.writing.delete(tracked);
+      });
     this.writing.add(tracked);
+    // Backpressure: the writer of the pack that overflows waits while too many packs are queued.
+    while (this.writing.size > MAX_PARALLEL_WRITES) await Promise.race(this.writing);
+  }
+
+  private active = 0;
+  private readonly slotWaiters: Array<() => void> = [];
+
+  /** Waits for one of MAX_PARALLEL_WRITES write slots (handed over in order when one frees). */
+  private slot(): Promise<void> {
+    if (this.active < MAX_PARALLEL_WRITES) {
+      this.active++;
+      return Promise.resolve();
+    }
+    return new Promise((r) => this.slotWaiters.push(r));
+  }
+
+  private freeSlot(): void {
+    const next = this.slotWaiters.shift();
+    if (next) next();
+    else this.active--;
   }
 
   private async write(id: string, c: OpenPack): Promise<void> {

@@ -4,6 +4,7 @@
  * holds policy and the work the server hands out.
  */
 import Database from 'better-sqlite3';
+import type { SourceOptions } from '../core/protocol.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS agents (
@@ -17,7 +18,7 @@ CREATE TABLE IF NOT EXISTS groups (
   compress INTEGER NOT NULL, throttle_bps INTEGER, created TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sources (
   name TEXT PRIMARY KEY, group_name TEXT NOT NULL REFERENCES groups(name), agent_id TEXT NOT NULL REFERENCES agents(id),
-  kind TEXT NOT NULL, path TEXT NOT NULL, created TEXT NOT NULL, last_sync TEXT, last_point_slot TEXT);
+  kind TEXT NOT NULL, path TEXT NOT NULL, created TEXT NOT NULL, last_sync TEXT, last_point_slot TEXT, options TEXT);
 CREATE TABLE IF NOT EXISTS jobs (
   id TEXT PRIMARY KEY, type TEXT NOT NULL, source TEXT NOT NULL, agent_id TEXT NOT NULL, state TEXT NOT NULL,
   origin TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 0, params TEXT NOT NULL, progress TEXT, result TEXT,
@@ -55,7 +56,9 @@ export interface SourceRowC {
   name: string;
   group: string;
   agentId: string;
-  kind: 'dir' | 'image';
+  kind: 'dir' | 'image' | 'btrfs';
+  /** how the agent reads it */
+  options: SourceOptions;
   path: string;
   created: string;
   lastSync: string | null;
@@ -107,7 +110,7 @@ function groupOf(r: Raw): GroupRow {
   return { name: r.name as string, syncEveryMs: r.sync_every_ms as number | null, points: JSON.parse(r.points as string) as string[], retainMs: r.retain_ms as number, compress: r.compress === 1, throttleBps: r.throttle_bps as number | null, created: r.created as string };
 }
 function sourceOf(r: Raw): SourceRowC {
-  return { name: r.name as string, group: r.group_name as string, agentId: r.agent_id as string, kind: r.kind as 'dir' | 'image', path: r.path as string, created: r.created as string, lastSync: r.last_sync as string | null, lastPointSlot: r.last_point_slot as string | null };
+  return { name: r.name as string, group: r.group_name as string, agentId: r.agent_id as string, kind: r.kind as SourceRowC['kind'], options: json<SourceOptions>(r.options) ?? {}, path: r.path as string, created: r.created as string, lastSync: r.last_sync as string | null, lastPointSlot: r.last_point_slot as string | null };
 }
 function jobOf(r: Raw): JobRow {
   return {
@@ -131,6 +134,11 @@ export class ControlDb {
     this.db.pragma('busy_timeout = 10000');
     this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA);
+    // Columns added after the first release of a table.
+    const cols = (this.db.prepare('PRAGMA table_info(sources)').all() as Array<{ name: string }>).map((c) => c.name);
+    if (!cols.includes('options')) this.db.exec('ALTER TABLE sources ADD COLUMN options TEXT');
+    const jobCols = (this.db.prepare('PRAGMA table_info(jobs)').all() as Array<{ name: string }>).map((c) => c.name);
+    if (!jobCols.includes('agent_run')) this.db.exec('ALTER TABLE jobs ADD COLUMN agent_run TEXT');
   }
 
   close(): void {
@@ -205,8 +213,8 @@ export class ControlDb {
 
   addSource(s: SourceRowC): void {
     this.db
-      .prepare('INSERT INTO sources (name, group_name, agent_id, kind, path, created) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(s.name, s.group, s.agentId, s.kind, s.path, s.created);
+      .prepare('INSERT INTO sources (name, group_name, agent_id, kind, path, created, options) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(s.name, s.group, s.agentId, s.kind, s.path, s.created, JSON.stringify(s.options));
   }
 
   sources(): SourceRowC[] {
@@ -261,8 +269,15 @@ export class ControlDb {
     return (this.db.prepare("SELECT * FROM jobs WHERE state IN ('queued', 'running') ORDER BY created, id").all() as Raw[]).map(jobOf);
   }
 
-  startJob(id: string, at: string): boolean {
-    return this.db.prepare("UPDATE jobs SET state = 'running', started = ?, attempt = attempt + 1, error = NULL WHERE id = ? AND state = 'queued'").run(at, id).changes === 1;
+  startJob(id: string, at: string, agentRun: string | null): boolean {
+    return (
+      this.db.prepare("UPDATE jobs SET state = 'running', started = ?, attempt = attempt + 1, error = NULL, agent_run = ? WHERE id = ? AND state = 'queued'").run(at, agentRun, id).changes === 1
+    );
+  }
+
+  /** The agent process a running job was handed to. */
+  jobRun(id: string): string | null {
+    return (this.db.prepare('SELECT agent_run FROM jobs WHERE id = ?').get(id) as { agent_run: string | null } | undefined)?.agent_run ?? null;
   }
 
   requeueJob(id: string): void {

@@ -7,6 +7,8 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRequ
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { TLSSocket } from 'node:tls';
+import type { Server as HttpsServer } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HoldfastError, isHoldfastError } from '../core/errors.js';
 import { MAX_FRAMES_BODY } from '../core/protocol.js';
 import { AGENT_CN_PREFIX } from './pki.js';
@@ -18,7 +20,7 @@ import { registerStorageRoutes } from './routes/storage-routes.js';
 import { registerWebRoutes } from './routes/web-routes.js';
 import { adminSession } from './web-auth.js';
 
-export type App = FastifyInstance<any, any, any, any, TypeBoxTypeProvider>; // eslint-disable-line @typescript-eslint/no-explicit-any
+export type App = FastifyInstance<HttpsServer, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
 
 declare module 'fastify' {
   interface FastifyRequest {

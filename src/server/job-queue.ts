@@ -60,7 +60,7 @@ export class JobQueue {
   }
 
   /** Starts and returns the next job this agent may run now, if any. */
-  take(agentId: string): JobRow | undefined {
+  take(agentId: string, agentRun: string | null = null): JobRow | undefined {
     const open = this.db.openJobs();
     const running = open.filter((j) => j.state === 'running');
     if (running.length >= this.opts.maxRunning) return undefined;
@@ -69,7 +69,7 @@ export class JobQueue {
     for (const j of open) {
       if (j.state !== 'queued' || j.agentId !== agentId || busy.has(j.source)) continue;
       if (j.notBefore && j.notBefore > now) continue;
-      if (this.db.startJob(j.id, now)) return this.db.job(j.id);
+      if (this.db.startJob(j.id, now, agentRun)) return this.db.job(j.id);
     }
     return undefined;
   }

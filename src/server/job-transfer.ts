@@ -10,6 +10,7 @@ import { readManifest } from '../core/manifest-io.js';
 import { chunkOffsets, hasContent, type ChunkRef } from '../core/manifest.js';
 import type { StoredChunk } from '../core/codec.js';
 import type { Pool } from '../pool/pool.js';
+import type { PointRow } from '../pool/catalog.js';
 import type { WriteSession } from '../pool/write-session.js';
 
 export interface TransferScope {
@@ -24,6 +25,8 @@ const MAX_CHUNK = 16 * 1024 * 1024;
 export class JobTransfer {
   private session: WriteSession | undefined;
   private allowed: Set<string> | undefined;
+  /** finished or aborted: late requests of this attempt are refused */
+  private ended = false;
   receivedBytes = 0;
   receivedChunks = 0;
 
@@ -34,6 +37,7 @@ export class JobTransfer {
   ) {}
 
   private writer(): WriteSession {
+    if (this.ended) throw new HoldfastError('CONFLICT', 'this sync attempt is over; its uploads are refused');
     this.session ??= this.pool.startSession(this.compressionLevel);
     return this.session;
   }
@@ -86,7 +90,9 @@ export class JobTransfer {
    * entry decodes (paths checked) and every chunk it references is in the pool with its length.
    */
   async finish(manifest: ChunkRef[], kind: 'dir' | 'image'): Promise<{ newChunks: number; newBytes: number; storedNewBytes: number }> {
-    const stats = await this.writer().finish();
+    const session = this.writer();
+    this.ended = true;
+    const stats = await session.finish();
     let header = true;
     for await (const e of readManifest(this.pool.reader, manifest)) {
       if (header && kind === 'image' && e.type !== 'file') throw new HoldfastError('BAD_ARGUMENT', 'an image manifest must hold one file entry');
@@ -101,7 +107,13 @@ export class JobTransfer {
     return stats;
   }
 
+  /** Commits the point against this job's own write session (its lease and borrowed chunks). */
+  async commit(row: PointRow, sourcePath: string): Promise<void> {
+    await this.pool.commitPoint(row, sourcePath, this.session);
+  }
+
   abort(): void {
+    this.ended = true;
     this.session?.abort();
   }
 }

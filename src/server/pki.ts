@@ -24,7 +24,7 @@ export interface CertKey {
 }
 
 async function newKeys(): Promise<CryptoKeyPair> {
-  return (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
+  return webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
 }
 
 async function keyPem(k: CryptoKey): Promise<string> {

@@ -7,7 +7,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { HoldfastError } from '../core/errors.js';
 import { normalizeSubPath } from '../core/entry-path.js';
 import { parseJoinToken, formatJoinToken } from '../core/tokens.js';
-import type { JobSpec, JoinReply, RestoreReport, SyncReport } from '../core/protocol.js';
+import type { JobSpec, JoinReply, RestoreReport, SourceOptions, SyncReport } from '../core/protocol.js';
 import { Pool } from '../pool/pool.js';
 import type { PointRow } from '../pool/catalog.js';
 import { Alerts, type AlertLog } from './alerts.js';
@@ -33,6 +33,9 @@ export interface ServerOptions {
   maintenance?: MaintenanceOptions;
   log: AlertLog & { info(obj: object, msg: string): void };
 }
+
+/** A btrfs subvolume is restored like any directory: its points are 'dir' points. */
+const pointKind = (k: SourceRowC['kind']): 'dir' | 'image' => (k === 'image' ? 'image' : 'dir');
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 
@@ -149,11 +152,15 @@ export class ProtectionServer {
     this.alerts.resolve(`agent-offline:${agentId}`);
   }
 
-  /** An agent (re)started: the jobs it was running and no longer is are queued again. */
-  hello(agentId: string, running: string[], version: string): void {
+  /**
+   * An agent process says hello: jobs handed to an earlier process of it, and jobs this one gave
+   * up, go back to the queue (they resume). Jobs this process is still being handed stay.
+   */
+  hello(agentId: string, run: string, abandoned: string[], version: string): void {
     this.seen(agentId, version);
     for (const j of this.db.openJobs()) {
-      if (j.agentId === agentId && j.state === 'running' && !running.includes(j.id)) {
+      if (j.agentId !== agentId || j.state !== 'running') continue;
+      if (this.db.jobRun(j.id) !== run || abandoned.includes(j.id)) {
         this.dropTransfer(j.id);
         this.queue.requeue(j.id);
       }
@@ -188,13 +195,13 @@ export class ProtectionServer {
     return g;
   }
 
-  addSource(s: { name: string; group: string; agent: string; kind: 'dir' | 'image'; path: string }): SourceRowC {
+  addSource(s: { name: string; group: string; agent: string; kind: SourceRowC['kind']; path: string; options?: SourceOptions }): SourceRowC {
     checkName('source', s.name);
     this.requireGroup(s.group);
     const agent = this.requireAgent(s.agent);
     if (!s.path.startsWith('/')) throw new HoldfastError('BAD_ARGUMENT', `source path '${s.path}' must be absolute (a path on agent '${agent.name}')`);
     if (this.db.source(s.name) || this.pool.catalog.source(s.name)) throw new HoldfastError('CONFLICT', `source '${s.name}' already exists`);
-    const row: SourceRowC = { name: s.name, group: s.group, agentId: agent.id, kind: s.kind, path: s.path, created: new Date().toISOString(), lastSync: null, lastPointSlot: null };
+    const row: SourceRowC = { name: s.name, group: s.group, agentId: agent.id, kind: s.kind, options: s.options ?? {}, path: s.path, created: new Date().toISOString(), lastSync: null, lastPointSlot: null };
     this.db.addSource(row);
     return row;
   }
@@ -219,7 +226,7 @@ export class ProtectionServer {
     const last = jobs[0];
     const status = !latest ? 'never-synced' : last?.state === 'failed' ? 'failing' : rpo && !rpo.compliant ? 'rpo-missed' : 'ok';
     return {
-      name: s.name, group: s.group, agent: this.db.agent(s.agentId)?.name ?? s.agentId, kind: s.kind, path: s.path, created: s.created,
+      name: s.name, group: s.group, agent: this.db.agent(s.agentId)?.name ?? s.agentId, kind: s.kind, path: s.path, options: s.options, created: s.created,
       status, latestPoint: latest ? { id: latest.id, time: latest.time } : null, points: this.pool.catalog.points(s.name).length,
       rpo: rpo ?? null, lastJob: last ? { id: last.id, type: last.type, state: last.state, finished: last.finished } : null,
     };
@@ -231,12 +238,12 @@ export class ProtectionServer {
   }
 
   // --- jobs
-  requestSync(source: string, origin: string): JobRow {
+  requestSync(source: string, origin: string, check?: 'light' | 'heavy'): JobRow {
     const s = this.requireSource(source);
     const agent = this.requireAgent(s.agentId);
     if (agent.revoked) throw new HoldfastError('CONFLICT', `source '${source}' belongs to revoked agent '${agent.name}'`);
     this.db.markSynced(source, new Date().toISOString());
-    return this.queue.enqueue('sync', source, s.agentId, {}, origin);
+    return this.queue.enqueue('sync', source, s.agentId, check ? { check } : {}, origin);
   }
 
   requestRestore(r: { source: string; point?: string; at?: string; path?: string; to: string; agent?: string; overwrite: boolean }): JobRow {
@@ -265,9 +272,11 @@ export class ProtectionServer {
       const parent = this.pool.catalog.latestPoint(s.name);
       return {
         id: job.id,
+        attempt: job.attempt,
         type: 'sync',
-        source: { name: s.name, kind: s.kind, path: s.path },
+        source: { name: s.name, kind: s.kind, path: s.path, options: s.options },
         parent: parent && { id: parent.id, manifest: parent.manifest },
+        ...(job.params.check === 'light' || job.params.check === 'heavy' ? { consistencyCheck: job.params.check } : {}),
         compressionLevel: g.compress ? cfg.compressionLevel : 0,
         throttleBps: g.throttleBps,
         cdc: cfg.cdc,
@@ -278,8 +287,9 @@ export class ProtectionServer {
     if (!p) throw new HoldfastError('POINT_NOT_FOUND', `recovery point ${String(job.params.point)} no longer exists`);
     return {
       id: job.id,
+      attempt: job.attempt,
       type: 'restore',
-      source: { name: s.name, kind: s.kind },
+      source: { name: s.name, kind: p.kind },
       point: { id: p.id, manifest: p.manifest, logicalBytes: p.logicalBytes },
       target: job.params.target as string,
       subPath: job.params.subPath as string | undefined,
@@ -288,11 +298,14 @@ export class ProtectionServer {
     };
   }
 
-  /** A running job of this agent, or a clear refusal (never another agent's job). */
-  runningJob(agentId: string, jobId: string): JobRow {
+  /** A running job of this agent, in the attempt named (if any), or a clear refusal (never another agent's job). */
+  runningJob(agentId: string, jobId: string, attempt?: string | string[]): JobRow {
     const j = this.db.job(jobId);
     if (!j || j.agentId !== agentId) throw new HoldfastError('NOT_FOUND', `no job ${jobId} for this agent`, { job: jobId });
     if (j.state !== 'running') throw new HoldfastError('CONFLICT', `job ${jobId} is ${j.state}, not running`, { job: jobId });
+    if (typeof attempt === 'string' && Number(attempt) !== j.attempt) {
+      throw new HoldfastError('CONFLICT', `job ${jobId} is in attempt ${j.attempt}; attempt ${attempt} is over`, { job: jobId });
+    }
     return j;
   }
 
@@ -324,7 +337,7 @@ export class ProtectionServer {
     const started = job.started ? Date.parse(job.started) : Date.now();
     let stats;
     try {
-      stats = await t.finish(r.manifest, s.kind);
+      stats = await t.finish(r.manifest, pointKind(s.kind));
     } catch (err) {
       this.syncCommitFailed(job, err);
       throw err;
@@ -335,7 +348,7 @@ export class ProtectionServer {
       id,
       source: s.name,
       time: job.started ?? new Date().toISOString(),
-      kind: s.kind,
+      kind: pointKind(s.kind),
       manifest: r.manifest,
       logicalBytes: r.logicalBytes,
       files: r.entries,
@@ -347,7 +360,7 @@ export class ProtectionServer {
       torn: r.torn.length,
     };
     try {
-      await this.pool.commitPoint(row, s.path);
+      await t.commit(row, s.path);
     } catch (err) {
       this.syncCommitFailed(job, err);
       throw err;
@@ -366,9 +379,11 @@ export class ProtectionServer {
       newChunks: stats.newChunks,
       durationMs: row.durationMs,
       tracker: r.tracker,
+      check: r.check ?? null,
       torn: r.torn,
       warnings: r.warnings,
     };
+    this.trackingReport(s.name, job, r);
     this.queue.end(job.id, { state: 'succeeded', result });
     this.web.pointCommitted();
     return result;
@@ -376,13 +391,7 @@ export class ProtectionServer {
 
   /** A transient conflict sends the job back to the queue; anything else fails it. */
   private syncCommitFailed(job: JobRow, err: unknown): void {
-    if (err instanceof HoldfastError && err.code === 'RETRY') {
-      this.dropTransfer(job.id);
-      this.queue.requeue(job.id);
-    } else {
-      const e = err instanceof HoldfastError ? { code: err.code, message: err.message } : { code: 'INTERNAL', message: (err as Error).message };
-      this.failJob(job, e);
-    }
+    this.failJob(job, err instanceof HoldfastError ? { code: err.code, message: err.message } : { code: 'INTERNAL', message: (err as Error).message });
   }
 
   completeRestore(job: JobRow, r: RestoreReport): Record<string, unknown> {
@@ -392,7 +401,29 @@ export class ProtectionServer {
     return result;
   }
 
+  /**
+   * A sync that had to compare with its parent because tracking was lost (not because it was
+   * asked to) was a consistency check: it raises an alert with what it found, resolved by the
+   * next sync whose tracker worked.
+   */
+  private trackingReport(source: string, job: JobRow, r: SyncReport): void {
+    const key = `consistency:${source}`;
+    const lost = r.warnings.find((w) => /reading everything|consistency check/.test(w));
+    if (job.params.check || !lost) {
+      if (r.tracker !== 'full' || job.params.check) this.alerts.resolve(key);
+      return;
+    }
+    const found = r.check ? ` — found ${r.check.added} added, ${r.check.changed} changed, ${r.check.removed} removed files` : '';
+    this.alerts.raise(key, 'consistency-check', 'warning', source, `source '${source}' lost change tracking and was checked against its previous recovery point: ${lost}${found}`);
+  }
+
+  /** A transient conflict (RETRY) sends the job back to the queue, a few times; anything else fails it. */
   failJob(job: JobRow, error: { code: string; message: string }): void {
+    if (error.code === 'RETRY' && job.attempt < 5) {
+      this.dropTransfer(job.id);
+      this.queue.requeue(job.id);
+      return;
+    }
     this.queue.end(job.id, { state: 'failed', error });
   }
 

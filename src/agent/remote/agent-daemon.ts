@@ -5,6 +5,8 @@
  * Network trouble means backoff with jitter, from 1 s up to 30 s; a revoked agent stops.
  */
 import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { join, resolve } from 'node:path';
 import { HoldfastError } from '../../core/errors.js';
 import type { HelloReply, JobSpec } from '../../core/protocol.js';
@@ -73,12 +75,16 @@ export async function runAgent(o: AgentOptions): Promise<void> {
   const client = new ServerClient(state.server, { ca: state.ca, cert: state.cert, key: state.key }, 16);
   const codec = new CodecPool();
   const running = new Set<string>();
+  /** jobs this process gave up because the server was unreachable: told in the next hello */
+  const abandoned = new Set<string>();
+  const run = randomBytes(8).toString('hex');
   const stop = new AbortController();
+  setMaxListeners(0, stop.signal); // every request of every running job listens to it
   const onAbort = (): void => stop.abort();
   o.signal.addEventListener('abort', onAbort, { once: true });
-  let failure: unknown;
+  let failure: Error | undefined;
   const quit = (err: unknown): void => {
-    failure ??= err;
+    failure ??= err instanceof Error ? err : new Error(String(err));
     stop.abort();
   };
   try {
@@ -86,7 +92,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
     let hello: HelloReply | undefined;
     while (!hello && !stop.signal.aborted) {
       try {
-        hello = await client.json<HelloReply>('POST', '/api/v1/agent/hello', { version: AGENT_VERSION, hostname: hostname(), running: [] }, { signal: stop.signal, timeoutMs: 15_000 });
+        hello = await client.json<HelloReply>('POST', '/api/v1/agent/hello', { version: AGENT_VERSION, hostname: hostname(), run, abandoned: [] }, { signal: stop.signal, timeoutMs: 15_000 });
       } catch (err) {
         if (fatal(err)) throw err;
         if (stop.signal.aborted) break;
@@ -120,10 +126,12 @@ export async function runAgent(o: AgentOptions): Promise<void> {
         try {
           if (wasDown) {
             // The server may have restarted: say hello again so it requeues our interrupted jobs.
-            await client.json('POST', '/api/v1/agent/hello', { version: AGENT_VERSION, hostname: hostname(), running: [...running] }, { signal: stop.signal, timeoutMs: 15_000 });
+            const gaveUp = [...abandoned];
+            await client.json('POST', '/api/v1/agent/hello', { version: AGENT_VERSION, hostname: hostname(), run, abandoned: gaveUp }, { signal: stop.signal, timeoutMs: 15_000 });
+            for (const id of gaveUp) abandoned.delete(id);
             wasDown = false;
           }
-          spec = await client.json<JobSpec | undefined>('GET', '/api/v1/agent/jobs/next?wait=20', undefined, { signal: stop.signal, timeoutMs: 40_000 });
+          spec = await client.json<JobSpec | undefined>('GET', `/api/v1/agent/jobs/next?wait=20&run=${run}`, undefined, { signal: stop.signal, timeoutMs: 40_000 });
           b.reset();
         } catch (err) {
           if (fatal(err)) return quit(err);
@@ -143,6 +151,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
         } catch (err) {
           if (!stop.signal.aborted) {
             wasDown = true;
+            abandoned.add(spec.id);
             o.log.warn({ job: spec.id, err: (err as Error).message }, 'job interrupted; the server will hand it out again');
           }
         } finally {

@@ -3,7 +3,7 @@
  * restore from a RemoteSource, reporting progress about once a second and the outcome at the
  * end. A sync's tracker moves on only after the server answers that the point is committed.
  */
-import type { JobSpec, RestoreJobSpec, SyncJobSpec, SyncReport } from '../../core/protocol.js';
+import { ATTEMPT_HEADER, type JobSpec, type RestoreJobSpec, type SyncJobSpec, type SyncReport } from '../../core/protocol.js';
 import { HoldfastError } from '../../core/errors.js';
 import type { CodecPool } from '../../workers/codec-pool.js';
 import { CodecBatcher } from '../../workers/codec-batcher.js';
@@ -25,7 +25,9 @@ export interface JobContext {
 }
 
 /** Reports progress about once a second; `snapshot` is read at each tick (uploads move on between reads). */
-function progressReporter(ctx: JobContext, jobId: string, snapshot: () => Record<string, number | string>): { stop(): Promise<void> } {
+const attemptOf = (spec: JobSpec): Record<string, string> => ({ [ATTEMPT_HEADER]: String(spec.attempt) });
+
+function progressReporter(ctx: JobContext, jobId: string, headers: Record<string, string>, snapshot: () => Record<string, number | string>): { stop(): Promise<void> } {
   let last = '';
   let sending: Promise<unknown> = Promise.resolve();
   const timer = setInterval(() => {
@@ -33,7 +35,7 @@ function progressReporter(ctx: JobContext, jobId: string, snapshot: () => Record
     const text = JSON.stringify(body);
     if (text === last) return;
     last = text;
-    sending = ctx.client.json('POST', `/api/v1/agent/jobs/${jobId}/progress`, body, { signal: ctx.signal }).catch(() => undefined);
+    sending = ctx.client.json('POST', `/api/v1/agent/jobs/${jobId}/progress`, body, { signal: ctx.signal, headers }).catch(() => undefined);
   }, 1000);
   return {
     stop: async () => {
@@ -45,14 +47,18 @@ function progressReporter(ctx: JobContext, jobId: string, snapshot: () => Record
 
 async function runSync(ctx: JobContext, spec: SyncJobSpec): Promise<Record<string, unknown>> {
   const throttle = spec.throttleBps ? new Throttle(spec.throttleBps, Math.max(spec.throttleBps, 4 * 1024 * 1024 + 65536)) : undefined;
-  const sink = new RemoteSink(ctx.client, spec.id, spec.compressionLevel, throttle, ctx.signal);
-  const chunks = new RemoteSource(ctx.client, spec.id);
+  const headers = attemptOf(spec);
+  const sink = new RemoteSink(ctx.client, spec.id, spec.compressionLevel, throttle, ctx.signal, headers);
+  const chunks = new RemoteSource(ctx.client, spec.id, headers);
   let seen = { entries: 0, bytesDone: 0, readBytes: 0 };
-  const progress = progressReporter(ctx, spec.id, () => ({ phase: 'sync', ...seen, sentBytes: sink.sentBytes }));
+  const progress = progressReporter(ctx, spec.id, headers, () => ({ phase: 'sync', ...seen, sentBytes: sink.sentBytes }));
   let pending;
   try {
+    const { options, ...source } = spec.source;
     pending = await syncSource({
-      source: spec.source,
+      ...options,
+      consistencyCheck: spec.consistencyCheck,
+      source,
       parent: spec.parent,
       sink,
       chunks,
@@ -81,10 +87,11 @@ async function runSync(ctx: JobContext, spec: SyncJobSpec): Promise<Record<strin
     warnings: o.warnings,
     tracker: o.tracker,
     sourcePath: spec.source.path,
+    ...(o.check ? { check: o.check } : {}),
   };
   let result: Record<string, unknown>;
   try {
-    result = await ctx.client.json<Record<string, unknown>>('POST', `/api/v1/agent/jobs/${spec.id}/complete-sync`, report, { signal: ctx.signal, timeoutMs: 600_000 });
+    result = await ctx.client.json<Record<string, unknown>>('POST', `/api/v1/agent/jobs/${spec.id}/complete-sync`, report, { signal: ctx.signal, timeoutMs: 600_000, headers });
   } catch (err) {
     await pending.abandon();
     throw err;
@@ -95,17 +102,17 @@ async function runSync(ctx: JobContext, spec: SyncJobSpec): Promise<Record<strin
 
 async function runRestore(ctx: JobContext, spec: RestoreJobSpec): Promise<Record<string, unknown>> {
   let seen = { entries: 0, bytesDone: 0 };
-  const progress = progressReporter(ctx, spec.id, () => ({ phase: 'restore', ...seen, totalBytes: spec.point.logicalBytes }));
+  const headers = attemptOf(spec);
+  const progress = progressReporter(ctx, spec.id, headers, () => ({ phase: 'restore', ...seen, totalBytes: spec.point.logicalBytes }));
   let out;
   try {
     out = await restore({
-      source: new RemoteSource(ctx.client, spec.id),
+      source: new RemoteSource(ctx.client, spec.id, headers),
       manifest: spec.point.manifest,
       kind: spec.source.kind,
       target: spec.target,
       subPath: spec.subPath,
       overwrite: spec.overwrite,
-      rename: spec.rename,
       rename: spec.rename,
       signal: ctx.signal,
       onProgress: (p) => {
@@ -117,7 +124,7 @@ async function runRestore(ctx: JobContext, spec: RestoreJobSpec): Promise<Record
   } finally {
     await progress.stop();
   }
-  return ctx.client.json('POST', `/api/v1/agent/jobs/${spec.id}/complete-restore`, out, { signal: ctx.signal });
+  return ctx.client.json('POST', `/api/v1/agent/jobs/${spec.id}/complete-restore`, out, { signal: ctx.signal, headers });
 }
 
 /** Runs the job; on failure tells the server why (unless the server is what failed). */
@@ -128,7 +135,7 @@ export async function runJob(ctx: JobContext, spec: JobSpec): Promise<Record<str
     if (ctx.signal.aborted) throw err;
     const e = err instanceof HoldfastError ? { code: err.code, message: err.message } : { code: 'AGENT_ERROR', message: (err as Error).stack ?? String(err) };
     if (e.code === 'SERVER_UNREACHABLE') throw err; // the server requeues the job when we say hello again
-    await ctx.client.json('POST', `/api/v1/agent/jobs/${spec.id}/fail`, { code: e.code, message: e.message.slice(0, 8000) }, { signal: ctx.signal }).catch(() => undefined);
+    await ctx.client.json('POST', `/api/v1/agent/jobs/${spec.id}/fail`, { code: e.code, message: e.message.slice(0, 8000) }, { signal: ctx.signal, retries: 3, headers: attemptOf(spec) }).catch(() => undefined);
     return undefined;
   }
 }

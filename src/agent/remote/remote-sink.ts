@@ -9,7 +9,8 @@ import type { ServerClient } from './server-client.js';
 import type { Throttle } from './throttle.js';
 
 const BODY_BYTES = 4 * 1024 * 1024;
-const MAX_IN_FLIGHT = 4;
+// Two bodies in flight keep the link busy; more only cost the server memory when many agents sync.
+const MAX_IN_FLIGHT = 2;
 const WANT_BATCH = 4096;
 
 interface WantWaiter {
@@ -23,7 +24,7 @@ export class RemoteSink implements ChunkSink {
   private frames: ChunkFrame[] = [];
   private frameBytes = 0;
   private readonly inFlight = new Set<Promise<void>>();
-  private failure: unknown;
+  private failure: Error | undefined;
   private wantQueue: WantWaiter[] = [];
   private wantCount = 0;
   private wantScheduled = false;
@@ -34,6 +35,8 @@ export class RemoteSink implements ChunkSink {
     readonly compressionLevel: number,
     private readonly throttle: Throttle | undefined,
     private readonly signal?: AbortSignal,
+    /** the job attempt's header: a request of a stale attempt is refused */
+    private readonly headers: Record<string, string> = {},
   ) {}
 
   want(digests: string[]): Promise<boolean[]> {
@@ -58,7 +61,7 @@ export class RemoteSink implements ChunkSink {
     const all = batch.flatMap((w) => w.digests);
     const parts: Array<Promise<boolean[]>> = [];
     for (let i = 0; i < all.length; i += 8192) {
-      parts.push(this.client.json<{ want: boolean[] }>('POST', `/api/v1/agent/jobs/${this.jobId}/want`, { digests: all.slice(i, i + 8192) }, { signal: this.signal }).then((r) => r.want));
+      parts.push(this.client.json<{ want: boolean[] }>('POST', `/api/v1/agent/jobs/${this.jobId}/want`, { digests: all.slice(i, i + 8192) }, { signal: this.signal, retries: 5, headers: this.headers }).then((r) => r.want));
     }
     Promise.all(parts).then(
       (answers) => {
@@ -91,13 +94,13 @@ export class RemoteSink implements ChunkSink {
     if (this.failure) throw this.failure;
     await this.throttle?.take(body.length, this.signal);
     const p: Promise<void> = this.client
-      .binary('POST', `/api/v1/agent/jobs/${this.jobId}/chunks`, { type: 'application/octet-stream', data: body }, { signal: this.signal })
+      .binary('POST', `/api/v1/agent/jobs/${this.jobId}/chunks`, { type: 'application/octet-stream', data: body }, { signal: this.signal, retries: 5, headers: this.headers })
       .then(
         () => {
           this.sentBytes += body.length;
         },
         (err: unknown) => {
-          this.failure ??= err;
+          this.failure ??= err instanceof Error ? err : new Error(String(err));
         },
       )
       .finally(() => this.inFlight.delete(p));

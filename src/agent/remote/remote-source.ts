@@ -20,6 +20,7 @@ export class RemoteSource implements ChunkSource {
   constructor(
     private readonly client: ServerClient,
     private readonly jobId: string,
+    private readonly headers: Record<string, string> = {},
   ) {}
 
   async read(refs: ChunkRef[], signal?: AbortSignal): Promise<Uint8Array[]> {
@@ -51,7 +52,7 @@ export class RemoteSource implements ChunkSource {
       while (next < groups.length) {
         const i = next++;
         const g = groups[i] as ChunkRef[];
-        const body = await this.client.binary('POST', `/api/v1/agent/jobs/${this.jobId}/read`, { type: 'application/json', data: JSON.stringify({ refs: g }) }, { signal });
+        const body = await this.client.binary('POST', `/api/v1/agent/jobs/${this.jobId}/read`, { type: 'application/json', data: JSON.stringify({ refs: g }) }, { signal, retries: 5, headers: this.headers });
         this.receivedBytes += body.length;
         const frames = decodeFrames(body);
         if (frames.length !== g.length) throw new HoldfastError('SERVER_ERROR', `asked the server for ${g.length} chunks, got ${frames.length}`);

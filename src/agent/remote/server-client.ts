@@ -21,7 +21,13 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** whole-request timeout; long polls pass more */
   timeoutMs?: number;
+  /** for idempotent requests: try again this many times when the server is unreachable or busy */
+  retries?: number;
+  /** extra request headers */
+  headers?: Record<string, string>;
 }
+
+const retryable = (err: unknown): boolean => err instanceof HoldfastError && (err.code === 'SERVER_UNREACHABLE' || err.code === 'BUSY');
 
 function checkServer(_host: string, cert: PeerCertificate): Error | undefined {
   const cn = cert.subject?.CN;
@@ -58,7 +64,7 @@ export class ServerClient {
     this.dispatcher = new Agent({
       connections,
       keepAliveTimeout: 30_000,
-      connect: { ca: creds.ca, cert: creds.cert, key: creds.key, checkServerIdentity: checkServer },
+      connect: { ca: creds.ca, cert: creds.cert, key: creds.key, checkServerIdentity: checkServer, timeout: 30_000 },
     });
   }
 
@@ -81,7 +87,19 @@ export class ServerClient {
   }
 
   private async send(method: Dispatcher.HttpMethod, path: string, body: { type: string; data: Uint8Array | string } | undefined, o: RequestOptions): Promise<Dispatcher.ResponseData> {
-    const headers: Record<string, string> = {};
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.sendOnce(method, path, body, o);
+      } catch (err) {
+        if (attempt >= (o.retries ?? 0) || !retryable(err) || o.signal?.aborted) throw err;
+        const wait = Math.min(8000, 500 * 2 ** attempt) * (0.5 + Math.random() / 2);
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  private async sendOnce(method: Dispatcher.HttpMethod, path: string, body: { type: string; data: Uint8Array | string } | undefined, o: RequestOptions): Promise<Dispatcher.ResponseData> {
+    const headers: Record<string, string> = { ...o.headers };
     if (body) headers['content-type'] = body.type;
     if (this.creds.bearer) headers.authorization = `Bearer ${this.creds.bearer}`;
     const timeout = o.timeoutMs ?? 120_000;

@@ -59,7 +59,7 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
   let incremental = false;
   try {
     const state = await ctx.state.load<BtrfsState>();
-    const t = trackedParent(state?.pointId, r.parent);
+    const t = trackedParent(state?.pointId, r.parent, r.consistencyCheck);
     const prevOk = t.ok && state !== undefined && ctx.parentFiles !== undefined && (await isDir(state.snapshot));
     if (t.ok && !prevOk) ctx.warnings.push(`the snapshot of the previous recovery point is gone (${state?.snapshot ?? 'none'}); reading everything and comparing hashes`);
     else if (t.why) ctx.warnings.push(t.why);
@@ -68,7 +68,7 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
       outcome = await incrementalBackup(r, snapshot, exclude, ctx.parentFiles, changes);
       incremental = true;
     } else {
-      outcome = await backupDir({ root: snapshot, sink: r.sink, batcher: r.batcher, cdc: r.cdc, imageChunk: r.imageChunk, parent: ctx.parentFiles, exclude, signal: r.signal, onProgress: r.onProgress });
+      outcome = await backupDir({ root: snapshot, sink: r.sink, batcher: r.batcher, cdc: r.cdc, imageChunk: r.imageChunk, parent: ctx.parentFiles, exclude, verifyContent: r.consistencyCheck === 'heavy', signal: r.signal, onProgress: r.onProgress });
     }
   } catch (err) {
     await deleteSnapshot(snapshot).catch(() => undefined);

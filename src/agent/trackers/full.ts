@@ -17,7 +17,7 @@ export const fullTracker: Tracker = {
     const outcome = await ctx.quiesce(() =>
       r.source.kind === 'image'
         ? backupImage({ ...common, path: r.source.path, parent: files ? [...files.values()][0] : undefined })
-        : backupDir({ ...common, root: r.source.path, parent: files, exclude: r.exclude }),
+        : backupDir({ ...common, root: r.source.path, parent: files, exclude: r.exclude, verifyContent: r.consistencyCheck === 'heavy' }),
     );
     return {
       outcome: { ...outcome, warnings: [...ctx.warnings, ...outcome.warnings], tracker: 'full' },

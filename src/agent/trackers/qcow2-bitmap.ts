@@ -84,7 +84,7 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
     const parentEntry: FileEntry | undefined = ctx.parentFiles ? [...ctx.parentFiles.values()][0] : undefined;
     let base: ImageSlots | undefined;
     let frozen: string[] = [];
-    const t = trackedParent(state?.pointId, r.parent);
+    const t = trackedParent(state?.pointId, r.parent, r.consistencyCheck);
     if (t.ok && state && parentEntry) {
       const since = mine.filter((b) => b.gen >= state.active);
       if (since[0]?.gen !== state.active) warnings.push(`dirty bitmap ${prefix}${state.active} is missing from ${path}; reading everything and comparing hashes`);

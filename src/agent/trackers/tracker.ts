@@ -50,6 +50,11 @@ export interface SyncRequest extends Partial<QuiesceOptions> {
   snapshotDir?: string;
   /** absolute paths never to read (the local pool, the agent's own state) */
   exclude?: string[];
+  /**
+   * Ignore the change map and compare the source with the parent point: 'light' by metadata
+   * (size, times, inode), 'heavy' by reading and hashing every file. Only what differs is sent.
+   */
+  consistencyCheck?: 'light' | 'heavy';
   signal?: AbortSignal;
   onProgress?: (p: BackupProgress) => void;
 }
@@ -89,8 +94,9 @@ export interface Tracker {
  * Whether the tracker's state leads up to the caller's parent point. When it does not, `why`
  * is the warning to give before reading everything.
  */
-export function trackedParent(statePoint: string | undefined, parent: SyncRequest['parent']): { ok: boolean; why?: string } {
+export function trackedParent(statePoint: string | undefined, parent: SyncRequest['parent'], check?: SyncRequest['consistencyCheck']): { ok: boolean; why?: string } {
   if (!parent) return { ok: false };
+  if (check) return { ok: false, why: `consistency check (${check}) requested: reading everything and comparing with recovery point ${parent.id}` };
   if (statePoint === undefined) return { ok: false, why: `no change tracking state leads to recovery point ${parent.id}; reading everything and comparing hashes` };
   if (statePoint !== parent.id) {
     return { ok: false, why: `change tracking state leads to recovery point ${statePoint}, but the previous recovery point is ${parent.id}; reading everything and comparing hashes` };

@@ -21,7 +21,7 @@ export function registerJobs(program: Command): void {
       if (opts.json) return printJson(jobs);
       table(
         ['ID', 'TYPE', 'SOURCE', 'STATE', 'ORIGIN', 'CREATED', 'RESULT'],
-        jobs.map((j) => [j.id, j.type, j.source, j.state, j.origin, j.created, j.state === 'succeeded' ? String(j.result?.point ?? j.result?.target ?? '') : j.error?.message.slice(0, 60)]),
+        jobs.map((j) => [j.id, j.type, j.source, j.state, j.origin, j.created, j.state === 'succeeded' ? String((j.result?.point as string | undefined) ?? (j.result?.target as string | undefined) ?? '') : j.error?.message.slice(0, 60)]),
       );
     });
   });

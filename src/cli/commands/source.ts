@@ -1,8 +1,20 @@
-/** holdfast source add --group G --agent A --kind dir|image NAME PATH; source list. */
+/** holdfast source add --group G --agent A --kind dir|image|btrfs [tracker and quiesce options] NAME PATH; source list. */
 import type { Command } from 'commander';
 import { HoldfastError } from '../../core/errors.js';
+import { parseDuration } from '../../core/units.js';
 import { addServerOptions, withServer, type ServerOpts } from '../admin-client.js';
 import { info, printJson, table } from '../output.js';
+
+interface SourceFlags {
+  tracker: string;
+  qmp?: string;
+  qemuNode?: string;
+  snapshotDir?: string;
+  preSnapshot?: string;
+  postSnapshot?: string;
+  quiesceTimeout: string;
+  fsfreeze?: boolean;
+}
 
 interface SourceView {
   name: string;
@@ -22,12 +34,30 @@ export function registerSource(program: Command): void {
       .description('protect PATH on an agent as source NAME')
       .requiredOption('--group <group>', 'protection group')
       .requiredOption('--agent <agent>', 'agent that owns the data')
-      .option('--kind <kind>', 'dir or image', 'dir')
+      .option('--kind <kind>', 'dir (a directory tree), image (a disk image file) or btrfs (a subvolume, read from snapshots)', 'dir')
+      .option('--tracker <name>', 'change tracker: auto, full, qcow2-bitmap, btrfs', 'auto')
+      .option('--qmp <socket>', 'image served by a running QEMU: its QMP socket (with --qemu-node)')
+      .option('--qemu-node <name>', "the image's qcow2 node name in that QEMU")
+      .option('--snapshot-dir <dir>', 'btrfs: where read-only snapshots go (default SUBVOLUME/.holdfast-snapshots)')
+      .option('--pre-snapshot <command>', 'run before the snapshot is taken (to quiesce an application)')
+      .option('--post-snapshot <command>', 'run after the snapshot is taken (always, even on failure)')
+      .option('--quiesce-timeout <duration>', 'limit for each command and for fsfreeze', '60s')
+      .option('--fsfreeze', 'freeze the filesystem while the snapshot is taken (filesystems without snapshots)')
       .option('--json', 'machine-readable output'),
-  ).action(async (name: string, path: string, opts: ServerOpts & { group: string; agent: string; kind: string; json?: boolean }) => {
-    if (opts.kind !== 'dir' && opts.kind !== 'image') throw new HoldfastError('BAD_ARGUMENT', `--kind must be dir or image, not '${opts.kind}'`);
+  ).action(async (name: string, path: string, opts: ServerOpts & SourceFlags & { group: string; agent: string; kind: string; json?: boolean }) => {
+    if (!['dir', 'image', 'btrfs'].includes(opts.kind)) throw new HoldfastError('BAD_ARGUMENT', `--kind must be dir, image or btrfs, not '${opts.kind}'`);
+    if ((opts.qmp === undefined) !== (opts.qemuNode === undefined)) throw new HoldfastError('BAD_ARGUMENT', '--qmp and --qemu-node go together');
+    const options = {
+      tracker: opts.tracker,
+      ...(opts.qmp && opts.qemuNode ? { qemu: { qmpSocket: opts.qmp, node: opts.qemuNode } } : {}),
+      ...(opts.snapshotDir ? { snapshotDir: opts.snapshotDir } : {}),
+      ...(opts.preSnapshot ? { preSnapshot: opts.preSnapshot } : {}),
+      ...(opts.postSnapshot ? { postSnapshot: opts.postSnapshot } : {}),
+      timeoutMs: parseDuration(opts.quiesceTimeout),
+      ...(opts.fsfreeze ? { fsfreeze: true } : {}),
+    };
     await withServer(opts, async (c) => {
-      const s = await c.json<SourceView>('POST', '/api/v1/sources', { name, group: opts.group, agent: opts.agent, kind: opts.kind, path });
+      const s = await c.json<SourceView>('POST', '/api/v1/sources', { name, group: opts.group, agent: opts.agent, kind: opts.kind, path, options });
       if (opts.json) printJson(s);
       else info(`source '${s.name}' (${s.kind} ${s.path} on agent ${s.agent}) added to group '${s.group}'`);
     });

@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { HoldfastError } from '../../core/errors.js';
 import { parseDuration, parseSize } from '../../core/units.js';
 import { requireAdmin, type App } from '../http-app.js';
+import { SourceKindSchema, SourceOptions } from '../../core/protocol.js';
 import type { ProtectionServer } from '../protection-server.js';
 import type { GroupRow, JobRow } from '../control-db.js';
 import { GroupPolicies } from '../group-policy.js';
@@ -131,7 +132,7 @@ export function registerAdminRoutes(app: App, server: ProtectionServer): void {
       schema: {
         tags, security,
         body: Type.Object(
-          { name: Name, group: Name, agent: Name, kind: Type.Union([Type.Literal('dir'), Type.Literal('image')]), path: Type.String({ minLength: 1, maxLength: 4096 }) },
+          { name: Name, group: Name, agent: Name, kind: SourceKindSchema, path: Type.String({ minLength: 1, maxLength: 4096 }), options: Type.Optional(SourceOptions) },
           { additionalProperties: false },
         ),
       },
@@ -143,10 +144,19 @@ export function registerAdminRoutes(app: App, server: ProtectionServer): void {
     },
   );
 
-  app.post('/api/v1/sources/:name/sync', { schema: { tags, security, params: Type.Object({ name: Name }) } }, (req, reply) => {
-    void reply.status(202);
-    return jobView(server.requestSync(req.params.name, 'manual'));
-  });
+  app.post(
+    '/api/v1/sources/:name/sync',
+    {
+      schema: {
+        tags, security, params: Type.Object({ name: Name }),
+        body: Type.Optional(Type.Object({ check: Type.Optional(Type.Union([Type.Literal('light'), Type.Literal('heavy')])) }, { additionalProperties: false })),
+      },
+    },
+    (req, reply) => {
+      void reply.status(202);
+      return jobView(server.requestSync(req.params.name, 'manual', req.body?.check));
+    },
+  );
 
   app.get('/api/v1/sources/:name/points', { schema: { tags, security, params: Type.Object({ name: Name }) } }, (req) =>
     server.points(req.params.name).map((p) => ({

@@ -4,43 +4,58 @@
  */
 import { Type } from '@sinclair/typebox';
 import { encodeFrames } from '../../core/chunk-frames.js';
-import { Hello, HelloReply, JobFailure, JobProgress, JobSpec, ReadRequest, RestoreReport, SyncReport, WantReply, WantRequest } from '../../core/protocol.js';
+import { ATTEMPT_HEADER, Hello, HelloReply, JobFailure, JobProgress, JobSpec, ReadRequest, RestoreReport, SyncReport, WantReply, WantRequest } from '../../core/protocol.js';
 import { HoldfastError } from '../../core/errors.js';
 import { requireAgent, type App } from '../http-app.js';
 import type { ProtectionServer } from '../protection-server.js';
+
+/** Chunk upload bodies received or verified at once, all agents together (about 4 MiB each). */
+const MAX_UPLOADS = 24;
 
 const JobParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{16}$' }) });
 
 export function registerAgentRoutes(app: App, server: ProtectionServer): void {
   const tags = ['agent'];
+  // Authentication before anything else (body parsing, validation): no certificate, no answer.
+  app.addHook('onRequest', (req, _reply, done) => {
+    try {
+      if (req.url.startsWith('/api/v1/agent/')) requireAgent(server, req);
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  });
   app.post('/api/v1/agent/hello', { schema: { tags, body: Hello, response: { 200: HelloReply } } }, (req) => {
-    const id = requireAgent(server, req);
-    server.hello(id, req.body.running, req.body.version);
+    const id = req.agentId as string;
+    server.hello(id, req.body.run, req.body.abandoned, req.body.version);
     const a = server.requireAgent(id);
     return { agentId: id, name: a.name, heartbeatMs: server.heartbeatMs };
   });
 
-  app.post('/api/v1/agent/heartbeat', { schema: { tags, body: Type.Object({ running: Type.Array(Type.String(), { maxItems: 64 }) }) } }, (req) => {
-    requireAgent(server, req);
-    return { ok: true };
-  });
+  app.post('/api/v1/agent/heartbeat', { schema: { tags, body: Type.Object({ running: Type.Array(Type.String(), { maxItems: 64 }) }) } }, () => ({ ok: true }));
 
   app.get('/api/v1/agent/sources', { schema: { tags } }, (req) => {
-    const id = requireAgent(server, req);
+    const id = req.agentId as string;
     return server.sourcesFor(id).map((s) => ({ name: s.name, kind: s.kind, path: s.path, group: s.group }));
   });
 
   // Long poll: a job, or 204 after `wait` seconds.
   app.get(
     '/api/v1/agent/jobs/next',
-    { schema: { tags, querystring: Type.Object({ wait: Type.Optional(Type.Integer({ minimum: 0, maximum: 60 })) }), response: { 200: JobSpec, 204: Type.Null() } } },
+    {
+      schema: {
+        tags,
+        querystring: Type.Object({ wait: Type.Optional(Type.Integer({ minimum: 0, maximum: 60 })), run: Type.Optional(Type.String({ pattern: '^[0-9a-f]{16}$' })) }),
+        response: { 200: JobSpec, 204: Type.Null() },
+      },
+    },
     async (req, reply) => {
-      const id = requireAgent(server, req);
+      const id = req.agentId as string;
       const deadline = Date.now() + (req.query.wait ?? 20) * 1000;
       const gone = new AbortController();
       req.raw.once('close', () => gone.abort());
       for (;;) {
-        const job = server.queue.take(id);
+        const job = server.queue.take(id, req.query.run ?? null);
         if (job) {
           try {
             return server.jobSpec(job);
@@ -57,44 +72,65 @@ export function registerAgentRoutes(app: App, server: ProtectionServer): void {
   );
 
   app.post('/api/v1/agent/jobs/:id/progress', { schema: { tags, params: JobParams, body: JobProgress } }, (req) => {
-    const job = server.runningJob(requireAgent(server, req), req.params.id);
+    const job = server.runningJob(req.agentId as string, req.params.id, req.headers[ATTEMPT_HEADER]);
     server.db.setProgress(job.id, { ...req.body, at: new Date().toISOString() });
     return { ok: true };
   });
 
   app.post('/api/v1/agent/jobs/:id/want', { schema: { tags, params: JobParams, body: WantRequest, response: { 200: WantReply } } }, (req) => {
-    const job = server.runningJob(requireAgent(server, req), req.params.id);
+    const job = server.runningJob(req.agentId as string, req.params.id, req.headers[ATTEMPT_HEADER]);
     if (job.type !== 'sync') throw new HoldfastError('CONFLICT', `job ${job.id} is a ${job.type}, not a sync`);
     return { want: server.transfer(job).want(req.body.digests) };
   });
 
-  app.post('/api/v1/agent/jobs/:id/chunks', { schema: { tags, params: JobParams }, bodyLimit: 40 * 1024 * 1024 }, async (req) => {
-    const job = server.runningJob(requireAgent(server, req), req.params.id);
+  // Upload admission: bodies are buffered whole, so the number being received or verified at
+  // once bounds the server's memory however many agents sync. The rest get 503 and retry.
+  let uploads = 0;
+  const counted = new WeakSet<object>();
+  app.post(
+    '/api/v1/agent/jobs/:id/chunks',
+    {
+      schema: { tags, params: JobParams },
+      bodyLimit: 40 * 1024 * 1024,
+      onRequest: (req, _reply, done) => {
+        if (uploads >= MAX_UPLOADS) return done(new HoldfastError('BUSY', `the server is receiving ${uploads} uploads; try again shortly`));
+        uploads++;
+        counted.add(req);
+        done();
+      },
+      onResponse: (req, _reply, done) => {
+        if (counted.delete(req)) uploads--;
+        done();
+      },
+    },
+    async (req) => {
+    const job = server.runningJob(req.agentId as string, req.params.id, req.headers[ATTEMPT_HEADER]);
     if (job.type !== 'sync') throw new HoldfastError('CONFLICT', `job ${job.id} is a ${job.type}, not a sync`);
     if (!Buffer.isBuffer(req.body)) throw new HoldfastError('BAD_ARGUMENT', 'chunk uploads are application/octet-stream');
     return { stored: await server.transfer(job).put(req.body) };
-  });
+    },
+  );
 
   app.post('/api/v1/agent/jobs/:id/read', { schema: { tags, params: JobParams, body: ReadRequest } }, async (req, reply) => {
-    const job = server.runningJob(requireAgent(server, req), req.params.id);
+    const job = server.runningJob(req.agentId as string, req.params.id, req.headers[ATTEMPT_HEADER]);
     const stored = await server.transfer(job).read(req.body.refs);
     return reply.type('application/octet-stream').send(encodeFrames(stored.map((c) => ({ digest: c.digest, length: c.length, flags: c.flags, data: c.data }))));
   });
 
   app.post('/api/v1/agent/jobs/:id/complete-sync', { schema: { tags, params: JobParams, body: SyncReport } }, async (req) => {
-    const job = server.runningJob(requireAgent(server, req), req.params.id);
+    const job = server.runningJob(req.agentId as string, req.params.id, req.headers[ATTEMPT_HEADER]);
     if (job.type !== 'sync') throw new HoldfastError('CONFLICT', `job ${job.id} is a ${job.type}, not a sync`);
     return server.completeSync(job, req.body);
   });
 
   app.post('/api/v1/agent/jobs/:id/complete-restore', { schema: { tags, params: JobParams, body: RestoreReport } }, (req) => {
-    const job = server.runningJob(requireAgent(server, req), req.params.id);
+    const job = server.runningJob(req.agentId as string, req.params.id, req.headers[ATTEMPT_HEADER]);
     if (job.type !== 'restore') throw new HoldfastError('CONFLICT', `job ${job.id} is a ${job.type}, not a restore`);
     return server.completeRestore(job, req.body);
   });
 
   app.post('/api/v1/agent/jobs/:id/fail', { schema: { tags, params: JobParams, body: JobFailure } }, (req) => {
-    const job = server.runningJob(requireAgent(server, req), req.params.id);
+    const job = server.runningJob(req.agentId as string, req.params.id, req.headers[ATTEMPT_HEADER]);
     server.failJob(job, req.body);
     return { ok: true };
   });
