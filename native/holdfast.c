@@ -13,11 +13,13 @@
 #include <errno.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/xattr.h>
@@ -640,6 +642,115 @@ done_fail:
   return NULL;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* inotify (the dir tracker's change journal)                                                  */
+
+/* inotifyInit(): number — a non-blocking, close-on-exec inotify descriptor (close with fs.closeSync). */
+static napi_value js_inotify_init(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd < 0) {
+    throw_errno(env, errno, "inotify_init1", NULL);
+    return NULL;
+  }
+  napi_value result;
+  if (napi_create_int32(env, fd, &result) != napi_ok) {
+    close(fd);
+    throw_napi_failure(env);
+    return NULL;
+  }
+  return result;
+}
+
+/* inotifyAddWatch(fd, path, mask): number — the watch descriptor (the same one again for a
+ * directory already watched). ENOSPC means the per-user watch limit is reached. */
+static napi_value js_inotify_add(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (!get_args(env, info, 3, argv)) return NULL;
+  int fd;
+  char *path = NULL;
+  uint64_t mask = 0;
+  if (!get_fd(env, argv[0], &fd) || !get_string(env, argv[1], "path", &path)) return NULL;
+  if (!get_uint53(env, argv[2], "mask", &mask) || mask > UINT32_MAX) {
+    if (mask > UINT32_MAX) napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "The \"mask\" argument must fit 32 bits");
+    free(path);
+    return NULL;
+  }
+  int wd = inotify_add_watch(fd, path, (uint32_t)mask);
+  if (wd < 0) {
+    throw_errno(env, errno, "inotify_add_watch", path);
+    free(path);
+    return NULL;
+  }
+  free(path);
+  napi_value result;
+  if (napi_create_int32(env, wd, &result) != napi_ok) {
+    throw_napi_failure(env);
+    return NULL;
+  }
+  return result;
+}
+
+/* inotifyRmWatch(fd, wd): void — EINVAL (the watch is already gone) is not an error. */
+static napi_value js_inotify_rm(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int fd;
+  int32_t wd;
+  if (!get_fd(env, argv[0], &fd)) return NULL;
+  if (!check_type(env, argv[1], napi_number, "wd", "number")) return NULL;
+  if (napi_get_value_int32(env, argv[1], &wd) != napi_ok) {
+    throw_napi_failure(env);
+    return NULL;
+  }
+  if (inotify_rm_watch(fd, wd) < 0 && errno != EINVAL) {
+    throw_errno(env, errno, "inotify_rm_watch", NULL);
+    return NULL;
+  }
+  return NULL;
+}
+
+/* inotifyRead(fd, buffer): number — bytes of whole `struct inotify_event`s read into buffer, 0
+ * when none are queued (EAGAIN). The buffer must hold at least one event with a NAME_MAX name. */
+static napi_value js_inotify_read(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  int fd;
+  if (!get_fd(env, argv[0], &fd)) return NULL;
+  bool is_buffer = false;
+  if (napi_is_buffer(env, argv[1], &is_buffer) != napi_ok || !is_buffer) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "The \"buffer\" argument must be a Buffer");
+    return NULL;
+  }
+  void *data;
+  size_t len;
+  if (napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok) {
+    throw_napi_failure(env);
+    return NULL;
+  }
+  if (len < sizeof(struct inotify_event) + NAME_MAX + 1) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "The \"buffer\" argument is too small for an inotify event");
+    return NULL;
+  }
+  ssize_t n;
+  do {
+    n = read(fd, data, len);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    if (errno != EAGAIN) {
+      throw_errno(env, errno, "read", NULL);
+      return NULL;
+    }
+    n = 0;
+  }
+  napi_value result;
+  if (napi_create_double(env, (double)n, &result) != napi_ok) {
+    throw_napi_failure(env);
+    return NULL;
+  }
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor properties[] = {
       {"listXattrs", NULL, list_xattrs, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -651,6 +762,10 @@ NAPI_MODULE_INIT() {
       {"utimensNoFollow", NULL, utimens_no_follow, NULL, NULL, NULL, napi_enumerable, NULL},
       {"futimens", NULL, fd_utimens, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listDirStats", NULL, list_dir_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"inotifyInit", NULL, js_inotify_init, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"inotifyAddWatch", NULL, js_inotify_add, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"inotifyRmWatch", NULL, js_inotify_rm, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"inotifyRead", NULL, js_inotify_read, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties) != napi_ok) {
     throw_napi_failure(env);

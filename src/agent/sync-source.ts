@@ -6,8 +6,9 @@
  * the recovery point is committed: `syncSource` returns the outcome with `committed()` and
  * `abandon()`; the caller commits the point, then calls one of them.
  *
- * Trackers (agent/trackers/): 'qcow2-bitmap' for qcow2 images, 'btrfs' for subvolumes, 'full'
- * for everything else and as the fallback when tracking state cannot be trusted.
+ * Trackers (agent/trackers/): 'qcow2-bitmap' for qcow2 images, 'btrfs' for subvolumes, 'inotify'
+ * for dir sources the agent daemon keeps a change journal of, 'full' for everything else and as
+ * the fallback when tracking state cannot be trusted.
  */
 import { open } from 'node:fs/promises';
 import type { ChunkSource } from '../core/chunk-io.js';
@@ -17,6 +18,7 @@ import { hasContent, type ChunkRef, type FileEntry } from '../core/manifest.js';
 import { quiesce } from './quiesce.js';
 import { btrfsTracker } from './trackers/btrfs.js';
 import { fullTracker } from './trackers/full.js';
+import { hasJournal, inotifyTracker } from './trackers/inotify.js';
 import { qcow2BitmapTracker } from './trackers/qcow2-bitmap.js';
 import type { PendingSync, SyncRequest, Tracker, TrackerContext } from './trackers/tracker.js';
 import { TrackerState } from './trackers/tracker-state.js';
@@ -69,7 +71,9 @@ async function pickTracker(r: SyncRequest, warnings: string[]): Promise<Tracker>
       // 'full' still reads from a snapshot; the tracker then ignores the send stream.
       return choice === 'qcow2-bitmap' ? refuse() : btrfsTracker;
     case 'dir':
-      return choice === 'auto' || choice === 'full' ? fullTracker : refuse();
+      if (choice !== 'auto' && choice !== 'full') refuse();
+      // Only a running agent daemon keeps change journals; the local CLI's dir syncs stay 'full'.
+      return choice === 'auto' && hasJournal(r.source.name, r.source.path) ? inotifyTracker : fullTracker;
     case 'image': {
       if (choice === 'btrfs') refuse();
       if (choice === 'full') return fullTracker;

@@ -40,6 +40,10 @@ interface Binding {
   mknod(path: string, mode: number, dev: number | bigint): void;
   utimensNoFollow(path: string, atimeNs: bigint, mtimeNs: bigint): void;
   futimens(fd: number, atimeNs: bigint, mtimeNs: bigint): void;
+  inotifyInit(): number;
+  inotifyAddWatch(fd: number, path: string, mask: number): number;
+  inotifyRmWatch(fd: number, wd: number): void;
+  inotifyRead(fd: number, buffer: Buffer): number;
 }
 
 // Relative to the compiled file, dist/src/native/index.js.
@@ -102,4 +106,70 @@ export function futimens(fd: number, atimeNs: bigint, mtimeNs: bigint): void {
  */
 export function listDirStats(path: string): DirStats {
   return binding.listDirStats(path);
+}
+
+/** inotify event bits (linux/inotify.h) that the dir tracker's change journal uses. */
+export const IN = {
+  MODIFY: 0x2,
+  ATTRIB: 0x4,
+  CLOSE_WRITE: 0x8,
+  MOVED_FROM: 0x40,
+  MOVED_TO: 0x80,
+  CREATE: 0x100,
+  DELETE: 0x200,
+  DELETE_SELF: 0x400,
+  MOVE_SELF: 0x800,
+  UNMOUNT: 0x2000,
+  Q_OVERFLOW: 0x4000,
+  IGNORED: 0x8000,
+  ONLYDIR: 0x1000000,
+  DONT_FOLLOW: 0x2000000,
+  EXCL_UNLINK: 0x4000000,
+  ISDIR: 0x40000000,
+} as const;
+
+/** A non-blocking, close-on-exec inotify descriptor; close it with fs.closeSync. */
+export function inotifyInit(): number {
+  return binding.inotifyInit();
+}
+
+/**
+ * Watches `path` for the events in `mask`; returns the watch descriptor (the same one again for
+ * an inode already watched, which is how a moved directory's watch learns its new path).
+ * ENOSPC means the per-user watch limit (fs.inotify.max_user_watches) is reached.
+ */
+export function inotifyAddWatch(fd: number, path: string, mask: number): number {
+  return binding.inotifyAddWatch(fd, path, mask);
+}
+
+/** Removes a watch; one already gone (its directory deleted) is not an error. */
+export function inotifyRmWatch(fd: number, wd: number): void {
+  binding.inotifyRmWatch(fd, wd);
+}
+
+/** One inotify event as the kernel queued it; `name` is '' for an event on the watched directory itself. */
+export interface InotifyEvent {
+  wd: number;
+  mask: number;
+  cookie: number;
+  name: string;
+}
+
+/**
+ * Every event queued on `fd` now, without blocking (none: []). Reads until the queue is empty, so
+ * after it returns every change that completed before the call has been seen.
+ */
+export function inotifyReadAll(fd: number, buffer: Buffer = Buffer.alloc(64 * 1024)): InotifyEvent[] {
+  const out: InotifyEvent[] = [];
+  for (;;) {
+    const n = binding.inotifyRead(fd, buffer);
+    if (n === 0) return out;
+    for (let at = 0; at + 16 <= n; ) {
+      const len = buffer.readUInt32LE(at + 12);
+      const raw = buffer.subarray(at + 16, at + 16 + len);
+      const end = raw.indexOf(0);
+      out.push({ wd: buffer.readInt32LE(at), mask: buffer.readUInt32LE(at + 4), cookie: buffer.readUInt32LE(at + 8), name: (end < 0 ? raw : raw.subarray(0, end)).toString('utf8') });
+      at += 16 + len;
+    }
+  }
 }

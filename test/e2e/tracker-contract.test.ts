@@ -1,7 +1,8 @@
 /**
  * Every tracker runs the tracker contract (src/agent/trackers/tracker.case.test.ts) on a real
  * source of its kind: 'full' on a directory and on a raw image, 'qcow2-bitmap' on an offline
- * qcow2 and on one served by qemu-storage-daemon, 'btrfs' on a subvolume of a loop-mounted btrfs.
+ * qcow2 and on one served by qemu-storage-daemon, 'btrfs' on a subvolume of a loop-mounted btrfs,
+ * 'inotify' on a directory whose change journal runs in the test process.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
@@ -10,6 +11,7 @@ import { scratch, sh } from './cli-harness.js';
 import { LoopBtrfs, MiB, fingerprint as treeFingerprint } from './btrfs-fixtures.js';
 import { GRANULE, StorageDaemon, offlineTarget, qemuIoWrite, randomWrites, requireTools, dirtyBytes } from './qemu-fixtures.js';
 import { prng } from './tree-fixtures.js';
+import { changeJournals } from '../../src/agent/journal-registry.js';
 import { trackerContract, type TrackerFixture } from '../../src/agent/trackers/tracker.case.test.js';
 
 const SNAPS = '.holdfast-snapshots';
@@ -49,6 +51,43 @@ function dirFixture(): TrackerFixture {
     },
     fingerprint: () => Promise.resolve(dirFingerprint(root)),
     teardown: () => Promise.resolve(s.cleanup()),
+  };
+}
+
+/** A directory the agent's change journal watches (as the agent daemon does for its dir sources). */
+function inotifyFixture(): TrackerFixture {
+  const s = scratch('holdfast-contract-inotify-');
+  const root = join(s.dir, 'src');
+  let i = 0;
+  return {
+    tracker: 'inotify',
+    kind: 'dir',
+    tracks: true,
+    setup: () => {
+      mkdirSync(join(root, 'sub', 'deep'), { recursive: true });
+      for (let k = 0; k < 10; k++) writeFileSync(join(root, 'sub', `f${k}`), randomBytes(5000 + k * 1000));
+      writeFileSync(join(root, 'big'), randomBytes(3 * MiB));
+      changeJournals.watch('contract', root);
+      return Promise.resolve({ path: root, stateDir: join(s.dir, 'state') });
+    },
+    change: () => {
+      const n = i++;
+      writeFileSync(join(root, `new${n}`), randomBytes(20_000));
+      const fd = openSync(join(root, 'sub', `f${n % 10}`), 'r+');
+      writeSync(fd, randomBytes(100), 0, 100, 10);
+      closeSync(fd);
+      mkdirSync(join(root, 'sub', 'deep', `d${n}`));
+      writeFileSync(join(root, 'sub', 'deep', `d${n}`, 'x'), randomBytes(3000));
+      if (n > 0) rmSync(join(root, `new${n - 1}`));
+      // the new files, and the modified one read whole (at most 14,000 bytes)
+      return Promise.resolve(20_000 + 14_000 + 3000);
+    },
+    fingerprint: () => Promise.resolve(dirFingerprint(root)),
+    teardown: () => {
+      changeJournals.stop('contract');
+      s.cleanup();
+      return Promise.resolve();
+    },
   };
 }
 
@@ -160,6 +199,7 @@ function btrfsFixture(): TrackerFixture {
 }
 
 trackerContract('full, directory', dirFixture());
+trackerContract('inotify, directory', inotifyFixture());
 trackerContract('full, raw image', rawImageFixture());
 trackerContract('qcow2-bitmap, offline image', qcow2Fixture(false));
 trackerContract('qcow2-bitmap, running QEMU', qcow2Fixture(true));

@@ -1,0 +1,107 @@
+/**
+ * The 'inotify' tracker of dir sources: the agent's in-memory change journal
+ * (`journal-watcher.ts`) says which paths changed since the parent point, and only those are
+ * looked at (`inotify-merge.ts`). No snapshot: the sync's snapshot moment is the journal's
+ * rotation, and pre/post commands and fsfreeze span the whole read, as with 'full'.
+ *
+ * Generations: each sync closes the journal's current generation and starts a new one at once,
+ * so a write that lands during the sync is in the next generation (and maybe in this point too).
+ * committed() saves the state (point, new generation) and drops the old generation; abandon()
+ * gives it back to the journal. A generation is trusted only if the state names it for the
+ * caller's parent point — a restarted agent (clean or not) has a new run, so its first sync is a
+ * consistency check — and nothing broke it (queue overflow, watch limit); otherwise this is a
+ * consistency check: read everything, compare with the parent, report 'full' and say why.
+ */
+import { resolve } from 'node:path';
+import { readManifest } from '../../core/manifest-io.js';
+import type { Entry } from '../../core/manifest.js';
+import { backupDir, type BackupOutcome } from '../backup-dir.js';
+import { changeJournals } from '../journal-registry.js';
+import { journalBackup } from './inotify-merge.js';
+import { trackedParent, type PendingSync, type Tracker, type TrackerContext } from './tracker.js';
+
+interface InotifyState {
+  pointId: string;
+  /** the journal generation that started at that point's snapshot moment */
+  generation: string;
+}
+
+export const inotifyTracker: Tracker = {
+  name: 'inotify',
+  sync,
+};
+
+async function sync(ctx: TrackerContext): Promise<PendingSync> {
+  const r = ctx.r;
+  const watcher = changeJournals.get(r.source.name, r.source.path);
+  const state = await ctx.state.load<InotifyState>();
+  let incremental = false;
+  let rotated: ReturnType<NonNullable<typeof watcher>['rotate']> | undefined;
+  const read = (): Promise<BackupOutcome> => ctx.quiesce(async (): Promise<BackupOutcome> => {
+    rotated = watcher?.rotate();
+    const t = trackedParent(state?.pointId, r.parent);
+    let why = t.why;
+    if (t.ok && !watcher) why = `no change journal runs for source '${r.source.name}'; consistency check: reading everything and comparing with recovery point ${r.parent?.id}`;
+    else if (t.ok && rotated?.previous.id !== state?.generation) {
+      why = `the change journal of source '${r.source.name}' did not run continuously since recovery point ${r.parent?.id} (the agent restarted, or the journal is new); consistency check: reading everything and comparing`;
+    } else if (t.ok && rotated?.previous.broken !== undefined) {
+      why = `the change journal of source '${r.source.name}' lost track: ${rotated.previous.broken}; consistency check: reading everything and comparing`;
+    }
+    const parentEntries = t.ok && !why && r.parent && ctx.parentFiles ? await readEntries(ctx) : undefined;
+    if (why) ctx.warnings.push(why);
+    if (!watcher || !rotated || !parentEntries || !ctx.parentFiles || r.tracker === 'full') {
+      return backupDir({ root: r.source.path, sink: r.sink, batcher: r.batcher, cdc: r.cdc, imageChunk: r.imageChunk, parent: ctx.parentFiles, exclude: r.exclude, signal: r.signal, onProgress: r.onProgress });
+    }
+    const out = await journalBackup({ r, parent: parentEntries, parentFiles: ctx.parentFiles, journal: rotated.previous, linked: watcher.linked });
+    watcher.linked = out.linked;
+    incremental = true;
+    return out;
+  });
+  let outcome: BackupOutcome;
+  try {
+    outcome = await read();
+  } catch (err) {
+    // The sync failed after the rotation: the closed generation's changes must not be lost.
+    if (rotated && watcher && !watcher.closed) watcher.giveBack(rotated.previous);
+    throw err;
+  }
+  return {
+    outcome: {
+      manifest: outcome.manifest,
+      entries: outcome.entries,
+      logicalBytes: outcome.logicalBytes,
+      readBytes: outcome.readBytes,
+      torn: outcome.torn,
+      warnings: [...ctx.warnings, ...outcome.warnings],
+      tracker: incremental ? 'inotify' : 'full',
+    },
+    committed: async (pointId) => {
+      // Without a journal there is nothing to lead anywhere: leave no state that could be trusted.
+      if (rotated) await ctx.state.save({ pointId, generation: rotated.next } satisfies InotifyState);
+      else await ctx.state.clear();
+    },
+    abandon: () => {
+      if (rotated && watcher && !watcher.closed) watcher.giveBack(rotated.previous);
+      return Promise.resolve();
+    },
+  };
+}
+
+/** The parent point's entries in walk order; undefined (with a warning) when it cannot be read. */
+async function readEntries(ctx: TrackerContext): Promise<Entry[] | undefined> {
+  const parent = ctx.r.parent;
+  if (!parent) return undefined;
+  try {
+    const out: Entry[] = [];
+    for await (const e of readManifest(ctx.r.chunks, parent.manifest, ctx.r.signal)) out.push(e);
+    return out;
+  } catch (err) {
+    ctx.warnings.push(`previous recovery point ${parent.id} is unreadable (${(err as Error).message}); reading every file`);
+    return undefined;
+  }
+}
+
+/** True when `path` is the root of a running journal for `name` (what 'auto' asks). */
+export function hasJournal(name: string, path: string): boolean {
+  return changeJournals.get(name, resolve(path)) !== undefined;
+}
