@@ -60,6 +60,7 @@ export interface GcReport {
   chunksFreed: number;
   packsDeleted: number;
   packsRepacked: number;
+  /** packs sealed while gc repacked (in a server, packs of running syncs count too: the writer is shared) */
   packsWritten: number;
   bytesRewritten: number;
   /** pack and index bytes deleted minus bytes written */
@@ -246,7 +247,6 @@ async function sweep(
   const copied = new Set<string>();
   let failure: Error | undefined;
   const owner = { failed: (err: Error): void => void (failure ??= err) };
-  const writtenBefore = pool.packs.storedBytes;
   const packsBefore = pool.packs.packsWritten;
   const repacked: PackInfo[] = [];
   for (const p of repack) {
@@ -273,12 +273,13 @@ async function sweep(
   await pool.packs.flush();
   if (failure) throw failure;
   report.packsWritten = pool.packs.packsWritten - packsBefore;
-  const written = pool.packs.storedBytes - writtenBefore;
   await step('repacked');
   await deletePacks(pool, repacked, report);
   for (const p of repacked) countFreed(p);
   report.packsRepacked = repacked.length;
-  report.bytesFreed -= written;
+  // The pack writer is shared with the syncs running in this process (a server's): its byte
+  // count includes their chunks. What gc wrote is what it copied, as the dry run counts it.
+  report.bytesFreed -= report.bytesRewritten;
   pool.catalog.immediate(() => {
     const now = Date.now();
     pool.catalog.dropDeletedBefore(Math.min(now, ...liveLeases(pool, now).map((l) => l.started)) - CLOCK_MARGIN_MS);

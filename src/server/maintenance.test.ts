@@ -7,16 +7,16 @@ import { Pool } from '../pool/pool.js';
 import { Alerts } from './alerts.js';
 import { ControlDb, type JobRow } from './control-db.js';
 import { GroupPolicies, retentionOf } from './group-policy.js';
-import { Maintenance } from './maintenance.js';
+import { Maintenance, type MaintenanceOptions } from './maintenance.js';
 
 const log = { info: (): void => undefined, warn: (): void => undefined };
 
-async function setup(): Promise<{ m: Maintenance; db: ControlDb; done: () => Promise<void> }> {
+async function setup(schedules: MaintenanceOptions = { pruneEveryMs: null, gcEveryMs: null, verifyEveryMs: null }): Promise<{ m: Maintenance; db: ControlDb; done: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-maint-'));
   await Pool.init(join(dir, 'pool'));
   const pool = await Pool.open(join(dir, 'pool'));
   const db = new ControlDb(join(dir, 'control.sqlite'));
-  const m = new Maintenance({ pool, db, alerts: new Alerts(db, log), log }, { pruneEveryMs: null, gcEveryMs: null, verifyEveryMs: null });
+  const m = new Maintenance({ pool, db, alerts: new Alerts(db, log), log }, schedules);
   return {
     m,
     db,
@@ -69,5 +69,22 @@ test('group policy: keep rules add to the retention range; 0 clears a rule; bad 
   assert.throws(() => p.update('g', { keepLast: 2, quota: 'lots' }), /not a size/);
   assert.deepEqual(p.get('g').keep, { daily: 7 }, 'a refused update changes nothing');
   assert.deepEqual(retentionOf(db.group('g') as NonNullable<ReturnType<ControlDb['group']>>, p.get('g')), { within: 86_400_000, daily: 7 });
+  await done();
+});
+
+test('schedules: verify and gc start when due, one at a time; a first start counts as a run', async () => {
+  const { m, done } = await setup({ pruneEveryMs: null, gcEveryMs: 60_000, verifyEveryMs: 60_000 });
+  m.tick(new Date());
+  assert.equal((m.status() as { running: unknown }).running, null, 'nothing is due right after the first start');
+  const later = new Date(Date.now() + 61_000);
+  m.tick(later);
+  const first = (m.status() as { running: { type: string; origin: string; params: { olderThanMs?: number } } | null }).running;
+  assert.equal(first?.type, 'verify');
+  assert.equal(first?.origin, 'schedule');
+  assert.equal(first?.params.olderThanMs, 60_000, 'a scheduled verify re-hashes only what was not verified within its interval');
+  const end = Date.now() + 20_000;
+  while ((m.status() as { running: unknown }).running && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  m.tick(later);
+  assert.equal((m.status() as { running: { type: string } | null }).running?.type, 'gc', 'gc, due too, waited for the verify');
   await done();
 });
