@@ -32,6 +32,12 @@ export async function openBrowser(): Promise<Browser> {
   });
   context.setDefaultTimeout(30_000);
   const page = context.pages()[0] ?? (await context.newPage());
+  // The app reports failed actions with alert(): show them in the test output.
+  page.on('dialog', (d) => {
+    console.log(`browser dialog: ${d.message()}`);
+    void d.dismiss();
+  });
+  page.on('pageerror', (err) => console.log(`browser error: ${err.message}`));
   return {
     context,
     page,
