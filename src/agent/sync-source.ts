@@ -73,7 +73,8 @@ async function pickTracker(r: SyncRequest, warnings: string[]): Promise<Tracker>
     case 'dir':
       if (choice !== 'auto' && choice !== 'full') refuse();
       // Only a running agent daemon keeps change journals; the local CLI's dir syncs stay 'full'.
-      return choice === 'auto' && hasJournal(r.source.name, r.source.path) ? inotifyTracker : fullTracker;
+      // A consistency check compares with the parent instead of trusting the journal.
+      return choice === 'auto' && !r.consistencyCheck && hasJournal(r.source.name, r.source.path) ? inotifyTracker : fullTracker;
     case 'image': {
       if (choice === 'btrfs') refuse();
       if (choice === 'full') return fullTracker;
