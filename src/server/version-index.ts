@@ -140,6 +140,7 @@ export class VersionIndex {
     }
     const closeStmt = this.db.prepare('UPDATE vi_versions SET last = ? WHERE path = ? AND last IS NULL');
     const pathStmt = this.db.prepare('INSERT INTO vi_paths (source, path, name) VALUES (?, ?, ?)');
+    const knownStmt = this.db.prepare('SELECT id FROM vi_paths WHERE source = ? AND path = ?');
     const verStmt = this.db.prepare('INSERT INTO vi_versions (path, first, last, type, size, mtime, hash, mode, uid, gid, acl) VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?)');
     const gone: string[] = [];
     this.db.transaction(() => {
@@ -151,7 +152,7 @@ export class VersionIndex {
       for (const f of fresh) {
         let id = f.id;
         if (id === undefined) {
-          const known = this.db.prepare('SELECT id FROM vi_paths WHERE source = ? AND path = ?').get(source, f.path) as { id: number } | undefined;
+          const known = knownStmt.get(source, f.path) as { id: number } | undefined;
           id = known?.id ?? Number(pathStmt.run(source, f.path, f.path === ROOT_PATH ? '' : baseName(f.path)).lastInsertRowid);
         } else closeStmt.run(prevSeq, id);
         verStmt.run(id, seq, f.type, f.size, f.mtime, f.hash, f.mode, f.uid, f.gid, f.acl);
