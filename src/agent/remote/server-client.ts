@@ -87,12 +87,18 @@ export class ServerClient {
   }
 
   private async send(method: Dispatcher.HttpMethod, path: string, body: { type: string; data: Uint8Array | string } | undefined, o: RequestOptions): Promise<Dispatcher.ResponseData> {
-    for (let attempt = 0; ; attempt++) {
+    let failures = 0;
+    let busy = 0;
+    for (;;) {
       try {
         return await this.sendOnce(method, path, body, o);
       } catch (err) {
-        if (attempt >= (o.retries ?? 0) || !retryable(err) || o.signal?.aborted) throw err;
-        const wait = Math.min(8000, 500 * 2 ** attempt) * (0.5 + Math.random() / 2);
+        if (!o.retries || !retryable(err) || o.signal?.aborted) throw err;
+        // BUSY is the server's flow control, not a failure: wait and ask again for as long as it takes.
+        const isBusy = err instanceof HoldfastError && err.code === 'BUSY';
+        if (!isBusy && ++failures > o.retries) throw err;
+        const n = isBusy ? ++busy : failures;
+        const wait = Math.min(isBusy ? 4000 : 8000, 250 * 2 ** n) * (0.5 + Math.random() / 2);
         await new Promise((r) => setTimeout(r, wait));
       }
     }
