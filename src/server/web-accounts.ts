@@ -108,14 +108,15 @@ export class WebAccounts {
 
   /** The live session behind a cookie value, touched; undefined when unknown or expired. */
   session(id: string, now = Date.now()): WebSession | undefined {
-    const r = this.db.prepare('SELECT s.csrf, s.created, s.seen, u.* FROM web_sessions s JOIN web_users u ON u.name = s.user WHERE s.id_hash = ?').get(sha(id)) as Raw | undefined;
+    // The session's times get their own names: web_users has a `created` column too.
+    const r = this.db.prepare('SELECT u.*, s.csrf AS s_csrf, s.created AS s_created, s.seen AS s_seen FROM web_sessions s JOIN web_users u ON u.name = s.user WHERE s.id_hash = ?').get(sha(id)) as Raw | undefined;
     if (!r) return undefined;
-    if ((r.seen as number) < now - SESSION_IDLE_MS || (r.created as number) < now - SESSION_MAX_MS) {
+    if ((r.s_seen as number) < now - SESSION_IDLE_MS || (r.s_created as number) < now - SESSION_MAX_MS) {
       this.closeSession(id);
       return undefined;
     }
-    if (now - (r.seen as number) > 30_000) this.db.prepare('UPDATE web_sessions SET seen = ? WHERE id_hash = ?').run(now, sha(id));
-    return { user: userOf(r), csrf: r.csrf as string };
+    if (now - (r.s_seen as number) > 30_000) this.db.prepare('UPDATE web_sessions SET seen = ? WHERE id_hash = ?').run(now, sha(id));
+    return { user: userOf(r), csrf: r.s_csrf as string };
   }
 
   closeSession(id: string): void {
