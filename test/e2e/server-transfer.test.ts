@@ -147,8 +147,11 @@ describe('agent ⇄ server transfer and alerts', { timeout: 480_000 }, () => {
     agent.restart();
     await until('both to resolve', async () => !(await active()).some((x) => x.kind === 'agent-offline' || x.kind === 'rpo-missed'), 40_000, 500);
     const kinds = (event: string): string[] => [...new Set(posts.filter((p) => p.event === event).map((p) => p.alert.kind))].sort();
-    assert.deepEqual(kinds('raised'), ['agent-offline', 'job-failed', 'rpo-missed']);
-    assert.deepEqual(kinds('resolved'), ['agent-offline', 'job-failed', 'rpo-missed']);
+    // (A consistency-check alert may come too: the killed agent lost its change journal.)
+    for (const k of ['agent-offline', 'job-failed', 'rpo-missed']) {
+      assert.ok(kinds('raised').includes(k), `${k} raised: ${kinds('raised').join(',')}`);
+      assert.ok(kinds('resolved').includes(k), `${k} resolved: ${kinds('resolved').join(',')}`);
+    }
     await server.cliOk(['group', 'create', 'idle', '--sync-every', 'off']);
   });
 });

@@ -58,11 +58,16 @@ const GroupBody = Type.Object(
 );
 
 export function registerAdminRoutes(app: App, server: ProtectionServer): void {
-  app.addHook('onRequest', async (req) => {
+  app.addHook('onRequest', (req, _reply, done) => {
     const url = req.url;
-    if (url.startsWith('/api/v1/agent/') || url === '/api/v1/ca' || url === '/api/v1/health' || url === '/api/v1/join' || url.startsWith('/api/openapi.json')) return;
-    if (url === '/api/v1/session' || url.startsWith('/api/v1/portal/')) return; // their own session check (routes/web-routes.ts, portal-routes.ts)
-    if (url.startsWith('/api/')) requireAdmin(server, req);
+    if (url.startsWith('/api/v1/agent/') || url === '/api/v1/ca' || url === '/api/v1/health' || url === '/api/v1/join' || url.startsWith('/api/openapi.json')) return done();
+    if (url === '/api/v1/session' || url.startsWith('/api/v1/portal/')) return done(); // their own session check (routes/web-routes.ts, portal-routes.ts)
+    try {
+      if (url.startsWith('/api/')) requireAdmin(server, req);
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
   });
   const tags = ['admin'];
   const security = [{ admin: [] }];
