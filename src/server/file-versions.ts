@@ -123,7 +123,11 @@ export class FileVersions {
     return list;
   }
 
-  private versionsFor(source: string, path: string, who?: Principal, cache?: Map<string, IndexedPoint[]>): PointVersion[] {
+  /**
+   * `listing`: the path is being discovered (a search), not named: its directory must also have
+   * been readable then, as `ls` needs; a name in a search-only (--x) directory stays unlisted.
+   */
+  private versionsFor(source: string, path: string, who?: Principal, cache?: Map<string, IndexedPoint[]>, listing = false): PointVersion[] {
     const id = this.index.pathId(source, path);
     if (id === undefined) return [];
     const versions = this.index.versions(id);
@@ -134,6 +138,7 @@ export class FileVersions {
       const v = covering(versions, p.seq);
       if (!v) continue;
       if (who && !(canRead(v, who) && parents.every((vs) => canSearchAt(vs, p.seq, who)))) continue;
+      if (who && listing && !canReadAt(parents[parents.length - 1], p.seq, who)) continue;
       out.push({ point: p.point, time: p.time, type: v.type, size: v.size, mtimeNs: v.mtimeNs, mode: v.mode, uid: v.uid, gid: v.gid, changed: prevHash === undefined || v.hash !== prevHash });
       prevHash = v.hash;
     }
@@ -160,7 +165,7 @@ export class FileVersions {
     for (let skip = 0; out.length < limit && skip < 20 * PAGE; skip += PAGE) {
       const page = this.index.search(sources, text, PAGE, skip);
       for (const c of page) {
-        const versions = this.versionsFor(c.source, c.path, who, cache);
+        const versions = this.versionsFor(c.source, c.path, who, cache, true);
         if (versions.length > 0) out.push({ source: c.source, path: c.path, versions });
         if (out.length >= limit) break;
       }
@@ -168,6 +173,12 @@ export class FileVersions {
     }
     return out;
   }
+}
+
+function canReadAt(versions: VersionRow[] | undefined, seq: number, who: Principal): boolean {
+  if (!versions) return true; // the source's root: its parent is not recorded
+  const v = covering(versions, seq);
+  return v !== undefined && canRead(v, who);
 }
 
 function canSearchAt(versions: VersionRow[], seq: number, who: Principal): boolean {

@@ -57,6 +57,8 @@ describe('portal permissions', { timeout: 300_000 }, () => {
     sh('setfacl', ['-m', 'u:1000:r', join(data, 'team/acl.txt')]);
     put('team/plan.txt', 'group plan', 0o640, 0, 100);
     put('team/hidden.txt', 'root only', 0o600, 0, 0);
+    dir('drop', 0o711, 0, 0);
+    put('drop/public.txt', 'known by name', 0o644, 0, 0);
 
     server = await TestServer.start(join(tmp.dir, 'server'));
     agent = await TestAgent.start(server, 'host-a', join(tmp.dir, 'agent'));
@@ -127,6 +129,14 @@ describe('portal permissions', { timeout: 300_000 }, () => {
     for (const who of ['alice', 'bob', 'carol']) assert.equal((await versions(who, 'team/hidden.txt')).status, 404);
     const s = await (web.alice as WebClient).call<Array<{ path: string }>>('GET', '/api/v1/portal/search?q=team/');
     assert.deepEqual(s.body.map((h) => h.path).sort(), ['team/acl.txt', 'team/plan.txt'], 'hidden.txt is not listed');
+  });
+
+  it('reaches a file in a search-only directory by its exact path, but never lists it', async () => {
+    assert.equal((await versions('carol', 'drop/public.txt')).body.versions.length, 3);
+    const s = await (web.carol as WebClient).call<unknown[]>('GET', '/api/v1/portal/search?q=public');
+    assert.deepEqual(s.body, []);
+    const admin = await (web.boss as WebClient).call<unknown[]>('GET', '/api/v1/portal/search?q=public');
+    assert.equal(admin.body.length, 1, 'an administrator sees it');
   });
 
   it('keeps users out of the administrator API and point browsing, and refuses bad paths', async () => {
