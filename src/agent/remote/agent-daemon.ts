@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { HoldfastError } from '../../core/errors.js';
 import type { HelloReply, JobSpec } from '../../core/protocol.js';
 import { CodecPool } from '../../workers/codec-pool.js';
+import { changeJournals } from '../journal-registry.js';
 import { joinServer, loadAgentState, type AgentState } from './agent-state.js';
 import { runJob } from './job-runner.js';
 import { ServerClient } from './server-client.js';
@@ -103,6 +104,22 @@ export async function runAgent(o: AgentOptions): Promise<void> {
     }
     if (!hello) return;
     o.log.info({ agent: hello.name, server: state.server }, 'agent connected');
+    // Change journals of dir sources start now: a sync may trust one only from its start on.
+    const journal = (source: { name: string; kind: string; path: string }): void => {
+      if (source.kind !== 'dir') return;
+      try {
+        changeJournals.watch(source.name, source.path, [stateDir]);
+      } catch (err) {
+        o.log.warn({ source: source.name, err: (err as Error).message }, 'cannot start the change journal; syncs of this source read everything');
+      }
+    };
+    try {
+      const sources = await client.json<Array<{ name: string; kind: string; path: string }>>('GET', '/api/v1/agent/sources', undefined, { signal: stop.signal, timeoutMs: 15_000 });
+      for (const s of sources) journal(s);
+    } catch (err) {
+      if (fatal(err)) throw err;
+      o.log.warn({ err: (err as Error).message }, 'cannot list sources; their change journals start with their first sync');
+    }
     o.onReady?.(state);
     const heartbeat = async (): Promise<void> => {
       const b = new Backoff();
@@ -144,6 +161,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
         }
         if (!spec) continue;
         running.add(spec.id);
+        if (spec.type === 'sync') journal(spec.source);
         o.log.info({ job: spec.id, type: spec.type, source: spec.source.name }, 'job started');
         try {
           const result = await runJob({ client, codec, exclude: [stateDir], stateDir: join(stateDir, 'trackers'), signal: stop.signal }, spec);
@@ -163,6 +181,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
     if (failure) throw failure;
   } finally {
     o.signal.removeEventListener('abort', onAbort);
+    changeJournals.stopAll();
     await codec.close();
     await client.close();
   }

@@ -162,6 +162,7 @@ export async function journalBackup(o: JournalBackupInput): Promise<JournalBacku
     }
   };
 
+  const linkReads = new Map<string, Promise<FileEntry | undefined>>();
   const visit = async (rel: string, whole: boolean): Promise<void> => {
     const abs = rel === ROOT_PATH ? root : join(root, rel);
     let st: BigIntStats;
@@ -192,9 +193,20 @@ export async function journalBackup(o: JournalBackupInput): Promise<JournalBacku
       case 'symlink':
         entry = { type, ...meta, target: await readlink(abs) };
         break;
-      case 'file':
-        entry = await fileEntry(abs, rel, st, meta, whole);
+      case 'file': {
+        // Several names of one changed inode: read it once.
+        const key = `${st.dev}:${st.ino}`;
+        const same = st.nlink > 1n ? linkReads.get(key) : undefined;
+        if (same) {
+          const e = await same;
+          entry = e ? { ...e, ...meta } : undefined;
+        } else {
+          const work = fileEntry(abs, rel, st, meta, whole);
+          if (st.nlink > 1n) linkReads.set(key, work);
+          entry = await work;
+        }
         break;
+      }
     }
     if (!entry) {
       fresh.set(rel, null);

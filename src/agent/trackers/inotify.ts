@@ -39,7 +39,7 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
   let rotated: ReturnType<NonNullable<typeof watcher>['rotate']> | undefined;
   const read = (): Promise<BackupOutcome> => ctx.quiesce(async (): Promise<BackupOutcome> => {
     rotated = watcher?.rotate();
-    const t = trackedParent(state?.pointId, r.parent);
+    const t = trackedParent(state?.pointId, r.parent, r.consistencyCheck);
     let why = t.why;
     if (t.ok && !watcher) why = `no change journal runs for source '${r.source.name}'; consistency check: reading everything and comparing with recovery point ${r.parent?.id}`;
     else if (t.ok && rotated?.previous.id !== state?.generation) {
@@ -50,10 +50,21 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
     const parentEntries = t.ok && !why && r.parent && ctx.parentFiles ? await readEntries(ctx) : undefined;
     if (why) ctx.warnings.push(why);
     if (!watcher || !rotated || !parentEntries || !ctx.parentFiles || r.tracker === 'full') {
-      return backupDir({ root: r.source.path, sink: r.sink, batcher: r.batcher, cdc: r.cdc, imageChunk: r.imageChunk, parent: ctx.parentFiles, exclude: r.exclude, signal: r.signal, onProgress: r.onProgress });
+      return backupDir({
+        root: r.source.path,
+        sink: r.sink,
+        batcher: r.batcher,
+        cdc: r.cdc,
+        imageChunk: r.imageChunk,
+        parent: ctx.parentFiles,
+        exclude: r.exclude,
+        verifyContent: r.consistencyCheck === 'heavy',
+        signal: r.signal,
+        onProgress: r.onProgress,
+      });
     }
-    const out = await journalBackup({ r, parent: parentEntries, parentFiles: ctx.parentFiles, journal: rotated.previous, linked: watcher.linked });
-    watcher.linked = out.linked;
+    const { linked, ...out } = await journalBackup({ r, parent: parentEntries, parentFiles: ctx.parentFiles, journal: rotated.previous, linked: watcher.linked });
+    watcher.linked = linked;
     incremental = true;
     return out;
   });
@@ -66,15 +77,7 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
     throw err;
   }
   return {
-    outcome: {
-      manifest: outcome.manifest,
-      entries: outcome.entries,
-      logicalBytes: outcome.logicalBytes,
-      readBytes: outcome.readBytes,
-      torn: outcome.torn,
-      warnings: [...ctx.warnings, ...outcome.warnings],
-      tracker: incremental ? 'inotify' : 'full',
-    },
+    outcome: { ...outcome, warnings: [...ctx.warnings, ...outcome.warnings], tracker: incremental ? 'inotify' : 'full' },
     committed: async (pointId) => {
       // Without a journal there is nothing to lead anywhere: leave no state that could be trusted.
       if (rotated) await ctx.state.save({ pointId, generation: rotated.next } satisfies InotifyState);
