@@ -62,6 +62,8 @@ children.push(agent);
 
 console.log(`
 Holdfast is running: ${url}  (a local agent is registered to it)
+Web console: ${url}/ — make an administrator account first (the token authorizes it):
+  HOLDFAST_SERVER=${url} HOLDFAST_TOKEN=$(cat ${join(data, 'admin-token')}) npx holdfast user add --role admin admin --password-file FILE
 Log in from the command line with the administrator token in ${join(data, 'admin-token')}:
   export HOLDFAST_SERVER=${url} HOLDFAST_TOKEN=$(cat ${join(data, 'admin-token')})
   npx holdfast agents
