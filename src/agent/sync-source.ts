@@ -39,7 +39,8 @@ export async function syncSource(r: SyncRequest): Promise<PendingSync> {
   const warnings: string[] = [];
   const tracker = await pickTracker(r, warnings);
   let files: Map<string, FileEntry> | undefined;
-  if (r.parent) {
+  // The inotify tracker reads the parent itself, and only when its journal is not empty.
+  if (r.parent && tracker !== inotifyTracker) {
     try {
       files = await parentFiles(r.chunks, r.parent.manifest);
     } catch (err) {
@@ -73,8 +74,9 @@ async function pickTracker(r: SyncRequest, warnings: string[]): Promise<Tracker>
     case 'dir':
       if (choice !== 'auto' && choice !== 'full') refuse();
       // Only a running agent daemon keeps change journals; the local CLI's dir syncs stay 'full'.
-      // A consistency check compares with the parent instead of trusting the journal.
-      return choice === 'auto' && !r.consistencyCheck && hasJournal(r.source.name, r.source.path) ? inotifyTracker : fullTracker;
+      // A consistency check goes through the journal's tracker too: it compares with the parent
+      // (trackedParent refuses the journal), and rotates the journal so tracking resumes after it.
+      return choice === 'auto' && hasJournal(r.source.name, r.source.path) ? inotifyTracker : fullTracker;
     case 'image': {
       if (choice === 'btrfs') refuse();
       if (choice === 'full') return fullTracker;

@@ -14,7 +14,7 @@
  */
 import { resolve } from 'node:path';
 import { readManifest } from '../../core/manifest-io.js';
-import type { Entry } from '../../core/manifest.js';
+import { hasContent, type Entry, type FileEntry } from '../../core/manifest.js';
 import { backupDir, type BackupOutcome } from '../backup-dir.js';
 import { changeJournals } from '../journal-registry.js';
 import { journalBackup } from './inotify-merge.js';
@@ -24,6 +24,9 @@ interface InotifyState {
   pointId: string;
   /** the journal generation that started at that point's snapshot moment */
   generation: string;
+  /** that point's counts: an empty journal gives the same manifest, and these with it */
+  entries?: number;
+  logicalBytes?: number;
 }
 
 export const inotifyTracker: Tracker = {
@@ -47,23 +50,31 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
     } else if (t.ok && rotated?.previous.broken !== undefined) {
       why = `the change journal of source '${r.source.name}' lost track: ${rotated.previous.broken}; consistency check: reading everything and comparing`;
     }
-    const parentEntries = t.ok && !why && r.parent && ctx.parentFiles ? await readEntries(ctx) : undefined;
     if (why) ctx.warnings.push(why);
-    if (!watcher || !rotated || !parentEntries || !ctx.parentFiles || r.tracker === 'full') {
+    const trusted = t.ok && !why && watcher !== undefined && rotated !== undefined && r.tracker !== 'full';
+    // Nothing changed since the parent (and no multi-link file to re-check): its manifest is this
+    // point's, and the parent need not even be read.
+    const j = rotated?.previous;
+    if (trusted && j && r.parent && j.paths.size === 0 && j.subtrees.size === 0 && watcher.linked.size === 0 && state?.entries !== undefined) {
+      incremental = true;
+      return { manifest: r.parent.manifest, entries: state.entries, logicalBytes: state.logicalBytes ?? 0, readBytes: 0, torn: [], warnings: [] };
+    }
+    const parent = await readParent(ctx);
+    if (!trusted || !j || !parent) {
       return backupDir({
         root: r.source.path,
         sink: r.sink,
         batcher: r.batcher,
         cdc: r.cdc,
         imageChunk: r.imageChunk,
-        parent: ctx.parentFiles,
+        parent: parent?.files,
         exclude: r.exclude,
         verifyContent: r.consistencyCheck === 'heavy',
         signal: r.signal,
         onProgress: r.onProgress,
       });
     }
-    const { linked, ...out } = await journalBackup({ r, parent: parentEntries, parentFiles: ctx.parentFiles, journal: rotated.previous, linked: watcher.linked });
+    const { linked, ...out } = await journalBackup({ r, parent: parent.entries, parentFiles: parent.files, journal: j, linked: watcher.linked });
     watcher.linked = linked;
     incremental = true;
     return out;
@@ -80,7 +91,7 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
     outcome: { ...outcome, warnings: [...ctx.warnings, ...outcome.warnings], tracker: incremental ? 'inotify' : 'full' },
     committed: async (pointId) => {
       // Without a journal there is nothing to lead anywhere: leave no state that could be trusted.
-      if (rotated) await ctx.state.save({ pointId, generation: rotated.next } satisfies InotifyState);
+      if (rotated) await ctx.state.save({ pointId, generation: rotated.next, entries: outcome.entries, logicalBytes: outcome.logicalBytes } satisfies InotifyState);
       else await ctx.state.clear();
     },
     abandon: () => {
@@ -90,14 +101,23 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
   };
 }
 
-/** The parent point's entries in walk order; undefined (with a warning) when it cannot be read. */
-async function readEntries(ctx: TrackerContext): Promise<Entry[] | undefined> {
+/**
+ * The parent point's entries in walk order and its files by path, from one read (syncSource
+ * leaves the parent to this tracker, which often needs none of it); undefined, with a warning,
+ * when there is no parent or it cannot be read.
+ */
+async function readParent(ctx: TrackerContext): Promise<{ entries: Entry[]; files: Map<string, FileEntry> } | undefined> {
   const parent = ctx.r.parent;
   if (!parent) return undefined;
   try {
-    const out: Entry[] = [];
-    for await (const e of readManifest(ctx.r.chunks, parent.manifest, ctx.r.signal)) out.push(e);
-    return out;
+    const entries: Entry[] = [];
+    const files = new Map<string, FileEntry>();
+    for await (const e of readManifest(ctx.r.chunks, parent.manifest, ctx.r.signal)) {
+      entries.push(e);
+      if (e.type === 'file') files.set(e.path, e);
+      else if (hasContent(e)) files.set(e.path, { ...e, type: 'file' });
+    }
+    return { entries, files };
   } catch (err) {
     ctx.warnings.push(`previous recovery point ${parent.id} is unreadable (${(err as Error).message}); reading every file`);
     return undefined;
