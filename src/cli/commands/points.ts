@@ -25,6 +25,7 @@ export function registerPoints(program: Command): void {
       }
       await withPool(opts.pool, (pool) => {
         if (opts.source) pool.requireSource(opts.source);
+        const verified = new Map(pool.catalog.verifications().map((v) => [v.point, { time: v.time, full: v.full, ok: v.ok, detail: v.detail }]));
         const points = pool.catalog.points(opts.source).map((p) => ({
           id: p.id,
           source: p.source,
@@ -38,6 +39,8 @@ export function registerPoints(program: Command): void {
           durationMs: p.durationMs,
           parent: p.parent,
           torn: p.torn,
+          pinned: p.pinned === true,
+          verified: verified.get(p.id) ?? null,
         }));
         show(points, opts.json === true);
         return Promise.resolve();
@@ -52,13 +55,21 @@ interface PointView {
   kind: string;
   logicalBytes: number;
   newBytes: number;
+  pinned?: boolean;
+  verified?: { time: string; ok: boolean } | null;
+}
+
+/** 'ok 2026-11-25' / 'DAMAGED 2026-11-25' / '-' (never verified) */
+function verifiedCell(p: PointView): string {
+  if (!p.verified) return '-';
+  return `${p.verified.ok ? 'ok' : 'DAMAGED'} ${p.verified.time.slice(0, 10)}`;
 }
 
 function show(points: PointView[], json: boolean): void {
   if (json) return printJson(points);
   if (points.length === 0) return info('no recovery points');
-  info(['ID'.padEnd(14), 'SOURCE'.padEnd(16), 'TIME'.padEnd(25), 'KIND'.padEnd(6), 'LOGICAL'.padStart(10), 'NEW'.padStart(10)].join(' '));
+  info(['ID'.padEnd(14), 'SOURCE'.padEnd(16), 'TIME'.padEnd(25), 'KIND'.padEnd(6), 'LOGICAL'.padStart(10), 'NEW'.padStart(10), 'VERIFIED'].join(' '));
   for (const p of points) {
-    info([p.id.padEnd(14), p.source.padEnd(16), p.time.padEnd(25), p.kind.padEnd(6), formatBytes(p.logicalBytes).padStart(10), formatBytes(p.newBytes).padStart(10)].join(' '));
+    info([p.id.padEnd(14), p.source.padEnd(16), p.time.padEnd(25), p.kind.padEnd(6), formatBytes(p.logicalBytes).padStart(10), formatBytes(p.newBytes).padStart(10), `${verifiedCell(p)}${p.pinned ? ' (pinned)' : ''}`].join(' '));
   }
 }

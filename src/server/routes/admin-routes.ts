@@ -163,12 +163,16 @@ export function registerAdminRoutes(app: App, server: ProtectionServer): void {
     },
   );
 
-  app.get('/api/v1/sources/:name/points', { schema: { tags, security, params: Type.Object({ name: Name }) } }, (req) =>
-    server.points(req.params.name).map((p) => ({
+  app.get('/api/v1/sources/:name/points', { schema: { tags, security, params: Type.Object({ name: Name }) } }, (req) => {
+    const points = server.points(req.params.name);
+    // the last verify's result per point (null: not verified since it was committed)
+    const verified = new Map(server.pool.catalog.verifications().map((v) => [v.point, { time: v.time, full: v.full, ok: v.ok, detail: v.detail }]));
+    return points.map((p) => ({
       id: p.id, source: p.source, time: p.time, kind: p.kind, logicalBytes: p.logicalBytes, files: p.files, readBytes: p.readBytes,
       newBytes: p.newBytes, storedNewBytes: p.storedNewBytes, durationMs: p.durationMs, parent: p.parent, torn: p.torn,
-    })),
-  );
+      pinned: p.pinned === true, verified: verified.get(p.id) ?? null,
+    }));
+  });
 
   app.post(
     '/api/v1/restores',
