@@ -68,6 +68,10 @@ async function pickTracker(r: SyncRequest, warnings: string[]): Promise<Tracker>
     throw new HoldfastError('BAD_ARGUMENT', `tracker '${choice}' cannot track a source of kind ${r.source.kind}`, { source: r.source.name });
   };
   switch (r.source.kind) {
+    case 'postgres':
+    case 'sqlite':
+      // Database sources are synced by their own readers (agent/databases/), never by a tracker alone.
+      throw new HoldfastError('BAD_ARGUMENT', `source '${r.source.name}' of kind ${r.source.kind} needs its database reader`, { source: r.source.name });
     case 'btrfs':
       // 'full' still reads from a snapshot; the tracker then ignores the send stream.
       return choice === 'qcow2-bitmap' ? refuse() : btrfsTracker;

@@ -41,7 +41,7 @@ export async function localBackup(
 ): Promise<LocalBackupResult> {
   const started = Date.now();
   // A btrfs subvolume's recovery points are directory manifests: the catalog knows it as 'dir'.
-  const kind: SourceKind = o.kind === 'btrfs' ? 'dir' : o.kind;
+  const kind: SourceKind = o.kind === 'image' ? 'image' : 'dir';
   const time = new Date(started).toISOString();
   const existing = pool.catalog.source(o.source);
   if (existing && existing.kind !== kind) {

@@ -19,12 +19,19 @@ export const SourceOptions = Type.Object(
     postSnapshot: Type.Optional(Type.String({ maxLength: 4096 })),
     timeoutMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: 3_600_000 })),
     fsfreeze: Type.Optional(Type.Boolean()),
+    /** kind 'postgres': how the agent connects (libpq URL or conninfo) and where pg_ctl lives */
+    postgres: Type.Optional(Type.Object({ connect: Type.String({ maxLength: 4096 }), bin: Type.Optional(Type.String({ maxLength: 4096 })) }, { additionalProperties: false })),
+    /** kind 'sqlite': ship WAL frames as they are committed, or at the group's frequency */
+    sqlite: Type.Optional(Type.Object({ ship: Type.Optional(Type.Union([Type.Literal('continuous'), Type.Literal('frequency')])) }, { additionalProperties: false })),
   },
   { additionalProperties: false },
 );
 export type SourceOptions = Static<typeof SourceOptions>;
 
-export const SourceKindSchema = Type.Union([Type.Literal('dir'), Type.Literal('image'), Type.Literal('btrfs')]);
+export const SourceKindSchema = Type.Union([Type.Literal('dir'), Type.Literal('image'), Type.Literal('btrfs'), Type.Literal('postgres'), Type.Literal('sqlite')]);
+export const LogKindSchema = Type.Union([Type.Literal('pg-wal'), Type.Literal('sqlite-wal')]);
+/** Kind-specific facts (a point's backup label, a log record's segment number): small JSON. */
+export const MetaSchema = Type.Record(Type.String({ maxLength: 128 }), Type.Unknown());
 export type SourceKindWire = Static<typeof SourceKindSchema>;
 
 export const SyncJobSpec = Type.Object({
@@ -40,6 +47,8 @@ export const SyncJobSpec = Type.Object({
   throttleBps: Type.Union([Type.Integer({ minimum: 1 }), Type.Null()]),
   cdc: Type.Object({ min: Type.Integer(), avg: Type.Integer(), max: Type.Integer() }),
   imageChunk: Type.Integer(),
+  /** the group's sync frequency (database sources ship logs at least this often; null: points only) */
+  syncEveryMs: Type.Optional(Type.Union([Type.Integer({ minimum: 0 }), Type.Null()])),
 });
 export type SyncJobSpec = Static<typeof SyncJobSpec>;
 
@@ -54,6 +63,23 @@ export const RestoreJobSpec = Type.Object({
   overwrite: Type.Boolean(),
   /** a new name for the one restored entry (the portal's "restore beside the original") */
   rename: Type.Optional(Type.String()),
+  /** a database source: what to do after the files are in place */
+  database: Type.Optional(
+    Type.Object({
+      kind: Type.Union([Type.Literal('postgres'), Type.Literal('sqlite')]),
+      /** recover up to this time (absent: as far as the logs go) */
+      targetTime: Type.Optional(Type.String({ maxLength: 64 })),
+      /** start the database and wait for recovery (postgres); false: only prepare the directory */
+      start: Type.Boolean(),
+      /** the point's kind-specific facts (postgres: backupLabel, tablespaceMap) */
+      pointMeta: Type.Optional(MetaSchema),
+      /** postgres: the port to start on (absent: a free one) and pg_ctl's directory */
+      port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
+      bin: Type.Optional(Type.String({ maxLength: 4096 })),
+    }),
+  ),
+  /** the log records the restore needs after the point, in chain order */
+  logs: Type.Optional(Type.Array(Type.Object({ name: Type.String({ maxLength: 255 }), seq: Type.Integer(), kind: LogKindSchema, time: Type.String(), meta: MetaSchema, manifest: ManifestRefs }), { maxItems: 1_000_000 })),
 });
 export type RestoreJobSpec = Static<typeof RestoreJobSpec>;
 
@@ -87,6 +113,10 @@ export const SyncReport = Type.Object({
   check: Type.Optional(
     Type.Object({ added: Type.Integer({ minimum: 0 }), changed: Type.Integer({ minimum: 0 }), removed: Type.Integer({ minimum: 0 }), mismatched: Type.Integer({ minimum: 0 }) }),
   ),
+  /** a database source: facts stored with the point (postgres: backupLabel, tablespaceMap, startWal, stopLsn...) */
+  meta: Type.Optional(MetaSchema),
+  /** a database source: when the copy became consistent (the point's time; default the job's start) */
+  pointTime: Type.Optional(Type.String({ maxLength: 64 })),
 });
 export type SyncReport = Static<typeof SyncReport>;
 
@@ -95,6 +125,8 @@ export const RestoreReport = Type.Object({
   bytes: Type.Number({ minimum: 0 }),
   target: Type.String(),
   warnings: Type.Array(Type.String({ maxLength: 4096 }), { maxItems: 1000 }),
+  /** a database restore: logs applied, where recovery stopped, the port it runs on */
+  database: Type.Optional(MetaSchema),
 });
 export type RestoreReport = Static<typeof RestoreReport>;
 

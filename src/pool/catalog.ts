@@ -35,6 +35,25 @@ export interface PointRow {
   torn: number;
   /** pinned points are never pruned (absent means not pinned) */
   pinned?: boolean;
+  /** kind-specific facts kept with the point (pg: backupLabel, startWal...; sqlite: generation...) */
+  meta?: Record<string, unknown>;
+}
+
+export type LogKind = 'pg-wal' | 'sqlite-wal';
+
+/** One shipped log record (a WAL segment, a run of SQLite WAL frames): docs/design.md, "Log chains". */
+export interface LogRow {
+  source: string;
+  name: string;
+  /** position in the source's chain, 1-based, assigned at commit */
+  seq: number;
+  kind: LogKind;
+  /** when it became durable on the server: every change inside was committed at or before it */
+  time: string;
+  meta: Record<string, unknown>;
+  /** the raw bytes, in order */
+  manifest: ChunkRef[];
+  bytes: number;
 }
 
 /** A location gc or verify took out of service: its bytes are never used again. */
@@ -106,10 +125,24 @@ const SCHEMA = [
      ok INTEGER NOT NULL,
      detail TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS packs_verified (pack TEXT PRIMARY KEY, time INTEGER NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS logs (
+     source TEXT NOT NULL,
+     name TEXT NOT NULL,
+     seq INTEGER NOT NULL,
+     kind TEXT NOT NULL,
+     time TEXT NOT NULL,
+     meta TEXT NOT NULL,
+     manifest TEXT NOT NULL,
+     bytes INTEGER NOT NULL,
+     PRIMARY KEY (source, name),
+     UNIQUE (source, seq))`,
 ];
 
 /** Columns added after the first release, for catalogs created before them. */
-const ADDED_COLUMNS: Array<[table: string, column: string, ddl: string]> = [['points', 'pinned', 'ALTER TABLE points ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0']];
+const ADDED_COLUMNS: Array<[table: string, column: string, ddl: string]> = [
+  ['points', 'pinned', 'ALTER TABLE points ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0'],
+  ['points', 'meta', 'ALTER TABLE points ADD COLUMN meta TEXT'],
+];
 
 interface PointDb {
   id: string;
@@ -126,6 +159,31 @@ interface PointDb {
   parent: string | null;
   torn: number;
   pinned: number;
+  meta: string | null;
+}
+
+interface LogDb {
+  source: string;
+  name: string;
+  seq: number;
+  kind: string;
+  time: string;
+  meta: string;
+  manifest: string;
+  bytes: number;
+}
+
+function toLog(r: LogDb): LogRow {
+  return {
+    source: r.source,
+    name: r.name,
+    seq: r.seq,
+    kind: r.kind as LogKind,
+    time: r.time,
+    meta: JSON.parse(r.meta) as Record<string, unknown>,
+    manifest: JSON.parse(r.manifest) as ChunkRef[],
+    bytes: r.bytes,
+  };
 }
 
 function toPoint(r: PointDb): PointRow {
@@ -144,6 +202,7 @@ function toPoint(r: PointDb): PointRow {
     parent: r.parent,
     torn: r.torn,
     pinned: r.pinned === 1,
+    ...(r.meta ? { meta: JSON.parse(r.meta) as Record<string, unknown> } : {}),
   };
 }
 
@@ -202,10 +261,10 @@ export class Catalog {
   insertPoint(p: PointRow): void {
     this.db
       .prepare(
-        `INSERT INTO points (id, source, time, kind, manifest, logical_bytes, files, read_bytes, new_bytes, stored_new_bytes, duration_ms, parent, torn, pinned)
-         VALUES (@id, @source, @time, @kind, @manifest, @logicalBytes, @files, @readBytes, @newBytes, @storedNewBytes, @durationMs, @parent, @torn, @pinned)`,
+        `INSERT INTO points (id, source, time, kind, manifest, logical_bytes, files, read_bytes, new_bytes, stored_new_bytes, duration_ms, parent, torn, pinned, meta)
+         VALUES (@id, @source, @time, @kind, @manifest, @logicalBytes, @files, @readBytes, @newBytes, @storedNewBytes, @durationMs, @parent, @torn, @pinned, @meta)`,
       )
-      .run({ ...p, manifest: JSON.stringify(p.manifest), pinned: p.pinned ? 1 : 0 });
+      .run({ ...p, manifest: JSON.stringify(p.manifest), pinned: p.pinned ? 1 : 0, meta: p.meta ? JSON.stringify(p.meta) : null });
   }
 
   points(source?: string): PointRow[] {
@@ -405,5 +464,42 @@ export class Catalog {
   forgetPacksVerified(packs: string[]): void {
     const st = this.db.prepare('DELETE FROM packs_verified WHERE pack = ?');
     for (const p of packs) st.run(p);
+  }
+
+  // --- log chains (pool/log-chain.ts) ---
+
+  log(source: string, name: string): LogRow | undefined {
+    const r = this.db.prepare('SELECT * FROM logs WHERE source = ? AND name = ?').get(source, name) as LogDb | undefined;
+    return r ? toLog(r) : undefined;
+  }
+
+  /** A source's log records in chain order (optionally only seq >= from). */
+  logs(source: string, from = 0): LogRow[] {
+    return (this.db.prepare('SELECT * FROM logs WHERE source = ? AND seq >= ? ORDER BY seq').all(source, from) as LogDb[]).map(toLog);
+  }
+
+  lastLog(source: string): LogRow | undefined {
+    const r = this.db.prepare('SELECT * FROM logs WHERE source = ? ORDER BY seq DESC LIMIT 1').get(source) as LogDb | undefined;
+    return r ? toLog(r) : undefined;
+  }
+
+  /** Keys ('source/name') of every log record: cheap, for gc's re-mark check. */
+  logKeys(): string[] {
+    return (this.db.prepare("SELECT source || '/' || name AS k FROM logs").all() as Array<{ k: string }>).map((r) => r.k);
+  }
+
+  allLogs(): LogRow[] {
+    return (this.db.prepare('SELECT * FROM logs ORDER BY source, seq').all() as LogDb[]).map(toLog);
+  }
+
+  insertLog(l: LogRow): void {
+    this.db
+      .prepare('INSERT INTO logs (source, name, seq, kind, time, meta, manifest, bytes) VALUES (@source, @name, @seq, @kind, @time, @meta, @manifest, @bytes)')
+      .run({ ...l, meta: JSON.stringify(l.meta), manifest: JSON.stringify(l.manifest) });
+  }
+
+  /** Deletes a source's log records with seq below `seq`. */
+  deleteLogsBefore(source: string, seq: number): number {
+    return this.db.prepare('DELETE FROM logs WHERE source = ? AND seq < ?').run(source, seq).changes;
   }
 }

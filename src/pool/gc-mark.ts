@@ -11,6 +11,8 @@ export interface Marks {
   live: Set<string>;
   /** ids of the points marked */
   points: Set<string>;
+  /** log records marked ('source/name') */
+  logs?: Set<string>;
 }
 
 export async function markNew(pool: Pool, marks: Marks, o: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void } = {}): Promise<number> {
@@ -34,5 +36,15 @@ export async function markNew(pool: Pool, marks: Marks, o: { signal?: AbortSigna
     marks.points.add(id);
     o.onProgress?.(++done, todo.length);
   }
-  return todo.length;
+  // Log records hold raw chunks, no manifest to read: their chunk lists are in the catalog.
+  const logMarks = (marks.logs ??= new Set());
+  let newLogs = 0;
+  for (const l of pool.catalog.allLogs()) {
+    const key = `${l.source}/${l.name}`;
+    if (logMarks.has(key)) continue;
+    for (const [d] of l.manifest) marks.live.add(d);
+    logMarks.add(key);
+    newLogs++;
+  }
+  return todo.length + newLogs;
 }

@@ -117,7 +117,7 @@ export async function runGc(pool: Pool, o: GcOptions = {}): Promise<GcReport> {
   try {
     // The listing comes first: packs that appear later are never judged by this run.
     const table = await loadPackTable(pool.paths);
-    const marks: Marks = { live: new Set(), points: new Set() };
+    const marks: Marks = { live: new Set(), points: new Set(), logs: new Set() };
     const total = pool.catalog.pointIds().length;
     await markNew(pool, marks, { signal: o.signal, onProgress: (d) => o.onProgress?.('mark', d, total) });
     await step('marked');
@@ -128,6 +128,7 @@ export async function runGc(pool: Pool, o: GcOptions = {}): Promise<GcReport> {
       await markNew(pool, marks, { signal: o.signal });
       const res = pool.catalog[dryRun ? 'snapshot' : 'immediate'](() => {
         if (pool.catalog.pointIds().some((id) => !marks.points.has(id))) return undefined;
+        if (pool.catalog.logKeys().some((k) => !marks.logs?.has(k))) return undefined;
         const now = Date.now();
         if (!dryRun) pool.catalog.reapLeases(now - LEASE_TTL_MS, holderGone);
         const live = liveLeases(pool, now);

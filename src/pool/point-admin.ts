@@ -9,6 +9,7 @@ import type { PointRow } from './catalog.js';
 import type { Pool } from './pool.js';
 import { applyRetention, type RetentionPolicy } from './retention.js';
 import { writeFileDurable } from './durable.js';
+import { pruneLogs } from './log-chain.js';
 
 export async function deletePoint(pool: Pool, source: string, id: string): Promise<PointRow> {
   const p = pool.resolvePoint(source, { point: id });
@@ -35,6 +36,8 @@ export interface PruneResult {
   }>;
   removed: number;
   kept: number;
+  /** log records no kept point needs any more, removed */
+  logsRemoved?: number;
 }
 
 export async function prunePoints(pool: Pool, policy: RetentionPolicy, o: { source?: string; dryRun?: boolean } = {}): Promise<PruneResult> {
@@ -54,6 +57,7 @@ export async function prunePoints(pool: Pool, policy: RetentionPolicy, o: { sour
     });
     out.removed += d.remove.length;
     out.kept += d.keep.length;
+    if (!o.dryRun) out.logsRemoved = (out.logsRemoved ?? 0) + pruneLogs(pool, source);
   }
   return out;
 }

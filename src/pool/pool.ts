@@ -24,6 +24,7 @@ import { pointDigests } from './point-digests.js';
 import { asPoolError } from './pool-full.js';
 import { PackWriter } from './pack-writer.js';
 import { PackReader } from './pack-reader.js';
+import { commitLog, type CommittedLog, type NewLog } from './log-chain.js';
 
 export interface PoolOpenOptions {
   codec?: CodecPool;
@@ -167,6 +168,11 @@ export class Pool {
     } finally {
       session?.close();
     }
+  }
+
+  /** Commits a shipped log record whose chunks `session` stored (pool/log-chain.ts). */
+  commitLog(row: NewLog, session: WriteSession | undefined): Promise<CommittedLog> {
+    return commitLog(this, row, session);
   }
 
   /** The commit check (docs/design.md, "Garbage collection and concurrent syncs"). */

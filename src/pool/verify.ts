@@ -50,6 +50,9 @@ export interface VerifyReport {
   problems: string[];
   damagedChunks: DamagedChunk[];
   damagedPoints: DamagedPoint[];
+  /** log records checked, and those with a damaged or missing chunk (their chain has a hole) */
+  logs?: number;
+  damagedLogs?: Array<{ source: string; name: string; seq: number; reason: string }>;
 }
 
 export interface VerifyOptions {
@@ -138,6 +141,19 @@ export async function verifyPool(pool: Pool, o: VerifyOptions): Promise<VerifyRe
     }
     if (reason || files.size > 0) damagedPoints.push({ point: p.id, source: p.source, time: p.time, reason, files: [...files].sort() });
   }
+  // Log records: raw chunk lists, no manifest; a damaged chunk breaks the chain from there on.
+  const logs = pool.catalog.allLogs();
+  const damagedLogs: NonNullable<VerifyReport['damagedLogs']> = [];
+  for (const l of logs) {
+    for (const [digest] of l.manifest) {
+      let bad = damaged.get(digest);
+      if (!bad && !pool.index.has(digest)) damaged.set(digest, (bad = { digest, pack: '-', reason: 'not in any index' }));
+      if (bad) {
+        damagedLogs.push({ source: l.source, name: l.name, seq: l.seq, reason: `chunk ${digest}: ${bad.reason}` });
+        break;
+      }
+    }
+  }
   const damagedChunks = [...damaged.values()];
   let condemned = 0;
   if (o.record !== false) {
@@ -162,7 +178,7 @@ export async function verifyPool(pool: Pool, o: VerifyOptions): Promise<VerifyRe
     await pool.freshView();
   }
   return {
-    ok: problems.length === 0 && damagedChunks.length === 0 && damagedPoints.length === 0,
+    ok: problems.length === 0 && damagedChunks.length === 0 && damagedPoints.length === 0 && damagedLogs.length === 0,
     full: o.full,
     recentPacks,
     condemned,
@@ -173,6 +189,8 @@ export async function verifyPool(pool: Pool, o: VerifyOptions): Promise<VerifyRe
     problems,
     damagedChunks,
     damagedPoints,
+    logs: logs.length,
+    damagedLogs,
   };
 }
 

@@ -56,7 +56,7 @@ export interface SourceRowC {
   name: string;
   group: string;
   agentId: string;
-  kind: 'dir' | 'image' | 'btrfs';
+  kind: 'dir' | 'image' | 'btrfs' | 'postgres' | 'sqlite';
   /** how the agent reads it */
   options: SourceOptions;
   path: string;

@@ -16,7 +16,7 @@ import type { QuiesceOptions } from '../quiesce.js';
 import type { TrackerState } from './tracker-state.js';
 
 /** `btrfs` sources produce `dir` manifests (restored like any directory). */
-export type SyncKind = 'dir' | 'image' | 'btrfs';
+export type SyncKind = 'dir' | 'image' | 'btrfs' | 'postgres' | 'sqlite';
 
 /** 'auto' picks by source: qcow2 image → qcow2-bitmap, btrfs → btrfs, anything else → full. */
 export type TrackerChoice = 'auto' | 'full' | 'qcow2-bitmap' | 'btrfs';
@@ -55,6 +55,12 @@ export interface SyncRequest extends Partial<QuiesceOptions> {
    * (size, times, inode), 'heavy' by reading and hashing every file. Only what differs is sent.
    */
   consistencyCheck?: 'light' | 'heavy';
+  /** kind 'postgres': connection and binaries (source options) */
+  postgres?: { connect: string; bin?: string };
+  /** kind 'sqlite': shipping mode (source options) */
+  sqlite?: { ship?: 'continuous' | 'frequency' };
+  /** the group's sync frequency: database sources ship their logs at least this often */
+  syncEveryMs?: number | null;
   signal?: AbortSignal;
   onProgress?: (p: BackupProgress) => void;
 }
@@ -62,6 +68,9 @@ export interface SyncRequest extends Partial<QuiesceOptions> {
 export interface SyncOutcome extends BackupOutcome {
   /** which tracker decided what to read: 'full' (compare against the parent), 'qcow2-bitmap', 'btrfs' */
   tracker: string;
+  /** database sources: facts stored with the point, and when the copy became consistent */
+  meta?: Record<string, unknown>;
+  pointTime?: string;
 }
 
 export interface PendingSync {

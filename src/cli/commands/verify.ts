@@ -54,6 +54,7 @@ function show(report: VerifyReport): void {
     info(`damaged recovery point ${p.point} (source ${p.source}, ${p.time})${p.reason ? `: ${p.reason}` : ''}`);
     for (const f of p.files) info(`  damaged file: ${f}`);
   }
+  for (const l of report.damagedLogs ?? []) info(`damaged log ${l.name} (source ${l.source}, seq ${l.seq}): ${l.reason}; recovery past it is not possible`);
   if (report.condemned > 0) info(`${report.condemned} damaged chunk(s) taken out of service: the next backup of a source that still has the data sends them again`);
   const recent = report.recentPacks > 0 ? `, ${report.recentPacks} packs re-hashed recently and only checked quickly` : '';
   info(

@@ -1,0 +1,122 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, utimesSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { encodeChunk } from '../core/codec.js';
+import { digestOf } from '../core/digest.js';
+import type { ChunkRef } from '../core/manifest.js';
+import { Pool } from './pool.js';
+import { runGc } from './gc.js';
+import { verifyPool } from './verify.js';
+import { logsForRestore, pruneLogs } from './log-chain.js';
+import type { PointRow } from './catalog.js';
+
+/** Stores `data` as raw 64 KiB chunks through a write session and commits it as a log record. */
+async function ship(pool: Pool, source: string, name: string, data: Buffer, meta: Record<string, unknown> = {}): Promise<{ seq: number; time: string; duplicate: boolean; manifest: ChunkRef[] }> {
+  const s = pool.startSession(1);
+  const manifest: ChunkRef[] = [];
+  for (let off = 0; off < data.length; off += 65536) {
+    const piece = data.subarray(off, off + 65536);
+    const digest = digestOf(piece);
+    manifest.push([digest, piece.length]);
+    if (s.claim(digest)) await s.put([{ digest, length: piece.length, encoded: encodeChunk(piece, 1) }]);
+  }
+  await s.finish();
+  const r = await pool.commitLog({ source, name, kind: 'pg-wal', meta, manifest }, s);
+  return { ...r, manifest };
+}
+
+async function withPool(fn: (pool: Pool, dir: string) => Promise<void>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'hf-logchain-'));
+  try {
+    await Pool.init(join(dir, 'pool'));
+    const pool = await Pool.open(join(dir, 'pool'));
+    try {
+      await fn(pool, join(dir, 'pool'));
+    } finally {
+      await pool.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Ages every index file so gc may judge its pack (gc leaves packs younger than its clock margin alone). */
+function agePacks(dir: string): void {
+  const old = new Date(Date.now() - 60_000);
+  for (const f of readdirSync(join(dir, 'index'))) utimesSync(join(dir, 'index', f), old, old);
+}
+
+const point = (id: string, time: string, meta?: Record<string, unknown>): PointRow => ({
+  id, source: 'db', time, kind: 'dir', manifest: [], logicalBytes: 0, files: 0, readBytes: 0, newBytes: 0, storedNewBytes: 0, durationMs: 0, parent: null, torn: 0, ...(meta ? { meta } : {}),
+});
+
+test('commitLog: seq in order, durable time, same bytes again is a duplicate, other bytes are CONFLICT', async () => {
+  await withPool(async (pool) => {
+    const a = randomBytes(200_000);
+    const b = randomBytes(100_000);
+    const r1 = await ship(pool, 'db', '000000010000000000000001', a, { timeline: 1, segno: 1 });
+    const r2 = await ship(pool, 'db', '000000010000000000000002', b);
+    assert.deepEqual([r1.seq, r1.duplicate, r2.seq, r2.duplicate], [1, false, 2, false]);
+    assert.ok(r2.time >= r1.time);
+    const again = await ship(pool, 'db', '000000010000000000000001', a);
+    assert.deepEqual(again, { ...r1, duplicate: true, manifest: r1.manifest });
+    await assert.rejects(ship(pool, 'db', '000000010000000000000001', randomBytes(200_000)), (e: { code?: string }) => e.code === 'CONFLICT');
+    const rows = pool.catalog.logs('db');
+    assert.deepEqual(rows.map((l) => [l.name, l.seq, l.bytes]), [['000000010000000000000001', 1, 200_000], ['000000010000000000000002', 2, 100_000]]);
+    assert.deepEqual(rows[0]?.meta, { timeline: 1, segno: 1 });
+    // The stored bytes read back exactly.
+    const back = Buffer.concat(await pool.reader.read(rows[0]?.manifest ?? []));
+    assert.ok(back.equals(a));
+    // Another source's chain is its own.
+    assert.equal((await ship(pool, 'other', '000000010000000000000001', b)).seq, 1);
+  });
+});
+
+test('gc keeps the chunks of log records; pruning records no kept point needs lets gc free them', async () => {
+  await withPool(async (pool, dir) => {
+    const segs = [randomBytes(150_000), randomBytes(150_000), randomBytes(150_000)];
+    for (let i = 0; i < 3; i++) await ship(pool, 'db', `00000001000000000000000${i + 1}`, segs[i] as Buffer);
+    agePacks(dir);
+    const g1 = await runGc(pool);
+    assert.equal(g1.condemnedChunks, 0, 'no log chunk is garbage');
+    for (const [i, l] of pool.catalog.logs('db').entries()) assert.ok(Buffer.concat(await pool.reader.read(l.manifest)).equals(segs[i] as Buffer));
+    // A point whose backup started in segment 2: segment 1 is no longer needed.
+    pool.catalog.addSource({ name: 'db', kind: 'dir', path: '/db', created: new Date().toISOString() });
+    pool.catalog.insertPoint(point('p1', new Date().toISOString(), { startWal: '000000010000000000000002' }));
+    assert.equal(pruneLogs(pool, 'db'), 1);
+    assert.deepEqual(pool.catalog.logs('db').map((l) => l.seq), [2, 3]);
+    pool.catalog.deletePoint('p1'); // a hand-made point without a manifest: gc could not mark it
+    assert.equal(pruneLogs(pool, 'db'), 0, 'without a point that says what it needs, nothing is pruned');
+    agePacks(dir);
+    const g2 = await runGc(pool);
+    assert.equal(g2.condemnedChunks, 3, "segment 1's three chunks");
+    for (const [i, l] of pool.catalog.logs('db').entries()) assert.ok(Buffer.concat(await pool.reader.read(l.manifest)).equals(segs[i + 1] as Buffer));
+  });
+});
+
+test('verify --full reads log chunks and reports a log record whose chunk is missing', async () => {
+  await withPool(async (pool) => {
+    await ship(pool, 'db', '000000010000000000000001', randomBytes(100_000));
+    const ok = await verifyPool(pool, { full: true, record: false });
+    assert.equal(ok.ok, true);
+    assert.equal(ok.logs, 1);
+    assert.ok(ok.bytesRead > 0);
+    // A record naming a chunk the pool never stored.
+    pool.catalog.insertLog({ source: 'db', name: '000000010000000000000002', seq: 2, kind: 'pg-wal', time: new Date().toISOString(), meta: {}, manifest: [['ab'.repeat(32), 10]], bytes: 10 });
+    const bad = await verifyPool(pool, { full: true, record: false });
+    assert.equal(bad.ok, false);
+    assert.deepEqual(bad.damagedLogs?.map((l) => l.name), ['000000010000000000000002']);
+  });
+});
+
+test('logsForRestore: from the point to the first record at or after the target', () => {
+  const logs = [1, 2, 3, 4].map((i) => ({ source: 'db', name: `00000001000000000000000${i}`, seq: i, kind: 'pg-wal' as const, time: `2026-01-01T00:0${i}:00.000Z`, meta: {}, manifest: [], bytes: 0 }));
+  const p = point('p', '2026-01-01T00:01:30.000Z', { startWal: '000000010000000000000002' });
+  assert.deepEqual(logsForRestore(logs, p, '2026-01-01T00:02:30.000Z').logs.map((l) => l.seq), [2, 3]);
+  assert.equal(logsForRestore(logs, p, '2026-01-01T00:03:00.000Z').logs.length, 2);
+  assert.deepEqual(logsForRestore(logs, p, '2026-01-01T00:09:00.000Z').reaches, false);
+  assert.deepEqual(logsForRestore(logs, p).logs.map((l) => l.seq), [2, 3, 4]);
+});
