@@ -1,0 +1,146 @@
+/**
+ * Rebuilds a SQLite database file from a snapshot and the shipped log records after it, up to a
+ * target time. Records come in the order the server committed them (seq). Two kinds:
+ *  - 'frames': whole committed transactions of one WAL generation, frames firstFrame..lastFrame;
+ *    each frame is a page image, applied in order; a commit frame sets the file's size.
+ *  - 'base': a consistent copy taken when a new generation started (the WAL was reset before
+ *    the shipper read all of the previous one): it replaces the file, and that generation's
+ *    frames continue after its mark.
+ * A record is applied only when it was captured at or before the target, so no change committed
+ * after the target is ever applied. Frames a copy already contains may be replayed (the last
+ * image of each page wins), so marks are lower bounds. A generation without a base, or a hole in
+ * a generation's frames, is a broken chain: the rebuild says how far it could go, never silently
+ * stops short.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { HoldfastError } from '../../core/errors.js';
+import { framesOf, FRAME_HEADER_BYTES } from './sqlite-wal.js';
+
+export interface SqliteLogMeta {
+  type: 'frames' | 'base';
+  generation: string;
+  salt1: number;
+  salt2: number;
+  pageSize: number;
+  /** frames: the first frame of the record; base: 0 */
+  firstFrame: number;
+  /** frames: the last (a commit frame); base: the frame its copy contains at least */
+  lastFrame: number;
+  /** frames: database size in pages after the last commit */
+  commitPages?: number;
+  /** when the agent read it: every change inside was committed at or before this time */
+  capturedAt: string;
+}
+
+export interface SqliteLogRecord {
+  name: string;
+  meta: SqliteLogMeta;
+  read(): Promise<Buffer>;
+}
+
+export interface RebuildOptions {
+  /** the snapshot (the recovery point's copy of the database) */
+  base: Buffer;
+  baseMark: { generation?: string; lastFrame: number; takenAt?: string };
+  records: SqliteLogRecord[];
+  /** ISO time; records captured after it are not applied. Absent: apply everything. */
+  targetTime?: string;
+  out: string;
+  signal?: AbortSignal;
+}
+
+export interface RebuildResult {
+  generation?: string;
+  /** the last frame applied in that generation */
+  frame: number;
+  /** records applied (fully or partly) */
+  records: number;
+  frames: number;
+  /** the capture time of the last record applied (or the snapshot's): the state restored is at least this recent */
+  reached?: string;
+  bytes: number;
+}
+
+export function parseSqliteLogMeta(m: unknown, name: string): SqliteLogMeta {
+  const o = m as Partial<SqliteLogMeta> | undefined;
+  if (!o || (o.type !== 'frames' && o.type !== 'base') || typeof o.generation !== 'string' || typeof o.pageSize !== 'number' || typeof o.lastFrame !== 'number' || typeof o.capturedAt !== 'string') {
+    throw new HoldfastError('BAD_ARGUMENT', `log record ${name} is not a SQLite WAL record (meta ${JSON.stringify(m)?.slice(0, 200)})`);
+  }
+  return o as SqliteLogMeta;
+}
+
+export async function rebuildSqlite(o: RebuildOptions): Promise<RebuildResult> {
+  const target = o.targetTime === undefined ? undefined : Date.parse(o.targetTime);
+  const fh = await open(o.out, 'wx');
+  try {
+    let size = 0;
+    const writeBase = async (data: Buffer): Promise<void> => {
+      await fh.truncate(0);
+      await fh.write(data, 0, data.length, 0);
+      size = data.length;
+    };
+    await writeBase(o.base);
+    let generation = o.baseMark.generation;
+    let frame = o.baseMark.lastFrame;
+    let reached = o.baseMark.takenAt;
+    let applied = 0;
+    let frames = 0;
+    /** this generation's frame records seen so far: a base with a lower mark replays them */
+    let seen: SqliteLogRecord[] = [];
+    const apply = async (r: SqliteLogRecord): Promise<void> => {
+      const m = r.meta;
+      if (m.lastFrame <= frame) return;
+      if (m.firstFrame > frame + 1) {
+        throw new HoldfastError('CONFLICT', `the SQLite log chain has a hole: generation ${m.generation} frames ${frame + 1}..${m.firstFrame - 1} are missing before record ${r.name}; the database can be restored up to ${reached ?? 'the snapshot'} only`, { reached });
+      }
+      const data = await r.read();
+      const skip = frame + 1 - m.firstFrame;
+      size = await applyFrames(fh, data.subarray(skip * (FRAME_HEADER_BYTES + m.pageSize)), m.pageSize, size);
+      frames += m.lastFrame - frame;
+      frame = m.lastFrame;
+    };
+    for (const r of o.records) {
+      o.signal?.throwIfAborted();
+      const m = r.meta;
+      if (target !== undefined && Date.parse(m.capturedAt) > target) break;
+      if (m.type === 'base') {
+        await writeBase(await r.read());
+        const earlier = m.generation === generation ? seen : [];
+        generation = m.generation;
+        frame = m.lastFrame;
+        seen = [];
+        for (const e of earlier) {
+          if (e.meta.lastFrame > frame) await apply(e);
+          seen.push(e);
+        }
+      } else {
+        if (m.generation !== generation) {
+          // Frames of a generation whose start nobody copied: nothing to replay them onto.
+          throw new HoldfastError('CONFLICT', `the SQLite log chain is broken: record ${r.name} starts WAL generation ${m.generation} without a snapshot of it; the database can be restored up to ${reached ?? 'the snapshot'} only`, { reached });
+        }
+        await apply(r);
+        seen.push(r);
+      }
+      applied++;
+      reached = m.capturedAt;
+    }
+    await fh.sync();
+    return { generation, frame, records: applied, frames, reached, bytes: size };
+  } finally {
+    await fh.close();
+  }
+}
+
+async function applyFrames(fh: FileHandle, data: Buffer, pageSize: number, size: number): Promise<number> {
+  for (const f of framesOf(data, pageSize)) {
+    const at = (f.pgno - 1) * pageSize;
+    await fh.write(f.page, 0, pageSize, at);
+    size = Math.max(size, at + pageSize);
+    if (f.commitPages !== 0) {
+      // A commit frame gives the database's size after that transaction (it may have shrunk).
+      size = f.commitPages * pageSize;
+      await fh.truncate(size);
+    }
+  }
+  return size;
+}

@@ -1,0 +1,163 @@
+/**
+ * Ships one SQLite database's WAL as log records: every poll copies the transactions committed
+ * since the last shipped frame (holding a read transaction only while it copies, so the WAL
+ * cannot be reset under the copy and the application's checkpoints wait at most that long) and
+ * hands them to `ship`, which resolves once the record is durable on the server. Only then does
+ * the position move on and get saved; a crash re-ships from the last durable record.
+ *
+ * When the WAL starts a generation whose start the shipper did not see (the application's
+ * checkpoint reset the WAL, or the WAL was deleted, between two polls; or no saved position
+ * leads into the current WAL), the frames before the reset are gone: the shipper ships a 'base'
+ * record — a consistent copy of the database — and continues with that generation's frames.
+ *
+ * Polls and snapshots run one at a time (a sync's snapshot must contain every frame shipped
+ * before it: see takeSnapshot).
+ */
+import Database from 'better-sqlite3';
+import type { SqliteLogMeta } from './sqlite-rebuild.js';
+import { takeSnapshot, type SqliteSnapshot } from './sqlite-snapshot.js';
+import { readWal, type FrameRange, type WalPosition } from './sqlite-wal.js';
+import { TrackerState } from '../trackers/tracker-state.js';
+
+export interface ShipRecord {
+  name: string;
+  meta: SqliteLogMeta;
+  data: Buffer;
+}
+
+export interface SqliteShipperOptions {
+  source: string;
+  /** the database file */
+  path: string;
+  /** where the shipper's position is saved */
+  stateDir: string;
+  /** resolves once the record is durable on the server */
+  ship(r: ShipRecord): Promise<void>;
+  /** most bytes of frames in one record */
+  maxRecordBytes?: number;
+}
+
+interface SavedState {
+  position?: WalPosition;
+  /** the generation the log chain has a start for (a base or the shipped frames from its frame 1); 'none': a copy taken without a WAL */
+  based?: string;
+}
+
+export interface PollResult {
+  records: number;
+  frames: number;
+  bytes: number;
+  base: boolean;
+}
+
+export class SqliteShipper {
+  private db: Database.Database | undefined;
+  private readonly state: TrackerState;
+  private saved: SavedState | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly o: SqliteShipperOptions) {
+    this.state = new TrackerState(o.stateDir, o.source, 'sqlite-shipper');
+  }
+
+  /** The last durable position (for tests and status). */
+  get position(): WalPosition | undefined {
+    return this.saved?.position;
+  }
+
+  /** Ships what was committed since the last poll. */
+  poll(): Promise<PollResult> {
+    return this.serial(() => this.pollNow());
+  }
+
+  /** A consistent copy for a recovery point, containing every frame shipped so far. */
+  snapshot(): Promise<SqliteSnapshot> {
+    return this.serial(async () => {
+      await this.pollNow();
+      return takeSnapshot(this.conn(), this.o.path, this.saved?.position);
+    });
+  }
+
+  close(): Promise<void> {
+    return this.serial(() => {
+      this.db?.close();
+      this.db = undefined;
+      return Promise.resolve();
+    });
+  }
+
+  private serial<T>(f: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(f, f);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private conn(): Database.Database {
+    // Read-only: it never checkpoints, so closing it never deletes the application's WAL.
+    this.db ??= new Database(this.o.path, { readonly: true, fileMustExist: true });
+    return this.db;
+  }
+
+  private async pollNow(): Promise<PollResult> {
+    this.saved ??= (await this.state.load<SavedState>()) ?? {};
+    const out: PollResult = { records: 0, frames: 0, bytes: 0, base: false };
+    for (;;) {
+      const db = this.conn();
+      db.exec('BEGIN');
+      let read;
+      try {
+        db.prepare('SELECT count(*) FROM sqlite_schema').get();
+        read = readWal(`${this.o.path}-wal`, { after: this.saved.position, maxBytes: this.o.maxRecordBytes });
+      } finally {
+        db.exec('ROLLBACK');
+      }
+      // After the read: everything read was committed by now.
+      const capturedAt = new Date().toISOString();
+      const gen = read.generation ?? 'none';
+      if (this.saved.based !== gen) {
+        // A generation we have no start for: a copy of the database starts it in the chain.
+        if (gen === 'none' && this.saved.based !== undefined && !read.header) return out; // no WAL: nothing new since
+        await this.shipBase();
+        out.base = true;
+        out.records++;
+        // Read the generation again from the copy's mark: those frames are captured after the copy.
+        continue;
+      }
+      if (!read.range) return out;
+      await this.shipFrames(read.range, capturedAt);
+      out.records++;
+      out.frames += read.range.lastFrame - read.range.firstFrame + 1;
+      out.bytes += read.range.data.length;
+    }
+  }
+
+  private async shipBase(): Promise<void> {
+    const snap = takeSnapshot(this.conn(), this.o.path);
+    const m = snap.mark;
+    const generation = m.generation ?? 'none';
+    const meta: SqliteLogMeta = { type: 'base', generation, salt1: m.salt1, salt2: m.salt2, pageSize: snap.pageSize, firstFrame: 0, lastFrame: m.lastFrame, capturedAt: snap.takenAt };
+    await this.o.ship({ name: `${generation}-base-${Date.parse(snap.takenAt)}`, meta, data: snap.data });
+    const saved = this.saved ?? {};
+    // A base at frame 0 of a generation: continue from its first frame (replaying what the copy holds).
+    this.saved = { based: generation, position: m.generation ? { generation, salt1: m.salt1, salt2: m.salt2, frame: 0, cksum: [0, 0] } : saved.position };
+    await this.state.save(this.saved);
+  }
+
+  private async shipFrames(r: FrameRange, capturedAt: string): Promise<void> {
+    const meta: SqliteLogMeta = {
+      type: 'frames',
+      generation: r.generation,
+      salt1: r.salt1,
+      salt2: r.salt2,
+      pageSize: r.pageSize,
+      firstFrame: r.firstFrame,
+      lastFrame: r.lastFrame,
+      commitPages: r.commitPages,
+      capturedAt,
+    };
+    const pad = (n: number): string => String(n).padStart(10, '0');
+    await this.o.ship({ name: `${r.generation}-${pad(r.firstFrame)}-${pad(r.lastFrame)}`, meta, data: r.data });
+    this.saved = { based: r.generation, position: r.end };
+    await this.state.save(this.saved);
+  }
+}
