@@ -183,7 +183,7 @@ describe('portal permissions', { timeout: 300_000 }, () => {
     assert.ok(jobs.some((j) => j.origin === 'portal:alice' && j.type === 'restore'));
   });
 
-  it('lets an administrator session browse a point and download a file, and the bearer token still works', async () => {
+  it('lets an administrator session browse a point and download a file and a directory (tar), and the bearer token still works', async () => {
     const b = web.boss as WebClient;
     const list = await b.call<{ entries: Array<{ name: string; type: string }> }>('GET', `/api/v1/points/${points[2] as string}/browse?path=team`);
     assert.equal(list.status, 200);
@@ -192,6 +192,22 @@ describe('portal permissions', { timeout: 300_000 }, () => {
     assert.equal(d.status, 200);
     assert.equal(d.raw.toString(), 'report v1');
     assert.match(String(d.headers['content-disposition']), /report\.docx/);
+    // A directory downloads as a tar: every entry with its bytes, mode and owner.
+    const t = await b.call('GET', `/api/v1/points/${points[2] as string}/download?path=team`);
+    assert.equal(t.status, 200);
+    assert.match(String(t.headers['content-disposition']), /team\.tar/);
+    const tarFile = join(tmp.dir, 'team.tar');
+    writeFileSync(tarFile, t.raw);
+    const out = join(tmp.dir, 'untar');
+    mkdirSync(out);
+    sh('tar', ['-xpf', tarFile, '-C', out, '--numeric-owner']);
+    assert.deepEqual(readdirSync(join(out, 'team')).sort(), ['acl.txt', 'hidden.txt', 'plan.txt']);
+    for (const n of ['acl.txt', 'hidden.txt', 'plan.txt']) {
+      const [a, z] = [statSync(join(data, 'team', n)), statSync(join(out, 'team', n))];
+      assert.equal(readFileSync(join(out, 'team', n), 'utf8'), readFileSync(join(data, 'team', n), 'utf8'), n);
+      assert.deepEqual([z.mode & 0o7777, z.uid, z.gid, Math.floor(z.mtimeMs / 1000)], [a.mode & 0o7777, a.uid, a.gid, Math.floor(a.mtimeMs / 1000)], n);
+    }
+    assert.equal((await b.call('GET', `/api/v1/points/${points[2] as string}/download?path=nowhere`)).status, 404);
     const agents = await server.json<unknown[]>(['agents']);
     assert.equal(agents.length, 1);
   });

@@ -1,6 +1,6 @@
 /**
  * Administrator routes for the console's restore wizard and storage page: list one directory of
- * a recovery point, download one file of it (verified chunks, streamed), every version of a path,
+ * a recovery point, download one file of it (verified chunks, streamed) or a directory as a tar, every version of a path,
  * search the file-version index, and the pool usage samples.
  */
 import { Type } from '@sinclair/typebox';
@@ -10,6 +10,7 @@ import { requireAdmin, type App } from '../http-app.js';
 import type { FastifyRequest } from 'fastify';
 import type { ProtectionServer } from '../protection-server.js';
 import { findEntry, fileStream, listDirectory, pointPath } from '../browse.js';
+import { directoryTar } from '../browse-tar.js';
 import type { PointRow } from '../../pool/catalog.js';
 
 const PointId = Type.String({ pattern: '^[0-9a-f]{4,64}$' });
@@ -47,6 +48,10 @@ export function registerBrowseRoutes(app: App, server: ProtectionServer): void {
   app.get('/api/v1/points/:id/download', { onRequest, schema: { tags, security, params: Type.Object({ id: PointId }), querystring: Type.Object({ path: PathQ }) } }, async (req, reply) => {
     const p = requirePoint(server, req.params.id);
     const e = await findEntry(server.pool.reader, p, req.query.path);
+    if (e.type === 'dir') {
+      const tar = await directoryTar(server.pool.reader, p, req.query.path);
+      return reply.header('content-type', 'application/x-tar').header('content-disposition', attachmentName(tar.name)).send(tar.stream);
+    }
     const body = fileStream(server.pool.reader, e);
     void reply.header('content-type', 'application/octet-stream').header('content-disposition', attachmentName(baseName(e.path) || p.source));
     if ('size' in e) void reply.header('content-length', String(e.size));

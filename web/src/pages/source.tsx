@@ -90,7 +90,7 @@ function RestoreWizard({ source, point, agents }: { source: Source; point: Point
               <td>{mtime(e.mtimeNs)}</td>
               <td className="mono">{mode(e.type, e.mode)}</td>
               <td>{e.uid}:{e.gid}</td>
-              <td>{(e.type === 'file' || e.type === 'hardlink') && <a className="download" href={`/api/v1/points/${point.id}/download?path=${encodeURIComponent(e.path)}`}>Download</a>}</td>
+              <td>{(e.type === 'file' || e.type === 'hardlink' || e.type === 'dir') && <a className="download" href={`/api/v1/points/${point.id}/download?path=${encodeURIComponent(e.path)}`}>{e.type === 'dir' ? 'Download (.tar)' : 'Download'}</a>}</td>
             </tr>
           ))}
         </tbody>
