@@ -15,6 +15,7 @@ import type { ChunkSource } from '../core/chunk-io.js';
 import { HoldfastError } from '../core/errors.js';
 import { readManifest } from '../core/manifest-io.js';
 import { hasContent, type ChunkRef, type FileEntry } from '../core/manifest.js';
+import { sqliteTracker } from './databases/sqlite-sync.js';
 import { quiesce } from './quiesce.js';
 import { btrfsTracker } from './trackers/btrfs.js';
 import { fullTracker } from './trackers/full.js';
@@ -68,8 +69,9 @@ async function pickTracker(r: SyncRequest, warnings: string[]): Promise<Tracker>
     throw new HoldfastError('BAD_ARGUMENT', `tracker '${choice}' cannot track a source of kind ${r.source.kind}`, { source: r.source.name });
   };
   switch (r.source.kind) {
-    case 'postgres':
     case 'sqlite':
+      return sqliteTracker;
+    case 'postgres':
       // Database sources are synced by their own readers (agent/databases/), never by a tracker alone.
       throw new HoldfastError('BAD_ARGUMENT', `source '${r.source.name}' of kind ${r.source.kind} needs its database reader`, { source: r.source.name });
     case 'btrfs':

@@ -104,6 +104,9 @@ export async function rebuildSqlite(o: RebuildOptions): Promise<RebuildResult> {
       const m = r.meta;
       if (target !== undefined && Date.parse(m.capturedAt) > target) break;
       if (m.type === 'base') {
+        // The chain of a generation starts with its base; a snapshot taken later is newer than it.
+        const older = o.baseMark.takenAt !== undefined && m.generation === generation && m.capturedAt <= o.baseMark.takenAt;
+        if (older) continue;
         await writeBase(await r.read());
         const earlier = m.generation === generation ? seen : [];
         generation = m.generation;

@@ -27,7 +27,7 @@ class SqliteShippers {
    * Starts polling: `intervalMs` between the end of one poll and the start of the next. A failed
    * poll (server unreachable, database locked) is reported and retried at the next tick.
    */
-  start(o: SqliteShipperOptions, intervalMs: () => number, onError: (err: Error) => void): ShipperRun {
+  start(o: SqliteShipperOptions, h: { intervalMs: () => number; onError: (err: Error) => void; onPoll?: () => void }): ShipperRun {
     const old = this.runs.get(o.source);
     if (old && old.path === o.path) return old;
     if (old) void old.stop();
@@ -38,9 +38,10 @@ class SqliteShippers {
     const tick = (): void => {
       current = shipper
         .poll()
-        .catch((err: unknown) => onError(err instanceof Error ? err : new Error(String(err))))
+        .then(() => h.onPoll?.())
+        .catch((err: unknown) => h.onError(err instanceof Error ? err : new Error(String(err))))
         .finally(() => {
-          if (!stopped) timer = setTimeout(tick, intervalMs());
+          if (!stopped) timer = setTimeout(tick, h.intervalMs());
         });
     };
     const run: ShipperRun = {

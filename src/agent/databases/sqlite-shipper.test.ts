@@ -61,6 +61,12 @@ test('shipped WAL frames and snapshots rebuild the database at any target time',
   const gens = new Set(log.map((r) => r.meta.generation));
   console.log(`# ${source.length} rows, ${log.length} records, ${gens.size} generations, ${bases} bases, ${snaps.length} snapshots`);
   assert.ok(gens.size >= 3, `the WAL was reset during shipping (${gens.size} generations, ${bases} bases)`);
+  // Every generation the log holds frames of starts with a base copy.
+  const based = new Set<string>();
+  for (const r of log) {
+    if (r.meta.type === 'base') based.add(r.meta.generation);
+    else assert.ok(based.has(r.meta.generation), `frames ${r.name} of a generation without a base`);
+  }
   const records = (from: number): SqliteLogRecord[] => log.slice(from).map((r) => ({ name: r.name, meta: r.meta, read: () => Promise.resolve(r.data) }));
   let n = 0;
   for (const { snap, logLength } of snaps) {

@@ -116,7 +116,8 @@ export class SqliteShipper {
       const gen = read.generation ?? 'none';
       if (this.saved.based !== gen) {
         // A generation we have no start for: a copy of the database starts it in the chain.
-        if (gen === 'none' && this.saved.based !== undefined && !read.header) return out; // no WAL: nothing new since
+        // No WAL any more (the last connection closed, or a TRUNCATE checkpoint): the file holds
+        // every commit, including any the last poll missed; a copy of it ends the generation.
         await this.shipBase();
         out.base = true;
         out.records++;

@@ -56,7 +56,8 @@ export const sqliteTracker: Tracker = {
     const outcome = await backupDir({ root: stage, sink: r.sink, batcher: r.batcher, cdc: r.cdc, imageChunk: r.imageChunk, parent: ctx.parentFiles, signal: r.signal, onProgress: r.onProgress });
     const done = (): Promise<void> => rm(stage, { recursive: true, force: true });
     return {
-      outcome: { ...outcome, warnings: [...ctx.warnings, ...outcome.warnings], tracker: 'sqlite-snapshot' },
+      // The point's time is when its copy was consistent; its meta names the generation whose log records it needs.
+      outcome: { ...outcome, warnings: [...ctx.warnings, ...outcome.warnings], tracker: 'sqlite-snapshot', meta: { ...meta }, pointTime: snap.takenAt },
       committed: done,
       abandon: done,
     };
