@@ -20,6 +20,7 @@ import { registerPrune } from './commands/prune.js';
 import { registerUsage } from './commands/usage.js';
 import { registerPointsAdmin } from './commands/points-admin.js';
 import { registerUser } from './commands/user.js';
+import { registerDrill } from './commands/drill.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   registerGc(program);
   registerUsage(program);
   registerUser(program);
+  registerDrill(program);
   return program;
 }
 

@@ -83,7 +83,45 @@ export const RestoreJobSpec = Type.Object({
 });
 export type RestoreJobSpec = Static<typeof RestoreJobSpec>;
 
-export const JobSpec = Type.Union([SyncJobSpec, RestoreJobSpec]);
+/**
+ * A recoverability drill: restore the point (and, for a database, its logs up to `at`) into a
+ * scratch place on the agent, start the database, check it, stop it, remove the copy, report.
+ */
+export const DrillJobSpec = Type.Object({
+  id: Type.String(),
+  attempt: Type.Integer({ minimum: 1 }),
+  type: Type.Literal('drill'),
+  /** the source as the server knows it: its kind picks the check */
+  source: Type.Object({ name: Type.String(), kind: SourceKindSchema, path: Type.String() }),
+  point: Type.Object({ id: Type.String(), kind: Type.Union([Type.Literal('dir'), Type.Literal('image')]), time: Type.String(), manifest: ManifestRefs, logicalBytes: Type.Integer(), files: Type.Integer() }),
+  /** the time the drill recovers to (a database replays its logs up to it); absent: the point itself */
+  at: Type.Optional(Type.String({ maxLength: 64 })),
+  check: Type.Object({
+    /** the check, when not the source kind's own: a directory or btrfs source holding a cluster or SQLite files */
+    kind: Type.Optional(Type.Union([Type.Literal('postgres'), Type.Literal('sqlite'), Type.Literal('bytes')])),
+    /** a query that must succeed (PostgreSQL: where amcheck is missing, or as well; SQLite: as well) */
+    query: Type.Optional(Type.String({ maxLength: 8192 })),
+    /** PostgreSQL: directory of pg_ctl and psql; the source's libpq URL or conninfo (its role and database) */
+    bin: Type.Optional(Type.String({ maxLength: 4096 })),
+    connect: Type.Optional(Type.String({ maxLength: 4096 })),
+  }),
+});
+export type DrillJobSpec = Static<typeof DrillJobSpec>;
+
+export const DrillReport = Type.Object({
+  ok: Type.Boolean(),
+  detail: Type.String({ maxLength: 16384 }),
+  /** 'postgres' (amcheck and/or the query), 'sqlite-integrity', 'bytes' (a source that is not a database), 'restore' (it failed) */
+  check: Type.String({ maxLength: 64 }),
+  restoreMs: Type.Number({ minimum: 0 }),
+  checkMs: Type.Number({ minimum: 0 }),
+  entries: Type.Integer({ minimum: 0 }),
+  bytes: Type.Number({ minimum: 0 }),
+  counts: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.Number())),
+});
+export type DrillReport = Static<typeof DrillReport>;
+
+export const JobSpec = Type.Union([SyncJobSpec, RestoreJobSpec, DrillJobSpec]);
 export type JobSpec = Static<typeof JobSpec>;
 
 export const JobProgress = Type.Object(

@@ -65,7 +65,7 @@ export interface SourceRowC {
   lastPointSlot: string | null;
 }
 
-export type JobType = 'sync' | 'restore';
+export type JobType = 'sync' | 'restore' | 'drill';
 export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 
 export interface JobRow {

@@ -11,6 +11,7 @@ import type { JobSpec, JoinReply, RestoreReport, SourceOptions, SyncReport } fro
 import { Pool } from '../pool/pool.js';
 import type { PointRow } from '../pool/catalog.js';
 import { Alerts, type AlertLog } from './alerts.js';
+import { Drills } from './drills.js';
 import { ControlDb, type AgentRow, type GroupRow, type JobRow, type SourceRowC } from './control-db.js';
 import { JobQueue, type JobEnd } from './job-queue.js';
 import { JobTransfer } from './job-transfer.js';
@@ -53,6 +54,8 @@ export class ProtectionServer {
   readonly web: WebState;
   /** prune, gc, verify, storage allocation (maintenance.ts) */
   readonly maintenance: Maintenance;
+  /** recoverability drills: requests, results, alerts, schedules (drills.ts) */
+  readonly drills: Drills;
 
   private constructor(
     readonly data: ServerData,
@@ -67,6 +70,7 @@ export class ProtectionServer {
     this.queue.onEnd = (job, end, retry) => this.jobEnded(job, end, retry);
     this.web = new WebState(opts.dataDir, db, pool, opts.log);
     this.maintenance = new Maintenance({ pool, db, alerts: this.alerts, log: opts.log }, opts.maintenance);
+    this.drills = new Drills(this);
   }
 
   static async open(opts: ServerOptions): Promise<ProtectionServer> {
@@ -228,7 +232,7 @@ export class ProtectionServer {
     return {
       name: s.name, group: s.group, agent: this.db.agent(s.agentId)?.name ?? s.agentId, kind: s.kind, path: s.path, options: s.options, created: s.created,
       status, latestPoint: latest ? { id: latest.id, time: latest.time } : null, points: this.pool.catalog.points(s.name).length,
-      rpo: rpo ?? null, lastJob: last ? { id: last.id, type: last.type, state: last.state, finished: last.finished } : null,
+      rpo: rpo ?? null, lastDrill: this.drills.brief(this.drills.latest(s.name)), lastJob: last ? { id: last.id, type: last.type, state: last.state, finished: last.finished } : null,
     };
   }
 
@@ -265,6 +269,7 @@ export class ProtectionServer {
 
   /** The job's spec, as the agent receives it. */
   jobSpec(job: JobRow): JobSpec {
+    if (job.type === 'drill') return this.drills.spec(job);
     const s = this.requireSource(job.source);
     const cfg = this.pool.config;
     if (job.type === 'sync') {
@@ -430,6 +435,7 @@ export class ProtectionServer {
   private jobEnded(job: JobRow, end: JobEnd, retry: JobRow | undefined): void {
     this.dropTransfer(job.id);
     this.maintenance.jobEnded(job, end);
+    if (job.type === 'drill') return this.drills.jobEnded(job, end); // its own alert: drill-failed
     const key = `job-failed:${job.type}:${job.source}`;
     if (end.state === 'succeeded') this.alerts.resolve(key);
     else if (end.state === 'failed') {

@@ -1,7 +1,8 @@
 /**
  * The scheduler's tick (once a second): syncs that fell due by a group's frequency or its
  * recovery point times, recovery point objectives, agents that went silent, and storage
- * maintenance that fell due (prune, gc, verify, storage check: maintenance.ts).
+ * maintenance that fell due (prune, gc, verify, storage check: maintenance.ts), and drills
+ * (drills.ts).
  */
 import type { ProtectionServer } from './protection-server.js';
 import { lastSlot, rpoState } from './schedule.js';
@@ -62,5 +63,6 @@ export class Scheduler {
     }
     s.queue.wake(); // retries whose time has come
     s.maintenance.tick(now);
+    s.drills.tick(now);
   }
 }

@@ -233,6 +233,8 @@ export function connectTarget(connect: string | undefined): { user?: string; dat
     const database = q.get('dbname') ?? (m[2] ? decodeURIComponent(m[2]) : undefined);
     return { ...(user ? { user } : {}), ...(database ? { database } : {}) };
   }
-  const kv = Object.fromEntries([...connect.matchAll(/(\w+)\s*=\s*('([^']*)'|\S+)/g)].map((m) => [m[1], m[3] ?? m[2]]));
-  return { ...(kv.user ? { user: kv.user } : {}), ...(kv.dbname ? { database: kv.dbname } : {}) };
+  const kv = new Map<string, string>([...connect.matchAll(/(\w+)\s*=\s*('([^']*)'|\S+)/g)].map((m) => [m[1] ?? '', m[3] ?? m[2] ?? '']));
+  const user = kv.get('user');
+  const database = kv.get('dbname');
+  return { ...(user ? { user } : {}), ...(database ? { database } : {}) };
 }

@@ -13,6 +13,7 @@ import { RemoteSink } from './remote-sink.js';
 import { RemoteSource } from './remote-source.js';
 import type { ServerClient } from './server-client.js';
 import { Throttle } from './throttle.js';
+import { runDrill } from './drill-runner.js';
 
 export interface JobContext {
   client: ServerClient;
@@ -130,6 +131,7 @@ async function runRestore(ctx: JobContext, spec: RestoreJobSpec): Promise<Record
 /** Runs the job; on failure tells the server why (unless the server is what failed). */
 export async function runJob(ctx: JobContext, spec: JobSpec): Promise<Record<string, unknown> | undefined> {
   try {
+    if (spec.type === 'drill') return await runDrill(ctx, spec);
     return spec.type === 'sync' ? await runSync(ctx, spec) : await runRestore(ctx, spec);
   } catch (err) {
     if (ctx.signal.aborted) throw err;

@@ -1,6 +1,7 @@
 /**
  * holdfast group create NAME [--sync-every 15m] [--points 08:00,...] [--retain 14d] [--compress on|off] [--throttle 20MiB/s]
- *   [--keep-last N --keep-daily N ...] [--quota-factor F | --quota SIZE]; group edit NAME (the same options); group list.
+ *   [--keep-last N --keep-daily N ...] [--quota-factor F | --quota SIZE] [--drill-schedule 03:30|7d|off] [--drill-query SQL];
+ *   group edit NAME (the same options); group list.
  */
 import type { Command } from 'commander';
 import { HoldfastError } from '../../core/errors.js';
@@ -18,6 +19,7 @@ interface GroupView {
   keep?: Record<string, number>;
   quotaFactor?: number;
   quotaBytes?: number | null;
+  drillSchedule?: string | null;
 }
 
 interface GroupCliOpts extends ServerOpts {
@@ -34,6 +36,8 @@ interface GroupCliOpts extends ServerOpts {
   keepYearly?: number;
   quotaFactor?: number;
   quota?: string;
+  drillSchedule?: string;
+  drillQuery?: string;
   json?: boolean;
 }
 
@@ -76,6 +80,8 @@ function policyOptions(cmd: Command, defaults: boolean): Command {
     .option('--quota <size>', "an explicit quota per source (e.g. 50GiB), or 'default' for DPM's allocation")
     .option('--compress <on|off>', 'compress on the wire and in the pool', d('on'))
     .option('--throttle <rate>', 'bandwidth limit per sync, e.g. 20MiB/s ("off" to remove)')
+    .option('--drill-schedule <when>', 'recoverability drills of each source: times of day HH:MM[,HH:MM] or an interval (e.g. 7d); "off" to stop')
+    .option('--drill-query <sql>', 'a query each drill runs as well (PostgreSQL: the check where amcheck is missing); "" clears')
     .option('--json', 'machine-readable output');
 }
 
@@ -94,6 +100,8 @@ function body(opts: GroupCliOpts): Record<string, unknown> {
     keepYearly: opts.keepYearly,
     quotaFactor: opts.quotaFactor,
     quota: opts.quota,
+    drillSchedule: opts.drillSchedule,
+    drillQuery: opts.drillQuery,
   };
   for (const k of Object.keys(b)) if (b[k] === undefined) delete b[k];
   return b;
@@ -127,7 +135,7 @@ export function registerGroup(program: Command): void {
       const groups = await c.json<GroupView[]>('GET', '/api/v1/groups');
       if (opts.json) return printJson(groups);
       table(
-        ['NAME', 'SYNC EVERY', 'POINTS', 'RETAIN', 'KEEP', 'QUOTA', 'COMPRESS', 'THROTTLE'],
+        ['NAME', 'SYNC EVERY', 'POINTS', 'RETAIN', 'KEEP', 'QUOTA', 'COMPRESS', 'THROTTLE', 'DRILLS'],
         groups.map((g) => [
           g.name,
           dur(g.syncEveryMs),
@@ -137,6 +145,7 @@ export function registerGroup(program: Command): void {
           g.quotaBytes ? formatBytes(g.quotaBytes) : `dpm x ${g.quotaFactor ?? 1}`,
           g.compress ? 'on' : 'off',
           g.throttleBps ? `${formatBytes(g.throttleBps)}/s` : '-',
+          g.drillSchedule ?? '-',
         ]),
       );
     });

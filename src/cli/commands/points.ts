@@ -57,6 +57,8 @@ interface PointView {
   newBytes: number;
   pinned?: boolean;
   verified?: { time: string; ok: boolean } | null;
+  /** the newest drill of the point (a server's points only) */
+  drill?: { time: string; ok: boolean } | null;
 }
 
 /** 'ok 2026-11-25' / 'DAMAGED 2026-11-25' / '-' (never verified) */
@@ -65,11 +67,17 @@ function verifiedCell(p: PointView): string {
   return `${p.verified.ok ? 'ok' : 'DAMAGED'} ${p.verified.time.slice(0, 10)}`;
 }
 
+/** 'ok 2026-11-25' / 'FAILED 2026-11-25' / '-' (never drilled) */
+function drillCell(p: PointView): string {
+  if (!p.drill) return '-';
+  return `${p.drill.ok ? 'ok' : 'FAILED'} ${p.drill.time.slice(0, 10)}`;
+}
+
 function show(points: PointView[], json: boolean): void {
   if (json) return printJson(points);
   if (points.length === 0) return info('no recovery points');
-  info(['ID'.padEnd(14), 'SOURCE'.padEnd(16), 'TIME'.padEnd(25), 'KIND'.padEnd(6), 'LOGICAL'.padStart(10), 'NEW'.padStart(10), 'VERIFIED'].join(' '));
+  info(['ID'.padEnd(14), 'SOURCE'.padEnd(16), 'TIME'.padEnd(25), 'KIND'.padEnd(6), 'LOGICAL'.padStart(10), 'NEW'.padStart(10), 'VERIFIED'.padEnd(19), 'DRILL'].join(' '));
   for (const p of points) {
-    info([p.id.padEnd(14), p.source.padEnd(16), p.time.padEnd(25), p.kind.padEnd(6), formatBytes(p.logicalBytes).padStart(10), formatBytes(p.newBytes).padStart(10), `${verifiedCell(p)}${p.pinned ? ' (pinned)' : ''}`].join(' '));
+    info([p.id.padEnd(14), p.source.padEnd(16), p.time.padEnd(25), p.kind.padEnd(6), formatBytes(p.logicalBytes).padStart(10), formatBytes(p.newBytes).padStart(10), `${verifiedCell(p)}${p.pinned ? ' (pinned)' : ''}`.padEnd(19), drillCell(p)].join(' '));
   }
 }

@@ -7,6 +7,7 @@ import { SourceKindSchema, SourceOptions } from '../../core/protocol.js';
 import type { ProtectionServer } from '../protection-server.js';
 import type { GroupRow, JobRow } from '../control-db.js';
 import { GroupPolicies } from '../group-policy.js';
+import { Drills } from '../drills.js';
 
 const Name = Type.String({ minLength: 1, maxLength: 63 });
 const TIME = /^([01]\d|2[0-3]):[0-5]\d$/;
@@ -53,6 +54,8 @@ const GroupBody = Type.Object(
     ...keepFields(),
     quotaFactor: Type.Optional(Type.Number({ description: "each source's quota is DPM 2007's default allocation times this" })),
     quota: Type.Optional(Type.String({ maxLength: 32, description: "an explicit quota per source, such as 50GiB, or 'default'" })),
+    drillSchedule: Type.Optional(Type.String({ maxLength: 200, description: "recoverability drills: times of day (03:30[,15:30]), an interval (7d), or 'off'" })),
+    drillQuery: Type.Optional(Type.String({ maxLength: 8192, description: "a query a drill's check runs as well ('' clears)" })),
   },
   { additionalProperties: false },
 );
@@ -91,12 +94,13 @@ export function registerAdminRoutes(app: App, server: ProtectionServer): void {
   );
 
   const policies = server.maintenance.policies;
-  const viewOf = (g: GroupRow): Record<string, unknown> => ({ ...groupView(g), ...policies.view(g.name) });
+  const viewOf = (g: GroupRow): Record<string, unknown> => ({ ...groupView(g), ...policies.view(g.name), ...server.drills.groupView(g.name) });
   app.get('/api/v1/groups', { schema: { tags, security } }, () => server.db.groups().map(viewOf));
 
   app.post('/api/v1/groups', { schema: { tags, security, body: GroupBody } }, (req, reply) => {
     const b = req.body;
     GroupPolicies.check(b);
+    Drills.check(b);
     const g = server.createGroup({
       name: b.name,
       syncEveryMs: optionalDuration(b.syncEvery ?? '15m'),
@@ -106,6 +110,7 @@ export function registerAdminRoutes(app: App, server: ProtectionServer): void {
       throttleBps: optionalThrottle(b.throttle ?? 'off'),
     });
     policies.update(g.name, b);
+    server.drills.updatePolicy(g.name, b);
     void reply.status(201);
     return viewOf(g);
   });
@@ -122,8 +127,10 @@ export function registerAdminRoutes(app: App, server: ProtectionServer): void {
       throttleBps: b.throttle === undefined ? g.throttleBps : optionalThrottle(b.throttle),
     };
     GroupPolicies.check(b);
+    Drills.check(b);
     server.db.updateGroup(next);
     policies.update(g.name, b);
+    server.drills.updatePolicy(g.name, b);
     return viewOf(next);
   });
 
@@ -167,10 +174,11 @@ export function registerAdminRoutes(app: App, server: ProtectionServer): void {
     const points = server.points(req.params.name);
     // the last verify's result per point (null: not verified since it was committed)
     const verified = new Map(server.pool.catalog.verifications().map((v) => [v.point, { time: v.time, full: v.full, ok: v.ok, detail: v.detail }]));
+    const drilled = server.drills.latestByPoint(req.params.name);
     return points.map((p) => ({
       id: p.id, source: p.source, time: p.time, kind: p.kind, logicalBytes: p.logicalBytes, files: p.files, readBytes: p.readBytes,
       newBytes: p.newBytes, storedNewBytes: p.storedNewBytes, durationMs: p.durationMs, parent: p.parent, torn: p.torn,
-      pinned: p.pinned === true, verified: verified.get(p.id) ?? null,
+      pinned: p.pinned === true, verified: verified.get(p.id) ?? null, drill: server.drills.brief(drilled.get(p.id)),
     }));
   });
 
