@@ -21,6 +21,7 @@ import { registerUsage } from './commands/usage.js';
 import { registerPointsAdmin } from './commands/points-admin.js';
 import { registerUser } from './commands/user.js';
 import { registerDrill } from './commands/drill.js';
+import { registerLogPush } from './commands/log-push.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -50,6 +51,7 @@ export function buildProgram(): Command {
   registerUsage(program);
   registerUser(program);
   registerDrill(program);
+  registerLogPush(program);
   return program;
 }
 

@@ -17,6 +17,7 @@ import { registerAdminRoutes } from './routes/admin-routes.js';
 import { registerAgentRoutes } from './routes/agent-routes.js';
 import { registerPublicRoutes } from './routes/public-routes.js';
 import { registerStorageRoutes } from './routes/storage-routes.js';
+import { registerLogRoutes } from './routes/log-routes.js';
 import { registerDrillRoutes } from './routes/drill-routes.js';
 import { registerWebRoutes } from './routes/web-routes.js';
 import { adminSession } from './web-auth.js';
@@ -94,6 +95,7 @@ export async function buildApp(server: ProtectionServer, logger: FastifyBaseLogg
   registerAdminRoutes(app, server);
   registerAgentRoutes(app, server);
   registerStorageRoutes(app, server);
+  registerLogRoutes(app, server);
   registerDrillRoutes(app, server);
   app.get('/api/openapi.json', { schema: { hide: true } }, () => app.swagger());
   return app;

@@ -15,6 +15,7 @@ import { Drills } from './drills.js';
 import { ControlDb, type AgentRow, type GroupRow, type JobRow, type SourceRowC } from './control-db.js';
 import { JobQueue, type JobEnd } from './job-queue.js';
 import { JobTransfer } from './job-transfer.js';
+import { recoverableRange } from './log-receiver.js';
 import { Maintenance, type MaintenanceOptions } from './maintenance.js';
 import { issueAgentCert } from './pki.js';
 import { rpoState } from './schedule.js';
@@ -231,7 +232,7 @@ export class ProtectionServer {
     const status = !latest ? 'never-synced' : last?.state === 'failed' ? 'failing' : rpo && !rpo.compliant ? 'rpo-missed' : 'ok';
     return {
       name: s.name, group: s.group, agent: this.db.agent(s.agentId)?.name ?? s.agentId, kind: s.kind, path: s.path, options: s.options, created: s.created,
-      status, latestPoint: latest ? { id: latest.id, time: latest.time } : null, points: this.pool.catalog.points(s.name).length,
+      status, latestPoint: latest ? { id: latest.id, time: latest.time } : null, points: this.pool.catalog.points(s.name).length, recoverable: recoverableRange(this, s.name),
       rpo: rpo ?? null, lastDrill: this.drills.brief(this.drills.latest(s.name)), lastJob: last ? { id: last.id, type: last.type, state: last.state, finished: last.finished } : null,
     };
   }
@@ -286,6 +287,7 @@ export class ProtectionServer {
         throttleBps: g.throttleBps,
         cdc: cfg.cdc,
         imageChunk: cfg.imageChunk,
+        syncEveryMs: g.syncEveryMs,
       };
     }
     const p = this.pool.catalog.point(job.params.point as string);

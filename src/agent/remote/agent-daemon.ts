@@ -14,6 +14,7 @@ import { CodecPool } from '../../workers/codec-pool.js';
 import { changeJournals } from '../journal-registry.js';
 import { joinServer, loadAgentState, type AgentState } from './agent-state.js';
 import { runJob } from './job-runner.js';
+import { startLogSocket, LOG_SOCKET } from './log-socket.js';
 import { ServerClient } from './server-client.js';
 
 export const AGENT_VERSION = '0.1.0';
@@ -120,6 +121,9 @@ export async function runAgent(o: AgentOptions): Promise<void> {
       if (fatal(err)) throw err;
       o.log.warn({ err: (err as Error).message }, 'cannot list sources; their change journals start with their first sync');
     }
+    // The local hand-off for database logs (archive_command → holdfast log-push → here → server).
+    const logSocket = await startLogSocket({ stateDir, client, codec, log: o.log });
+    stop.signal.addEventListener('abort', () => logSocket.close(), { once: true });
     o.onReady?.(state);
     const heartbeat = async (): Promise<void> => {
       const b = new Backoff();
@@ -164,7 +168,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
         if (spec.type === 'sync') journal(spec.source);
         o.log.info({ job: spec.id, type: spec.type, source: spec.source.name }, 'job started');
         try {
-          const result = await runJob({ client, codec, exclude: [stateDir], stateDir: join(stateDir, 'trackers'), signal: stop.signal }, spec);
+          const result = await runJob({ client, codec, exclude: [stateDir], stateDir: join(stateDir, 'trackers'), agentStateDir: stateDir, logSocket: join(stateDir, LOG_SOCKET), signal: stop.signal }, spec);
           o.log.info({ job: spec.id, ok: result !== undefined, point: result?.point }, 'job ended');
         } catch (err) {
           if (!stop.signal.aborted) {

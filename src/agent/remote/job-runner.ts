@@ -22,6 +22,9 @@ export interface JobContext {
   exclude: string[];
   /** where trackers keep their state (bitmap names, snapshots, journals) */
   stateDir: string;
+  /** the agent daemon's own state directory (log keys) and its log socket, for database sources */
+  agentStateDir?: string;
+  logSocket?: string;
   signal: AbortSignal;
 }
 

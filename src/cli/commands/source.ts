@@ -14,6 +14,8 @@ interface SourceFlags {
   postSnapshot?: string;
   quiesceTimeout: string;
   fsfreeze?: boolean;
+  connect?: string;
+  pgBin?: string;
 }
 
 interface SourceView {
@@ -34,7 +36,7 @@ export function registerSource(program: Command): void {
       .description('protect PATH on an agent as source NAME')
       .requiredOption('--group <group>', 'protection group')
       .requiredOption('--agent <agent>', 'agent that owns the data')
-      .option('--kind <kind>', 'dir (a directory tree), image (a disk image file) or btrfs (a subvolume, read from snapshots)', 'dir')
+      .option('--kind <kind>', 'dir (a directory tree), image (a disk image file), btrfs (a subvolume, read from snapshots), postgres (a data directory) or sqlite (a database file)', 'dir')
       .option('--tracker <name>', 'change tracker: auto, full, qcow2-bitmap, btrfs', 'auto')
       .option('--qmp <socket>', 'image served by a running QEMU: its QMP socket (with --qemu-node)')
       .option('--qemu-node <name>', "the image's qcow2 node name in that QEMU")
@@ -43,9 +45,12 @@ export function registerSource(program: Command): void {
       .option('--post-snapshot <command>', 'run after the snapshot is taken (always, even on failure)')
       .option('--quiesce-timeout <duration>', 'limit for each command and for fsfreeze', '60s')
       .option('--fsfreeze', 'freeze the filesystem while the snapshot is taken (filesystems without snapshots)')
+      .option('--connect <conninfo>', "postgres: how the agent connects (libpq URL or conninfo, e.g. 'postgresql://postgres@/postgres?host=/run/postgresql')")
+      .option('--pg-bin <dir>', "postgres: the directory of pg_ctl (default: found on the agent's host)")
       .option('--json', 'machine-readable output'),
   ).action(async (name: string, path: string, opts: ServerOpts & SourceFlags & { group: string; agent: string; kind: string; json?: boolean }) => {
-    if (!['dir', 'image', 'btrfs'].includes(opts.kind)) throw new HoldfastError('BAD_ARGUMENT', `--kind must be dir, image or btrfs, not '${opts.kind}'`);
+    if (!['dir', 'image', 'btrfs', 'postgres', 'sqlite'].includes(opts.kind)) throw new HoldfastError('BAD_ARGUMENT', `--kind must be dir, image, btrfs, postgres or sqlite, not '${opts.kind}'`);
+    if (opts.kind === 'postgres' && !opts.connect) throw new HoldfastError('BAD_ARGUMENT', 'a postgres source needs --connect (how the agent reaches the database server)');
     if ((opts.qmp === undefined) !== (opts.qemuNode === undefined)) throw new HoldfastError('BAD_ARGUMENT', '--qmp and --qemu-node go together');
     const options = {
       tracker: opts.tracker,
@@ -55,6 +60,7 @@ export function registerSource(program: Command): void {
       ...(opts.postSnapshot ? { postSnapshot: opts.postSnapshot } : {}),
       timeoutMs: parseDuration(opts.quiesceTimeout),
       ...(opts.fsfreeze ? { fsfreeze: true } : {}),
+      ...(opts.kind === 'postgres' && opts.connect ? { postgres: { connect: opts.connect, ...(opts.pgBin ? { bin: opts.pgBin } : {}) } } : {}),
     };
     await withServer(opts, async (c) => {
       const s = await c.json<SourceView>('POST', '/api/v1/sources', { name, group: opts.group, agent: opts.agent, kind: opts.kind, path, options });

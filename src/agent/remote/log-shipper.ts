@@ -1,0 +1,57 @@
+/**
+ * Ships one log record (a WAL segment, a run of SQLite WAL frames) to the server: the bytes are
+ * cut into fixed 1 MiB chunks, hashed and compressed in the codec workers, and posted as one body
+ * of chunk frames. The server answers only once the record is durable ({seq, time}); the same
+ * record sent again is answered as a duplicate, so a retry after a lost answer is harmless.
+ */
+import { encodeFrames, type ChunkFrame } from '../../core/chunk-frames.js';
+import { HoldfastError } from '../../core/errors.js';
+import type { CodecPool, HeldPiece } from '../../workers/codec-pool.js';
+import type { ServerClient } from './server-client.js';
+
+export const LOG_CHUNK = 1024 * 1024;
+
+export interface LogToShip {
+  name: string;
+  kind: 'pg-wal' | 'sqlite-wal';
+  meta: Record<string, unknown>;
+  data: Uint8Array;
+}
+
+export interface ShippedLog {
+  seq: number;
+  time: string;
+  duplicate: boolean;
+}
+
+/** Chunk frames of `data` (1 MiB pieces, compressed at `level`). */
+export async function logFrames(codec: CodecPool, data: Uint8Array, level = 3): Promise<ChunkFrame[]> {
+  if (data.length === 0) return [];
+  // The codec keeps the buffer it hashes: give it a copy the caller can no longer touch.
+  const buf = Buffer.from(data);
+  const { hold, pieces } = await codec.hash([{ buf, rule: { kind: 'fixed', size: LOG_CHUNK }, detectZero: false }]);
+  const p = pieces[0];
+  if (!p) throw new Error('codec: no hash result');
+  const held: HeldPiece[] = [];
+  let off = 0;
+  for (const len of p.lengths) {
+    held.push([0, off, len]);
+    off += len;
+  }
+  const encoded = await codec.encodeHeld(hold, held, level);
+  return p.lengths.map((length, i) => ({ digest: p.digests[i] as string, length, flags: (encoded[i] as { flags: number }).flags, data: (encoded[i] as { data: Uint8Array }).data }));
+}
+
+export async function shipLog(client: ServerClient, codec: CodecPool, source: string, log: LogToShip, o: { signal?: AbortSignal; retries?: number } = {}): Promise<ShippedLog> {
+  const frames = await logFrames(codec, log.data);
+  const q = new URLSearchParams({ name: log.name, kind: log.kind, meta: JSON.stringify(log.meta) });
+  const body = encodeFrames(frames);
+  const reply = await client.binary('POST', `/api/v1/agent/logs/${encodeURIComponent(source)}?${q.toString()}`, { type: 'application/octet-stream', data: body }, {
+    signal: o.signal,
+    retries: o.retries ?? 5,
+    timeoutMs: 120_000,
+  });
+  const r = JSON.parse(reply.toString('utf8')) as Partial<ShippedLog>;
+  if (typeof r.seq !== 'number' || typeof r.time !== 'string') throw new HoldfastError('SERVER_ERROR', `the server's answer to log '${log.name}' is not a commit: ${reply.toString('utf8').slice(0, 200)}`);
+  return { seq: r.seq, time: r.time, duplicate: r.duplicate === true };
+}
