@@ -69,6 +69,8 @@ export const RestoreJobSpec = Type.Object({
       kind: Type.Union([Type.Literal('postgres'), Type.Literal('sqlite')]),
       /** recover up to this time (absent: as far as the logs go) */
       targetTime: Type.Optional(Type.String({ maxLength: 64 })),
+      /** stop as soon as the copy is consistent (a restore of the point itself) */
+      immediate: Type.Optional(Type.Boolean()),
       /** start the database and wait for recovery (postgres); false: only prepare the directory */
       start: Type.Boolean(),
       /** the point's kind-specific facts (postgres: backupLabel, tablespaceMap) */

@@ -16,6 +16,9 @@ import type { JobRow, SourceRowC } from './control-db.js';
 import type { JobEnd } from './job-queue.js';
 import type { ProtectionServer } from './protection-server.js';
 import { lastSlot } from './schedule.js';
+import { JobTransfer } from './job-transfer.js';
+import { logsForRestore } from '../pool/log-chain.js';
+import type { LogRow, PointRow } from '../pool/catalog.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS drills (
@@ -122,6 +125,10 @@ export class Drills {
     if (o.at && o.point) throw new HoldfastError('BAD_ARGUMENT', 'give a point or a time (--at), not both');
     const p = this.server.pool.resolvePoint(source, { point: o.point, at: o.at });
     const at = o.at ? new Date(o.at).toISOString() : undefined;
+    if (at && (s.kind === 'postgres' || s.kind === 'sqlite') && !this.logsFor(p, at).reaches) {
+      const last = this.server.pool.catalog.lastLog(source);
+      throw new HoldfastError('BAD_ARGUMENT', `source '${source}' cannot be recovered to ${at}: its log chain ends at ${last?.time ?? p.time} (recovery point ${p.id} of ${p.time} and the logs shipped after it)`, { source });
+    }
     const queued = this.server.db.openJobs().find((j) => j.type === 'drill' && j.source === source && j.state === 'queued');
     if (queued && queued.params.point === p.id && queued.params.at === at && queued.params.check === o.check) return queued;
     return this.server.queue.enqueue('drill', source, s.agentId, { point: p.id, ...(at ? { at } : {}), ...(o.check ? { check: o.check } : {}) }, o.origin);
@@ -138,10 +145,29 @@ export class Drills {
       attempt: job.attempt,
       type: 'drill',
       source: { name: s.name, kind: s.kind, path: s.path },
-      point: { id: p.id, kind: p.kind, time: p.time, manifest: p.manifest, logicalBytes: p.logicalBytes, files: p.files },
+      point: { id: p.id, kind: p.kind, time: p.time, manifest: p.manifest, logicalBytes: p.logicalBytes, files: p.files, ...(p.meta ? { meta: p.meta } : {}) },
       ...(typeof job.params.at === 'string' ? { at: job.params.at } : {}),
+      ...(s.kind === 'postgres' || s.kind === 'sqlite'
+        ? { logs: this.logsFor(p, typeof job.params.at === 'string' ? job.params.at : undefined).logs.map((l) => ({ name: l.name, seq: l.seq, kind: l.kind, time: l.time, meta: l.meta, manifest: l.manifest })) }
+        : {}),
       check: { ...(typeof job.params.check === 'string' ? { kind: job.params.check as 'postgres' | 'sqlite' | 'bytes' } : {}), ...(query ? { query } : {}), ...(pg?.bin ? { bin: pg.bin } : {}), ...(pg?.connect ? { connect: pg.connect } : {}) },
     };
+  }
+
+  /** A database source's log records from the point up to `at` (or all, when absent). */
+  private logsFor(p: PointRow, at: string | undefined): { logs: LogRow[]; reaches: boolean } {
+    return logsForRestore(this.server.pool.catalog.logs(p.source), p, at);
+  }
+
+  /**
+   * What the drill's agent may read: the point's content and its log records' raw chunks. Made
+   * when the agent first reads; without a target time that is every record from the point on, so
+   * it covers whatever the spec named earlier.
+   */
+  transfer(job: JobRow): JobTransfer {
+    const p = this.server.pool.catalog.point(job.params.point as string);
+    const logs = p ? this.logsFor(p, typeof job.params.at === 'string' ? job.params.at : undefined).logs : [];
+    return new JobTransfer(this.server.pool, { contentOf: p ? [p.manifest] : [], manifestsOnly: logs.map((l) => l.manifest) }, 0);
   }
 
   /** The agent's report: recorded, alerted, and the job ends (failed when the drill found a problem). */

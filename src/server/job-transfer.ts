@@ -18,6 +18,8 @@ export interface TransferScope {
   contentOf: ChunkRef[][];
   /** manifests the agent may read only as manifests (a sync's parent point) */
   manifestsOnly: ChunkRef[][];
+  /** raw chunk lists the agent may read (a restore's log records) */
+  raw?: ChunkRef[][];
 }
 
 const MAX_CHUNK = 16 * 1024 * 1024;
@@ -75,7 +77,7 @@ export class JobTransfer {
   private async allowedDigests(): Promise<Set<string>> {
     if (this.allowed) return this.allowed;
     const set = new Set<string>();
-    for (const m of [...this.scope.manifestsOnly, ...this.scope.contentOf]) for (const [d] of m) set.add(d);
+    for (const m of [...this.scope.manifestsOnly, ...this.scope.contentOf, ...(this.scope.raw ?? [])]) for (const [d] of m) set.add(d);
     for (const m of this.scope.contentOf) {
       for await (const e of readManifest(this.pool.reader, m)) {
         if (hasContent(e)) for (const { ref } of chunkOffsets(e)) set.add(ref[0]);

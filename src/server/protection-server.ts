@@ -16,6 +16,7 @@ import { ControlDb, type AgentRow, type GroupRow, type JobRow, type SourceRowC }
 import { JobQueue, type JobEnd } from './job-queue.js';
 import { JobTransfer } from './job-transfer.js';
 import { recoverableRange } from './log-receiver.js';
+import { databaseRestoreParams, databaseSpecParts, isDatabaseKind, logScope, planDatabaseRestore } from './log-restore.js';
 import { Maintenance, type MaintenanceOptions } from './maintenance.js';
 import { issueAgentCert } from './pki.js';
 import { rpoState } from './schedule.js';
@@ -251,9 +252,16 @@ export class ProtectionServer {
     return this.queue.enqueue('sync', source, s.agentId, check ? { check } : {}, origin);
   }
 
-  requestRestore(r: { source: string; point?: string; at?: string; path?: string; to: string; agent?: string; overwrite: boolean }): JobRow {
+  requestRestore(r: { source: string; point?: string; at?: string; latest?: boolean; path?: string; to: string; agent?: string; overwrite: boolean; start?: boolean; port?: number }): JobRow {
     if (!r.to.startsWith('/')) throw new HoldfastError('BAD_ARGUMENT', `restore target '${r.to}' must be an absolute path (on the agent that restores)`);
     const s = this.requireSource(r.source);
+    if (isDatabaseKind(s.kind) && r.path === undefined) {
+      // A database is recovered whole: the nearest point and the log records up to the target.
+      const plan = planDatabaseRestore(this, s, { point: r.point, at: r.at, latest: r.latest });
+      const agent = r.agent ? this.requireAgent(r.agent) : this.requireAgent(s.agentId);
+      if (agent.revoked) throw new HoldfastError('CONFLICT', `agent '${agent.name}' is revoked`);
+      return this.queue.enqueue('restore', r.source, agent.id, { target: r.to, overwrite: r.overwrite, ...databaseRestoreParams(plan, { start: r.start !== false, port: r.port }) }, 'manual');
+    }
     const p = this.pool.resolvePoint(r.source, { point: r.point, at: r.at });
     const agent = r.agent ? this.requireAgent(r.agent) : this.requireAgent(s.agentId);
     if (agent.revoked) throw new HoldfastError('CONFLICT', `agent '${agent.name}' is revoked`);
@@ -302,6 +310,7 @@ export class ProtectionServer {
       subPath: job.params.subPath as string | undefined,
       overwrite: job.params.overwrite === true,
       rename: job.params.rename as string | undefined,
+      ...databaseSpecParts(this, job, s, p),
     };
   }
 
@@ -326,7 +335,7 @@ export class ProtectionServer {
         t = new JobTransfer(this.pool, { contentOf: [], manifestsOnly: parent ? [parent.manifest] : [] }, g.compress ? this.pool.config.compressionLevel : 0);
       } else {
         const p = this.pool.catalog.point(job.params.point as string);
-        t = new JobTransfer(this.pool, { contentOf: p ? [p.manifest] : [], manifestsOnly: [] }, 0);
+        t = new JobTransfer(this.pool, { contentOf: p ? [p.manifest] : [], manifestsOnly: [], raw: logScope(this, job) }, 0);
       }
       this.transfers.set(job.id, t);
     }

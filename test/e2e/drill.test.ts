@@ -178,6 +178,54 @@ describe('recoverability drills', { timeout: 300_000 }, () => {
     assert.deepEqual(scratchCopies(), []);
   });
 
+  it('drills a SQLite source to a time: the snapshot and the shipped WAL up to it, checked, the rows of that time', async () => {
+    await server.cliOk(['group', 'create', 'sq', '--sync-every', 'off', '--drill-query', 'SELECT count(*) FROM items']);
+    const src = dir('sqlite-src');
+    mkdirSync(src);
+    const file = join(src, 'app.db');
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)');
+    const add = (n: number): void => {
+      const ins = db.prepare('INSERT INTO items (name) VALUES (?)');
+      db.transaction(() => {
+        for (let i = 0; i < n; i++) ins.run(randomBytes(16).toString('hex'));
+      })();
+    };
+    let target = '';
+    try {
+      add(100);
+      const admin = server.admin();
+      try {
+        await admin.json('POST', '/api/v1/sources', { name: 'app', group: 'sq', agent: 'd1', kind: 'sqlite', path: file, options: { sqlite: { ship: 'continuous' } } });
+        await server.cliOk(['sync', 'app', '--wait']); // the first sync starts the source's shipper
+        add(50);
+        await new Promise((r) => setTimeout(r, 2000));
+        target = new Date().toISOString();
+        await new Promise((r) => setTimeout(r, 2000));
+        add(70);
+        await until('the WAL to be shipped past the target', async () => {
+          const logs = await admin.json<Array<{ time: string }>>('GET', '/api/v1/sources/app/logs');
+          return logs.some((l) => l.time > target) && logs.length >= 2;
+        }, 30_000, 300);
+      } finally {
+        await admin.close();
+      }
+      const at = await drill(['app', '--at', target]);
+      assert.equal(at.result.ok, true, at.result.detail);
+      assert.equal(at.result.check, 'sqlite-integrity');
+      assert.match(at.result.detail, /replayed [1-9]\d* log record\(s\)/);
+      assert.match(at.result.detail, /check query answered "150"/);
+      await until('the last rows to be shipped', async () => {
+        const latest = await drill(['app']);
+        return latest.result.ok && /answered "220"/.test(latest.result.detail);
+      }, 30_000, 1000);
+      assert.deepEqual(scratchCopies(), []);
+    } finally {
+      db.close();
+    }
+  });
+
   it("runs drills on the group's schedule", async () => {
     await server.cliOk(['group', 'create', 'nightly', '--sync-every', 'off', '--drill-schedule', '1m']);
     const src = dir('files');

@@ -1,4 +1,7 @@
-/** holdfast restore (--pool DIR | --server URL [--agent A]) --source NAME [--point ID | --at TIME] [--path SUBPATH] --to TARGET [--overwrite] */
+/**
+ * holdfast restore (--pool DIR | --server URL [--agent A]) --source NAME [--point ID | --at TIME] [--path SUBPATH] --to TARGET [--overwrite]
+ * Database sources (through a server): --source S (--at TIME | --point ID | --latest) --to DIR [--no-start] [--port N].
+ */
 import type { Command } from 'commander';
 import { HoldfastError } from '../../core/errors.js';
 import { formatBytes } from '../../core/units.js';
@@ -16,13 +19,17 @@ export function registerRestore(program: Command): void {
     .option('--agent <name>', 'with --server: restore on this agent instead of the one that owns the source')
     .requiredOption('--source <name>', 'data source name')
     .option('--point <id>', 'recovery point id (or a unique prefix)')
-    .option('--at <time>', 'the latest recovery point at or before this ISO 8601 time')
+    .option('--at <time>', 'the latest recovery point at or before this ISO 8601 time (a database source: recovered to exactly this time with its shipped logs)')
+    .option('--latest', 'a database source: recover as far as its shipped logs go')
+    .option('--no-start', 'a database source: only prepare the directory (recovery settings written), do not start the database')
+    .option('--port <n>', 'a database source: start PostgreSQL on this port (default: a free one)')
     .option('--path <subpath>', 'restore only this file or directory; it is placed inside TARGET under its own name')
     .requiredOption('--to <target>', 'where to restore')
     .option('--overwrite', 'restore into a non-empty target: entries of the point replace what stands at their paths; other files stay')
     .option('--json', 'print the result as JSON');
-  addServerOptions(cmd).action(async (opts: ServerOpts & { pool?: string; agent?: string; source: string; point?: string; at?: string; path?: string; to: string; overwrite?: boolean; json?: boolean }) => {
-      if (opts.point && opts.at) throw new HoldfastError('BAD_ARGUMENT', 'give --point or --at, not both');
+  addServerOptions(cmd).action(async (opts: RestoreOpts & { pool?: string }) => {
+      if ([opts.point, opts.at, opts.latest].filter((x) => x !== undefined).length > 1) throw new HoldfastError('BAD_ARGUMENT', 'give one of --point, --at or --latest');
+      if (opts.latest && opts.pool) throw new HoldfastError('BAD_ARGUMENT', '--latest is for database sources, restored through a server');
       if (!opts.pool) return serverRestore(opts);
       await withPool(opts.pool, async (pool) => {
         const p = pool.resolvePoint(opts.source, { point: opts.point, at: opts.at });
@@ -49,7 +56,11 @@ export function registerRestore(program: Command): void {
 }
 
 /** The restore runs on an agent: the owner of the source, or --agent (an alternate host). */
-async function serverRestore(opts: ServerOpts & { agent?: string; source: string; point?: string; at?: string; path?: string; to: string; overwrite?: boolean; json?: boolean }): Promise<void> {
+type RestoreOpts = ServerOpts & { agent?: string; source: string; point?: string; at?: string; latest?: boolean; start?: boolean; port?: string; path?: string; to: string; overwrite?: boolean; json?: boolean };
+
+async function serverRestore(opts: RestoreOpts): Promise<void> {
+  const port = opts.port === undefined ? undefined : Number.parseInt(opts.port, 10);
+  if (port !== undefined && !(port > 0 && port < 65536)) throw new HoldfastError('BAD_ARGUMENT', `--port ${opts.port} is not a port number`);
   await withServer(opts, async (c) => {
     const job = await c.json<JobView>('POST', '/api/v1/restores', {
       source: opts.source,
@@ -57,6 +68,9 @@ async function serverRestore(opts: ServerOpts & { agent?: string; source: string
       overwrite: opts.overwrite === true,
       ...(opts.point ? { point: opts.point } : {}),
       ...(opts.at ? { at: opts.at } : {}),
+      ...(opts.latest ? { latest: true } : {}),
+      ...(opts.start === false ? { start: false } : {}),
+      ...(port !== undefined ? { port } : {}),
       ...(opts.path !== undefined ? { path: opts.path } : {}),
       ...(opts.agent ? { agent: opts.agent } : {}),
     });
@@ -65,5 +79,7 @@ async function serverRestore(opts: ServerOpts & { agent?: string; source: string
     for (const w of (r.warnings as string[] | undefined) ?? []) warn(w);
     if (opts.json) printJson({ job: done.id, ...r });
     else info(`restored ${String(r.entries)} entries (${formatBytes(Number(r.bytes))}) of recovery point ${String(r.point)} to ${String(r.target)}`);
+    const db = r.database as Record<string, unknown> | undefined;
+    if (db && !opts.json) info(`database: ${Object.entries(db).map(([k, v]) => `${k} ${String(v)}`).join(', ')}`);
   });
 }

@@ -192,6 +192,11 @@ export function registerAdminRoutes(app: App, server: ProtectionServer): void {
             source: Name,
             point: Type.Optional(Type.String({ maxLength: 64 })),
             at: Type.Optional(Type.String({ maxLength: 64 })),
+            /** database sources: recover as far as the shipped logs go */
+            latest: Type.Optional(Type.Boolean()),
+            /** database sources: start the database after preparing it (default true), on this port */
+            start: Type.Optional(Type.Boolean()),
+            port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
             path: Type.Optional(Type.String({ maxLength: 4096 })),
             to: Type.String({ minLength: 1, maxLength: 4096 }),
             agent: Type.Optional(Name),
