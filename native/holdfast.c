@@ -455,6 +455,40 @@ static napi_value seek_hole(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
+/* Direct I/O                                                                                  */
+
+/* addressMod(view: Uint8Array, align: number): the address of view's first byte modulo align
+ * (a power of two). O_DIRECT transfers need aligned memory, which JavaScript cannot see. */
+static napi_value address_mod(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  bool is_typed = false;
+  if (napi_is_typedarray(env, argv[0], &is_typed) != napi_ok || !is_typed) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "The \"view\" argument must be a Uint8Array");
+    return NULL;
+  }
+  uint64_t align;
+  if (!get_uint53(env, argv[1], "align", &align)) return NULL;
+  if (align == 0 || (align & (align - 1)) != 0) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "The \"align\" argument must be a power of two");
+    return NULL;
+  }
+  napi_typedarray_type type;
+  size_t length;
+  void *data = NULL;
+  if (napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok) {
+    throw_napi_failure(env);
+    return NULL;
+  }
+  napi_value result;
+  if (napi_create_double(env, (double)((uintptr_t)data & (uintptr_t)(align - 1)), &result) != napi_ok) {
+    throw_napi_failure(env);
+    return NULL;
+  }
+  return result;
+}
+
+/* ------------------------------------------------------------------------------------------ */
 /* Special files and times                                                                     */
 
 /* mknod(path: string, mode: number, dev: number | bigint): void */
@@ -766,6 +800,7 @@ NAPI_MODULE_INIT() {
       {"inotifyAddWatch", NULL, js_inotify_add, NULL, NULL, NULL, napi_enumerable, NULL},
       {"inotifyRmWatch", NULL, js_inotify_rm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"inotifyRead", NULL, js_inotify_read, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"addressMod", NULL, address_mod, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties) != napi_ok) {
     throw_napi_failure(env);

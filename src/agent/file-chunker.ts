@@ -188,6 +188,7 @@ async function chunkExtent(
   chunks: ChunkRef[],
   addHole: (off: number, len: number) => void,
 ): Promise<number> {
+  if (mode === 'image') return chunkImageExtent(ctx, fh, start, end, chunks, addHole);
   const segLen = (off: number): number => Math.min(SEGMENT, end - off);
   const readSeg = async (off: number): Promise<Buffer> => {
     const buf = ctx.batcher.codec.buffer(segLen(off));
@@ -196,7 +197,7 @@ async function chunkExtent(
     ctx.onRead?.(got);
     return got === buf.length ? buf : buf.subarray(0, got);
   };
-  const depth = mode === 'image' ? 6 : 1;
+  const depth = 1;
   const hashing: Array<{ h: Promise<HashedForTake>; length: number; tail?: Buffer }> = [];
   const storing = new Set<Promise<void>>();
   let carry: Buffer | undefined;
@@ -240,14 +241,85 @@ async function chunkExtent(
     const final = next === undefined;
     if (carry && carry.length > 0) buf = Buffer.concat([carry, buf]);
     carry = undefined;
-    const rule: SplitRule = mode === 'image' ? { kind: 'fixed', size: ctx.imageChunk } : buf.length <= ctx.cdc.min && final ? { kind: 'whole' } : { kind: 'cdc', params: ctx.cdc, final };
+    const rule: SplitRule = buf.length <= ctx.cdc.min && final ? { kind: 'whole' } : { kind: 'cdc', params: ctx.cdc, final };
     // The buffer moves to a worker; keep the tail that may carry into the next segment.
-    const tail = mode === 'cdc' && !final ? Buffer.from(buf.subarray(Math.max(0, buf.length - ctx.cdc.max))) : undefined;
+    const tail = !final ? Buffer.from(buf.subarray(Math.max(0, buf.length - ctx.cdc.max))) : undefined;
     const length = buf.length; // read before hash(): the buffer is transferred to a worker
-    hashing.push({ h: ctx.batcher.hash({ buf, rule, detectZero: mode === 'image' }), length, tail });
+    hashing.push({ h: ctx.batcher.hash({ buf, rule, detectZero: false }), length, tail });
     if (hashing.length >= depth) await settle(hashing.shift() as (typeof hashing)[number]);
   }
   while (hashing.length > 0) await settle(hashing.shift() as (typeof hashing)[number]);
   await Promise.all(storing);
   return off - start;
+}
+
+/**
+ * An image extent: fixed-size chunks need no carry between segments, so each segment is read,
+ * hashed and held by a worker on its own (the main thread only sees digests), up to six at a
+ * time. A short read (the file shrank) ends the extent; segments already asked for beyond it
+ * are dropped.
+ */
+async function chunkImageExtent(
+  ctx: ChunkingContext,
+  fh: FileHandle,
+  start: number,
+  end: number,
+  chunks: ChunkRef[],
+  addHole: (off: number, len: number) => void,
+): Promise<number> {
+  const depth = 6;
+  const rule: SplitRule = { kind: 'fixed', size: ctx.imageChunk };
+  const hashing: Array<{ h: Promise<HashedForTake>; length: number }> = [];
+  const storing = new Set<Promise<void>>();
+  let chunkPos = start;
+  let short = false;
+
+  const settle = async (q: { h: Promise<HashedForTake>; length: number }): Promise<void> => {
+    const h = await q.h;
+    if (short) {
+      await h.take([]);
+      return;
+    }
+    ctx.counters.readBytes += h.used;
+    ctx.onRead?.(h.used);
+    if (h.used < q.length) short = true;
+    const pieces: Array<[number, number]> = [];
+    const digests: string[] = [];
+    const lengths: number[] = [];
+    let p = 0;
+    h.lengths.forEach((len, i) => {
+      if (h.zero[i]) addHole(chunkPos, len);
+      else {
+        const digest = h.digests[i] as string;
+        chunks.push([digest, len]);
+        pieces.push([p, len]);
+        digests.push(digest);
+        lengths.push(len);
+      }
+      p += len;
+      chunkPos += len;
+    });
+    const task = storeWanted(ctx, h.take, pieces, digests, lengths);
+    task.catch(() => undefined); // observed below
+    storing.add(task);
+    void task.finally(() => storing.delete(task)).catch(() => undefined);
+    while (storing.size >= 6) await Promise.race(storing);
+  };
+
+  try {
+    for (let off = start; off < end && !short; off += SEGMENT) {
+      throwIfAborted(ctx.signal);
+      const length = Math.min(SEGMENT, end - off);
+      const h = ctx.batcher.readRange({ fd: fh.fd, offset: off, length, rule, detectZero: true });
+      h.catch(() => undefined); // observed when settled
+      hashing.push({ h, length });
+      if (hashing.length >= depth) await settle(hashing.shift() as (typeof hashing)[number]);
+    }
+    while (hashing.length > 0) await settle(hashing.shift() as (typeof hashing)[number]);
+  } finally {
+    // The file closes after this returns: no worker may still be reading from its descriptor.
+    for (const q of hashing.splice(0)) await q.h.then((h) => h.take([]), () => undefined);
+  }
+  await Promise.all(storing);
+  return chunkPos - start;
 }

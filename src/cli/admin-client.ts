@@ -8,7 +8,8 @@ import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { HoldfastError, errnoCode } from '../core/errors.js';
 import { parseAdminToken } from '../core/tokens.js';
-import { fetchPinnedCa, ServerClient } from '../agent/remote/server-client.js';
+// Loaded on first use: the HTTP client (undici) costs local pool commands ~0.3 s of start-up.
+import type { ServerClient } from '../agent/remote/server-client.js';
 
 export const DEFAULT_SERVER = 'https://127.0.0.1:7070';
 export const DEFAULT_DATA = './holdfast-data';
@@ -46,6 +47,7 @@ export async function withServer<T>(o: ServerOpts, fn: (client: ServerClient) =>
     throw new HoldfastError('BAD_ARGUMENT', `--server '${url}' is not a URL (for example ${DEFAULT_SERVER})`);
   }
   const token = parseAdminToken(await tokenText(o));
+  const { fetchPinnedCa, ServerClient } = await import('../agent/remote/server-client.js');
   const ca = await fetchPinnedCa(url, token.caFingerprint);
   const client = new ServerClient(url, { ca, bearer: token.secret }, 2);
   try {

@@ -11,8 +11,9 @@ import { HoldfastError } from '../core/errors.js';
 import type { Pool } from '../pool/pool.js';
 import type { PointRow, SourceKind } from '../pool/catalog.js';
 import type { BackupProgress } from '../agent/backup-dir.js';
-import { syncSource, type PendingSync, type SyncKind, type SyncRequest } from '../agent/sync-source.js';
-import { restore, type RestoreOutcome, type RestoreProgress } from '../agent/restore.js';
+// Loaded when used: a restore needs none of the trackers, a backup none of the restore path.
+import type { PendingSync, SyncKind, SyncRequest } from '../agent/sync-source.js';
+import type { RestoreOutcome, RestoreProgress } from '../agent/restore.js';
 
 export interface LocalBackupResult {
   point: string;
@@ -54,6 +55,7 @@ export async function localBackup(
     path = resolve(o.path); // the reader names the missing path in its own error
   }
   const parent = existing ? pool.catalog.latestPoint(o.source) : undefined;
+  const { syncSource } = await import('../agent/sync-source.js');
   const session = pool.startSession();
   const batcher = new CodecBatcher(pool.codec, session.compressionLevel);
   let pending: PendingSync | undefined;
@@ -133,6 +135,7 @@ export async function localRestore(
   } catch {
     throw new HoldfastError('BAD_ARGUMENT', `--path '${o.path}' is not a path inside the recovery point (no '..' components)`);
   }
+  const { restore } = await import('../agent/restore.js');
   const out = await restore({
     source: pool.reader,
     manifest: p.manifest,

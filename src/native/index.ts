@@ -44,6 +44,8 @@ interface Binding {
   inotifyAddWatch(fd: number, path: string, mask: number): number;
   inotifyRmWatch(fd: number, wd: number): void;
   inotifyRead(fd: number, buffer: Buffer): number;
+  /** absent in an addon built before it: callers then skip direct I/O */
+  addressMod?(view: Uint8Array, align: number): number;
 }
 
 // Relative to the compiled file, dist/src/native/index.js.
@@ -172,4 +174,18 @@ export function inotifyReadAll(fd: number, buffer: Buffer = Buffer.alloc(64 * 10
       at += 16 + len;
     }
   }
+}
+
+/** Alignment of memory, offsets and lengths for O_DIRECT transfers (the common logical block size). */
+export const DIRECT_ALIGN = 4096;
+
+/**
+ * A view of `size` bytes, DIRECT_ALIGN-aligned in memory, inside a fresh buffer that owns its
+ * memory; undefined when the addon cannot tell addresses (then use buffered I/O).
+ */
+export function alignedBuffer(size: number): Buffer | undefined {
+  if (typeof binding.addressMod !== 'function') return undefined;
+  const raw = Buffer.allocUnsafeSlow(size + DIRECT_ALIGN);
+  const skip = (DIRECT_ALIGN - binding.addressMod(raw, DIRECT_ALIGN)) % DIRECT_ALIGN;
+  return raw.subarray(skip, skip + size);
 }

@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { fsyncDir, writeFileDurable } from './durable.js';
 import { encodeTrailer, PACK_MAGIC, type PackEntry } from './pack-format.js';
 import { encodeIndex, type IndexEntry } from './index-file.js';
+import { writePackDirect } from './pack-direct.js';
 import type { PoolPaths } from './pool-layout.js';
 import { asPoolError } from './pool-full.js';
 
@@ -116,6 +117,18 @@ export class PackWriter {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     });
     const parts = [PACK_MAGIC, ...c.parts, encodeTrailer(c.entries)];
+    if (!(await writePackDirect(this.paths.pack(id), parts, 0o444))) await this.writeBuffered(id, parts);
+    await fsyncDir(dir);
+    const entries: IndexEntry[] = c.entries.map((e) => ({ ...e, pack: id }));
+    await writeFileDurable(this.paths.indexFile(id), encodeIndex(entries), 0o444);
+    let stored = 0;
+    for (const p of parts) stored += p.length;
+    this.storedBytes += stored;
+    this.packsWritten++;
+    this.onIndexed(entries);
+  }
+
+  private async writeBuffered(id: string, parts: Uint8Array[]): Promise<void> {
     const fh = await open(this.paths.pack(id), 'wx', 0o444);
     try {
       // writev may write less than asked (a file system filling up returns a short count before
@@ -133,13 +146,5 @@ export class PackWriter {
     } finally {
       await fh.close();
     }
-    await fsyncDir(dir);
-    const entries: IndexEntry[] = c.entries.map((e) => ({ ...e, pack: id }));
-    await writeFileDurable(this.paths.indexFile(id), encodeIndex(entries), 0o444);
-    let stored = 0;
-    for (const p of parts) stored += p.length;
-    this.storedBytes += stored;
-    this.packsWritten++;
-    this.onIndexed(entries);
   }
 }

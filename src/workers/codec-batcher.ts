@@ -4,7 +4,7 @@
  * item comes back with take(), which must be called exactly once: it names the pieces to
  * compress (possibly none), and the group's held data is freed when every item has spoken.
  */
-import type { CodecPool, HashItem, HeldPiece, Hold, SmallFileItem } from './codec-pool.js';
+import type { CodecPool, HashItem, HeldPiece, Hold, RangeItem, SmallFileItem } from './codec-pool.js';
 import type { EncodedChunk, HashedPiece } from '../core/codec.js';
 
 const FLUSH_BYTES = 2 * 1024 * 1024;
@@ -101,6 +101,7 @@ class HoldGroup {
 export class CodecBatcher {
   private readonly hashes: Gather<HashItem, HashedForTake>;
   private readonly files: Gather<SmallFileItem, SmallFileHashed>;
+  private readonly ranges: Gather<RangeItem, HashedForTake>;
 
   constructor(
     readonly codec: CodecPool,
@@ -112,6 +113,16 @@ export class CodecBatcher {
         return { hold, results: pieces.map((p) => (g: HoldGroup) => (i: number) => ({ ...p, take: (x: Array<[number, number]>) => g.take(i, x) })) };
       },
       (i) => i.buf.length,
+      codec,
+      level,
+      Infinity,
+    );
+    this.ranges = new Gather(
+      async (items) => {
+        const { hold, pieces } = await codec.readRanges(items);
+        return { hold, results: pieces.map((p) => (g: HoldGroup) => (i: number) => ({ ...p, take: (x: Array<[number, number]>) => g.take(i, x) })) };
+      },
+      (i) => i.length,
       codec,
       level,
       Infinity,
@@ -140,6 +151,11 @@ export class CodecBatcher {
   /** The buffer moves to a worker: the caller must not use it afterwards. */
   hash(item: HashItem): Promise<HashedForTake> {
     return this.hashes.submit(item);
+  }
+
+  /** A range of an open file, read and hashed in a worker; `used` is the bytes read. */
+  readRange(item: RangeItem): Promise<HashedForTake> {
+    return this.ranges.submit(item);
   }
 
   /** A small file, read and hashed in a worker. */

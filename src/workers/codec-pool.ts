@@ -20,6 +20,17 @@ export interface DecodeItem {
   length: number;
   digest: string;
 }
+/**
+ * A range of an open file for a worker to read itself (with O_DIRECT where it can) and hash:
+ * the data never passes through the main thread.
+ */
+export interface RangeItem {
+  fd: number;
+  offset: number;
+  length: number;
+  rule: SplitRule;
+  detectZero: boolean;
+}
 /** A small file for a worker to read and hash itself, with the stat the walk saw. */
 export interface SmallFileItem {
   path: string;
@@ -63,6 +74,7 @@ export type HeldPiece = [number, number, number];
 export type CodecRequest =
   | { id: number; op: 'hash'; items: HashItem[] }
   | { id: number; op: 'readHash'; items: SmallFileItem[] }
+  | { id: number; op: 'readRanges'; items: RangeItem[] }
   | { id: number; op: 'encodeHeld'; holdId: number; level: number; pieces: HeldPiece[] }
   | { id: number; op: 'decode'; items: DecodeItem[] }
   | { id: number; op: 'writeFiles'; items: FileWriteItem[] }
@@ -170,6 +182,17 @@ export class CodecPool {
   async hash(items: HashItem[]): Promise<{ hold: Hold; pieces: HashedPiece[] }> {
     const id = this.nextId++;
     const { res, worker } = await this.run({ id, op: 'hash', items }, transferList(items.map((i) => i.buf)));
+    if (res.op !== 'hash') throw new Error('codec worker: unexpected reply');
+    return { hold: { worker, holdId: id }, pieces: res.items };
+  }
+
+  /**
+   * Reads file ranges in the worker itself and hashes them; their data is held like hash()'s.
+   * A piece's `used` is the number of bytes read (short at the end of a file that shrank).
+   */
+  async readRanges(items: RangeItem[]): Promise<{ hold: Hold; pieces: HashedPiece[] }> {
+    const id = this.nextId++;
+    const { res, worker } = await this.run({ id, op: 'readRanges', items }, []);
     if (res.op !== 'hash') throw new Error('codec worker: unexpected reply');
     return { hold: { worker, holdId: id }, pieces: res.items };
   }

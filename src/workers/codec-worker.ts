@@ -10,11 +10,93 @@ import { constants as osConstants } from 'node:os';
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { readXattrs } from './xattrs.js';
-import { listDirStats, STAT, STAT_FIELDS, type DirStats } from '../native/index.js';
+import { alignedBuffer, DIRECT_ALIGN, listDirStats, STAT, STAT_FIELDS, type DirStats } from '../native/index.js';
 import { applyMetaSync } from './apply-meta.js';
-import { RECYCLED_SIZE, transferList, type CodecRequest, type CodecResponse, type DirListing, type FileWriteItem, type FileWriteResult, type ListedEntry, type RawStat, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
+import { RECYCLED_SIZE, transferList, type CodecRequest, type CodecResponse, type DirListing, type FileWriteItem, type FileWriteResult, type ListedEntry, type RangeItem, type RawStat, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
 
 const held = new Map<number, Uint8Array[]>();
+
+/** Aligned read buffers of this worker (RECYCLED_SIZE), reused once their hold is released. */
+const freeBuffers: Buffer[] = [];
+/** views handed out by readRange, to the whole buffer they came from */
+const ownViews = new WeakMap<Uint8Array, Buffer>();
+const MAX_FREE = 6;
+/** set when O_DIRECT was refused here: read buffered from then on */
+let directRefused = false;
+
+function release(bufs: Uint8Array[]): void {
+  for (const b of bufs) {
+    const whole = ownViews.get(b);
+    if (whole && freeBuffers.length < MAX_FREE) freeBuffers.push(whole);
+  }
+}
+
+/** Reopens an open file for direct reads (the same file, whatever its path now names). */
+function openDirect(fd: number): number | undefined {
+  if (directRefused) return undefined;
+  const path = `/proc/self/fd/${fd}`;
+  const flags = constants.O_RDONLY | constants.O_DIRECT;
+  try {
+    return openSync(path, flags | constants.O_NOATIME);
+  } catch {
+    try {
+      return openSync(path, flags);
+    } catch {
+      directRefused = true;
+      return undefined;
+    }
+  }
+}
+
+/** Reads into buf from fd at `at` until `want` bytes or the end of the file; returns the count. */
+function readInto(fd: number, buf: Buffer, want: number, at: number): number {
+  let got = 0;
+  while (got < want) {
+    const n = readSync(fd, buf, got, want - got, at + got);
+    if (n === 0) break;
+    got += n;
+  }
+  return got;
+}
+
+/**
+ * Reads [offset, offset + length) of an open file into a buffer of this worker. Direct reads
+ * skip the page cache's copy (a cold backup reads each byte once, and the copy costs the kernel
+ * more than the read); a range that is not aligned, or a file system that refuses, is read
+ * buffered.
+ */
+function readRange(it: RangeItem): Uint8Array {
+  if (it.length > RECYCLED_SIZE || it.offset % DIRECT_ALIGN !== 0) {
+    const buf = Buffer.allocUnsafeSlow(it.length);
+    return buf.subarray(0, readInto(it.fd, buf, it.length, it.offset));
+  }
+  const buf = freeBuffers.pop() ?? alignedBuffer(RECYCLED_SIZE) ?? Buffer.allocUnsafeSlow(RECYCLED_SIZE);
+  let got = -1;
+  const dfd = openDirect(it.fd);
+  if (dfd !== undefined) {
+    try {
+      // Whole aligned blocks: a read that ends short of one is the end of the file.
+      const padded = Math.ceil(it.length / DIRECT_ALIGN) * DIRECT_ALIGN;
+      got = 0;
+      while (got < it.length) {
+        const n = readSync(dfd, buf, got, padded - got, it.offset + got);
+        got += n;
+        if (n === 0 || got % DIRECT_ALIGN !== 0) break;
+      }
+      got = Math.min(got, it.length);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+      directRefused = true; // unaligned memory or a file system without O_DIRECT
+      got = -1;
+    } finally {
+      closeSync(dfd);
+    }
+  }
+  if (got < 0) got = readInto(it.fd, buf, it.length, it.offset);
+  const view = buf.subarray(0, got);
+  ownViews.set(view, buf);
+  return view;
+}
 
 function openNoFollow(path: string): number {
   const flags = constants.O_RDONLY | constants.O_NOFOLLOW;
@@ -130,6 +212,12 @@ parentPort?.on('message', (msg: CodecRequest) => {
         reply({ id: msg.id, op: 'hash', items: msg.items.map((it) => splitAndHash(it.buf, it.rule, it.detectZero)) });
         return;
       }
+      case 'readRanges': {
+        const bufs = msg.items.map(readRange);
+        held.set(msg.id, bufs);
+        reply({ id: msg.id, op: 'hash', items: msg.items.map((it, i) => splitAndHash(bufs[i] as Uint8Array, it.rule, it.detectZero)) });
+        return;
+      }
       case 'readHash': {
         const bufs: Uint8Array[] = [];
         const items = msg.items.map((it): SmallFileResult => {
@@ -152,7 +240,8 @@ parentPort?.on('message', (msg: CodecRequest) => {
         if (!bufs) throw new Error(`no held buffers for job ${msg.holdId}`);
         const { out, placed } = encodeMany(msg.pieces.map(([item, off, len]) => (bufs[item] as Uint8Array).subarray(off, off + len)), msg.level);
         // encodeMany copied what it kept: the read buffers go back to be reused.
-        const returned = bufs.filter((b) => b.byteLength === RECYCLED_SIZE);
+        release(bufs);
+        const returned = bufs.filter((b) => b.byteLength === RECYCLED_SIZE && !ownViews.has(b));
         reply({ id: msg.id, op: 'encoded', out, placed, returned }, [out, ...returned]);
         return;
       }
