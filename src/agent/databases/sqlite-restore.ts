@@ -8,10 +8,13 @@
 import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { ChunkSource } from '../../core/chunk-io.js';
+import type { RestoreJobSpec, RestoreReport } from '../../core/protocol.js';
 import { HoldfastError } from '../../core/errors.js';
 import type { ChunkRef } from '../../core/manifest.js';
 import type { CodecPool } from '../../workers/codec-pool.js';
 import { restore } from '../restore.js';
+import { RemoteSource } from '../remote/remote-source.js';
+import type { ServerClient } from '../remote/server-client.js';
 import { checkSqlite } from './sqlite-check.js';
 import { parseSqliteLogMeta, rebuildSqlite, type RebuildResult, type SqliteLogRecord } from './sqlite-rebuild.js';
 import { SQLITE_POINT_META, type SqlitePointMeta } from './sqlite-sync.js';
@@ -85,4 +88,35 @@ export async function restoreSqlite(o: SqliteRestoreOptions): Promise<SqliteRest
     if (tmp) await rm(tmp, { force: true });
     await rm(scratch, { recursive: true, force: true });
   }
+}
+
+export interface SqliteRestoreJobContext {
+  client: ServerClient;
+  codec: CodecPool;
+  /** the agent's tracker state directory: the scratch copy goes below it */
+  stateDir: string;
+  signal: AbortSignal;
+}
+
+/** A server restore job of a SQLite source: rebuild, check, place, and report to the server. */
+export async function runSqliteRestoreJob(ctx: SqliteRestoreJobContext, spec: RestoreJobSpec, headers: Record<string, string>): Promise<Record<string, unknown>> {
+  const out = await restoreSqlite({
+    chunks: new RemoteSource(ctx.client, spec.id, headers),
+    manifest: spec.point.manifest,
+    logs: spec.logs ?? [],
+    targetTime: spec.database?.targetTime,
+    to: spec.target,
+    scratch: join(ctx.stateDir, 'sqlite-restore', spec.id),
+    codec: ctx.codec,
+    label: `recovery point ${spec.point.id} of source '${spec.source.name}'`,
+    signal: ctx.signal,
+  });
+  const report: RestoreReport = {
+    entries: 1,
+    bytes: out.bytes,
+    target: out.file,
+    warnings: out.warnings,
+    database: { kind: 'sqlite', generation: out.generation ?? null, frame: out.frame, records: out.records, frames: out.frames, reached: out.reached ?? null, check: out.check },
+  };
+  return ctx.client.json('POST', `/api/v1/agent/jobs/${spec.id}/complete-restore`, report, { signal: ctx.signal, headers });
 }

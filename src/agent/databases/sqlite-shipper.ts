@@ -101,7 +101,8 @@ export class SqliteShipper {
   private async pollNow(): Promise<PollResult> {
     this.saved ??= (await this.state.load<SavedState>()) ?? {};
     const out: PollResult = { records: 0, frames: 0, bytes: 0, base: false };
-    for (;;) {
+    // Bounded: a busy database must not keep the queue (and a sync's snapshot) waiting forever.
+    for (let round = 0; round < 16; round++) {
       const db = this.conn();
       db.exec('BEGIN');
       let read;
@@ -115,6 +116,7 @@ export class SqliteShipper {
       const capturedAt = new Date().toISOString();
       const gen = read.generation ?? 'none';
       if (this.saved.based !== gen) {
+        if (out.base) return out; // one copy per poll; the next poll catches up
         // A generation we have no start for: a copy of the database starts it in the chain.
         // No WAL any more (the last connection closed, or a TRUNCATE checkpoint): the file holds
         // every commit, including any the last poll missed; a copy of it ends the generation.
@@ -130,6 +132,7 @@ export class SqliteShipper {
       out.frames += read.range.lastFrame - read.range.firstFrame + 1;
       out.bytes += read.range.data.length;
     }
+    return out;
   }
 
   private async shipBase(): Promise<void> {

@@ -1,0 +1,125 @@
+/**
+ * SQLite log shipping end to end: a real server and agent (separate processes), real writer
+ * processes inserting rows stamped with their time while snapshots are taken, the agent shipping
+ * WAL frames every 250 ms. Restores through the server to random times must give exactly a prefix
+ * of the source's rows: every row stamped before target − slack, none stamped after the target.
+ *  - 'app' resets its WAL often (small autocheckpoint, TRUNCATE checkpoints): new generations
+ *    while shipping, restores across them;
+ *  - 'steady' never resets its WAL: the agent is killed with SIGKILL while shipping and restarted;
+ *    it continues its generation from its last durable record and no committed frame is lost.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { sleep, TestAgent, TestServer, until } from './server-harness.js';
+import { checkPrefix, rowsOf, startWriter, type Row } from './sqlite-writer.js';
+
+/** shipping every 250 ms, plus a loaded 2-core machine's upload and commit time */
+const SLACK_MS = 1200;
+
+interface LogJson {
+  name: string;
+  seq: number;
+  kind: string;
+  time: string;
+  bytes: number;
+}
+
+const readRows = (path: string): Row[] => {
+  const db = new Database(path, { readonly: true });
+  try {
+    return rowsOf(db);
+  } finally {
+    db.close();
+  }
+};
+
+test('SQLite: WAL shipping and point-in-time restore across WAL resets and an agent killed mid-shipping', { timeout: 240_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hf-sqlite-e2e-'));
+  mkdirSync(join(dir, 'data'));
+  const server = await TestServer.start(join(dir, 'server'));
+  const agent = await TestAgent.start(server, 'prod1', join(dir, 'agent'));
+  const app = join(dir, 'data', 'app.db');
+  const steady = join(dir, 'data', 'steady.db');
+  const w1 = await startWriter(app, { truncateEveryMs: 2000 });
+  const w2 = await startWriter(steady, { autocheckpoint: 1_000_000 });
+  try {
+    await server.cliOk(['group', 'create', 'db', '--sync-every', 'off']);
+    const admin = server.admin();
+    const firstPoint: Record<string, number> = {};
+    for (const [name, path] of [['app', app], ['steady', steady]] as const) {
+      await admin.json('POST', '/api/v1/sources', { name, group: 'db', agent: 'prod1', kind: 'sqlite', path, options: { sqlite: { ship: 'continuous' } } });
+      await server.cliOk(['sync', name, '--wait']); // the first sync starts the source's shipper
+      firstPoint[name] = Date.parse((await admin.json<{ latestPoint: { time: string } }>('GET', `/api/v1/sources/${name}`)).latestPoint.time);
+    }
+    await sleep(1500);
+    // Snapshots while the writers run.
+    await server.cliOk(['sync', 'app', '--wait']);
+    await server.cliOk(['sync', 'steady', '--wait']);
+    await sleep(800);
+    const logsOf = (s: string): Promise<LogJson[]> => admin.json<LogJson[]>('GET', `/api/v1/sources/${s}/logs`);
+    const before = await logsOf('steady');
+    assert.ok(before.length > 0, 'steady has shipped records before the kill');
+    const killedAt = Date.now();
+    await agent.kill('SIGKILL');
+    await sleep(1500); // the writers go on; nobody ships
+    agent.restart();
+    await agent.waitOnline();
+    // Shipping resumes from the last durable record: wait until a record newer than the restart exists.
+    const restartedAt = Date.now();
+    await until('steady to ship again after the restart', async () => (await logsOf('steady')).some((l) => Date.parse(l.time) > restartedAt));
+    const caughtUp = Date.now();
+    await sleep(1500);
+    const stoppedAt = Date.now();
+    await w1.stop();
+    await w2.stop();
+    await sleep(1000); // the last polls (the writers' close checkpoints and deletes their WAL)
+
+    const after = await logsOf('steady');
+    const gen = (l: LogJson): string => l.name.split('-')[0] ?? '';
+    const lastBefore = before.at(-1)!;
+    const resumed = after.filter((l) => l.seq > lastBefore.seq);
+    // The agent went on with the same WAL generation (no base copy needed) after it restarted.
+    const firstAfterRestart = resumed.find((l) => Date.parse(l.time) > restartedAt);
+    assert.ok(firstAfterRestart, 'a record after the restart');
+    assert.equal(gen(firstAfterRestart), gen(lastBefore), `after the restart: ${firstAfterRestart.name}, before the kill: ${lastBefore.name}`);
+    assert.ok(!resumed.some((l) => l.name.includes('-base-') && Date.parse(l.time) < stoppedAt), 'no base copy after the restart: frames continued from the last durable record');
+    const appLogs = await logsOf('app');
+    const gens = new Set(appLogs.map(gen));
+    assert.ok(gens.size >= 3, `app's WAL was reset while shipping (${gens.size} generations in ${appLogs.length} records)`);
+
+    const sources = { app: readRows(app), steady: readRows(steady) };
+    let n = 0;
+    const restoreAt = async (source: 'app' | 'steady', target: number): Promise<Row[]> => {
+      const out = join(dir, `restored-${source}-${n++}.db`);
+      await server.cliOk(['restore', '--source', source, '--at', new Date(target).toISOString(), '--to', out, '--json']);
+      return readRows(out);
+    };
+    // Random targets from the first snapshot to the writers' end.
+    for (const source of ['app', 'steady'] as const) {
+      const from = firstPoint[source]!;
+      for (let i = 0; i < 5; i++) {
+        const target = from + Math.random() * (stoppedAt - from);
+        const restored = await restoreAt(source, target);
+        // While the agent was down nothing was shipped: commits of that time carry the time they were shipped.
+        const down = target >= killedAt && target < caughtUp + SLACK_MS;
+        const problem = checkPrefix(sources[source], restored, target, down ? Number.POSITIVE_INFINITY : SLACK_MS);
+        assert.equal(problem, undefined, `${source} at +${Math.round(target - from)} ms: ${problem}`);
+      }
+    }
+    // No committed frame lost: the latest state of each is every row the writer committed.
+    for (const source of ['app', 'steady'] as const) {
+      const last = (await logsOf(source)).at(-1)!;
+      assert.deepEqual(await restoreAt(source, Date.parse(last.time)), sources[source], `${source} restored to its last record has every row`);
+    }
+  } finally {
+    await w1.stop();
+    await w2.stop();
+    await agent.kill();
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
