@@ -95,9 +95,15 @@ export const DrillJobSpec = Type.Object({
   type: Type.Literal('drill'),
   /** the source as the server knows it: its kind picks the check */
   source: Type.Object({ name: Type.String(), kind: SourceKindSchema, path: Type.String() }),
-  point: Type.Object({ id: Type.String(), kind: Type.Union([Type.Literal('dir'), Type.Literal('image')]), time: Type.String(), manifest: ManifestRefs, logicalBytes: Type.Integer(), files: Type.Integer() }),
-  /** the time the drill recovers to (a database replays its logs up to it); absent: the point itself */
+  point: Type.Object({
+    id: Type.String(), kind: Type.Union([Type.Literal('dir'), Type.Literal('image')]), time: Type.String(), manifest: ManifestRefs, logicalBytes: Type.Integer(), files: Type.Integer(),
+    /** the point's kind-specific facts (postgres: backupLabel, tablespaceMap) */
+    meta: Type.Optional(MetaSchema),
+  }),
+  /** the time the drill recovers to (a database replays its logs up to it); absent: as far as the logs go */
   at: Type.Optional(Type.String({ maxLength: 64 })),
+  /** a database source: the log records after the point the recovery replays, in chain order */
+  logs: RestoreJobSpec.properties.logs,
   check: Type.Object({
     /** the check, when not the source kind's own: a directory or btrfs source holding a cluster or SQLite files */
     kind: Type.Optional(Type.Union([Type.Literal('postgres'), Type.Literal('sqlite'), Type.Literal('bytes')])),
