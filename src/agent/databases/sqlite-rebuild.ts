@@ -30,6 +30,9 @@ export interface SqliteLogMeta {
   commitPages?: number;
   /** when the agent read it: every change inside was committed at or before this time */
   capturedAt: string;
+  /** base: a large copy comes in parts 0..parts-1 (consecutive records) */
+  part?: number;
+  parts?: number;
 }
 
 export interface SqliteLogRecord {
@@ -99,15 +102,25 @@ export async function rebuildSqlite(o: RebuildOptions): Promise<RebuildResult> {
       frames += m.lastFrame - frame;
       frame = m.lastFrame;
     };
+    let parts: Buffer[] = [];
     for (const r of o.records) {
       o.signal?.throwIfAborted();
       const m = r.meta;
       if (target !== undefined && Date.parse(m.capturedAt) > target) break;
+      if (m.type === 'base' && (m.parts ?? 1) > 1) {
+        // Parts of one copy share its capture time: all of them are applied, or none.
+        if (m.part === 0) parts = []; // a copy whose shipping was cut off was taken again
+        if ((m.part ?? 0) !== parts.length) throw new HoldfastError('CONFLICT', `the SQLite log chain has a broken base copy: record ${r.name} is part ${(m.part ?? 0) + 1} of ${m.parts ?? 1}, after ${parts.length} part(s)`, { reached });
+        parts.push(await r.read());
+        if (parts.length < (m.parts ?? 1)) continue;
+      }
       if (m.type === 'base') {
         // The chain of a generation starts with its base; a snapshot taken later is newer than it.
         const older = o.baseMark.takenAt !== undefined && m.generation === generation && m.capturedAt <= o.baseMark.takenAt;
+        const data = parts.length > 0 ? Buffer.concat(parts) : undefined;
+        parts = [];
         if (older) continue;
-        await writeBase(await r.read());
+        await writeBase(data ?? (await r.read()));
         const earlier = m.generation === generation ? seen : [];
         generation = m.generation;
         frame = m.lastFrame;

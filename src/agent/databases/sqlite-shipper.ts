@@ -19,6 +19,8 @@ import { takeSnapshot, type SqliteSnapshot } from './sqlite-snapshot.js';
 import { readWal, type FrameRange, type WalPosition } from './sqlite-wal.js';
 import { TrackerState } from '../trackers/tracker-state.js';
 
+const BASE_PART_BYTES = 32 * 1024 * 1024;
+
 export interface ShipRecord {
   name: string;
   meta: SqliteLogMeta;
@@ -35,6 +37,8 @@ export interface SqliteShipperOptions {
   ship(r: ShipRecord): Promise<void>;
   /** most bytes of frames in one record */
   maxRecordBytes?: number;
+  /** most bytes of a base copy in one record (default 32 MiB: the server takes bodies up to 40 MiB) */
+  maxBaseRecordBytes?: number;
 }
 
 interface SavedState {
@@ -139,8 +143,14 @@ export class SqliteShipper {
     const snap = takeSnapshot(this.conn(), this.o.path);
     const m = snap.mark;
     const generation = m.generation ?? 'none';
-    const meta: SqliteLogMeta = { type: 'base', generation, salt1: m.salt1, salt2: m.salt2, pageSize: snap.pageSize, firstFrame: 0, lastFrame: m.lastFrame, capturedAt: snap.takenAt };
-    await this.o.ship({ name: `${generation}-base-${Date.parse(snap.takenAt)}`, meta, data: snap.data });
+    // A large copy goes in parts (one request body each); the rebuild uses it once it has them all.
+    const partBytes = this.o.maxBaseRecordBytes ?? BASE_PART_BYTES;
+    const parts = Math.max(1, Math.ceil(snap.data.length / partBytes));
+    for (let i = 0; i < parts; i++) {
+      const meta: SqliteLogMeta = { type: 'base', generation, salt1: m.salt1, salt2: m.salt2, pageSize: snap.pageSize, firstFrame: 0, lastFrame: m.lastFrame, capturedAt: snap.takenAt, part: i, parts };
+      const suffix = parts === 1 ? '' : `-p${i + 1}of${parts}`;
+      await this.o.ship({ name: `${generation}-base-${Date.parse(snap.takenAt)}${suffix}`, meta, data: snap.data.subarray(i * partBytes, (i + 1) * partBytes) });
+    }
     const saved = this.saved ?? {};
     // A base at frame 0 of a generation: continue from its first frame (replaying what the copy holds).
     this.saved = { based: generation, position: m.generation ? { generation, salt1: m.salt1, salt2: m.salt2, frame: 0, cksum: [0, 0] } : saved.position };
