@@ -12,8 +12,10 @@ import { HoldfastError } from '../../core/errors.js';
 import type { HelloReply, JobSpec } from '../../core/protocol.js';
 import { CodecPool } from '../../workers/codec-pool.js';
 import { changeJournals } from '../journal-registry.js';
+import { shipSqliteSource, stopSqliteShipping, type SqliteSourceInfo } from '../databases/sqlite-agent.js';
 import { joinServer, loadAgentState, type AgentState } from './agent-state.js';
 import { runJob } from './job-runner.js';
+import { shipLog } from './log-shipper.js';
 import { startLogSocket, LOG_SOCKET } from './log-socket.js';
 import { ServerClient } from './server-client.js';
 
@@ -114,9 +116,19 @@ export async function runAgent(o: AgentOptions): Promise<void> {
         o.log.warn({ source: source.name, err: (err as Error).message }, 'cannot start the change journal; syncs of this source read everything');
       }
     };
+    // SQLite sources: a WAL shipper each, from now on (and from a new source's first sync).
+    const sqlite = (source: SqliteSourceInfo): void =>
+      shipSqliteSource(source, {
+        stateDir: join(stateDir, 'trackers'),
+        log: o.log,
+        ship: async (name, r) => {
+          await shipLog(client, codec, name, { name: r.name, kind: 'sqlite-wal', meta: { ...r.meta }, data: r.data }, { signal: stop.signal });
+        },
+      });
     try {
-      const sources = await client.json<Array<{ name: string; kind: string; path: string }>>('GET', '/api/v1/agent/sources', undefined, { signal: stop.signal, timeoutMs: 15_000 });
+      const sources = await client.json<SqliteSourceInfo[]>('GET', '/api/v1/agent/sources', undefined, { signal: stop.signal, timeoutMs: 15_000 });
       for (const s of sources) journal(s);
+      for (const s of sources) sqlite(s);
     } catch (err) {
       if (fatal(err)) throw err;
       o.log.warn({ err: (err as Error).message }, 'cannot list sources; their change journals start with their first sync');
@@ -166,6 +178,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
         if (!spec) continue;
         running.add(spec.id);
         if (spec.type === 'sync') journal(spec.source);
+        if (spec.type === 'sync') sqlite({ ...spec.source, syncEveryMs: spec.syncEveryMs });
         o.log.info({ job: spec.id, type: spec.type, source: spec.source.name }, 'job started');
         try {
           const result = await runJob({ client, codec, exclude: [stateDir], stateDir: join(stateDir, 'trackers'), agentStateDir: stateDir, logSocket: join(stateDir, LOG_SOCKET), signal: stop.signal }, spec);
@@ -186,6 +199,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
   } finally {
     o.signal.removeEventListener('abort', onAbort);
     changeJournals.stopAll();
+    await stopSqliteShipping();
     await codec.close();
     await client.close();
   }

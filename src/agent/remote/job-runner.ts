@@ -9,6 +9,7 @@ import type { CodecPool } from '../../workers/codec-pool.js';
 import { CodecBatcher } from '../../workers/codec-batcher.js';
 import { syncSource } from '../sync-source.js';
 import { restore } from '../restore.js';
+import { runSqliteRestoreJob } from '../databases/sqlite-restore.js';
 import { RemoteSink } from './remote-sink.js';
 import { RemoteSource } from './remote-source.js';
 import type { ServerClient } from './server-client.js';
@@ -92,6 +93,8 @@ async function runSync(ctx: JobContext, spec: SyncJobSpec): Promise<Record<strin
     tracker: o.tracker,
     sourcePath: spec.source.path,
     ...(o.check ? { check: o.check } : {}),
+    ...(o.meta ? { meta: o.meta } : {}),
+    ...(o.pointTime ? { pointTime: o.pointTime } : {}),
   };
   let result: Record<string, unknown>;
   try {
@@ -105,6 +108,7 @@ async function runSync(ctx: JobContext, spec: SyncJobSpec): Promise<Record<strin
 }
 
 async function runRestore(ctx: JobContext, spec: RestoreJobSpec): Promise<Record<string, unknown>> {
+  if (spec.database?.kind === 'sqlite') return runSqliteRestoreJob(ctx, spec, attemptOf(spec));
   let seen = { entries: 0, bytesDone: 0 };
   const headers = attemptOf(spec);
   const progress = progressReporter(ctx, spec.id, headers, () => ({ phase: 'restore', ...seen, totalBytes: spec.point.logicalBytes }));
