@@ -13,7 +13,7 @@
  * agent's state directory: PostgreSQL runs as the data directory's owner, who must be able to
  * reach it, and the state directory is the agent's alone (0700).
  */
-import { chmod, chown, mkdir, open, readdir, rm, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { ATTEMPT_HEADER, type DrillJobSpec, type DrillReport } from '../../core/protocol.js';
@@ -37,6 +37,7 @@ export function drillScratch(jobId: string): string {
 export async function runDrill(ctx: JobContext, spec: DrillJobSpec): Promise<Record<string, unknown>> {
   const headers = { [ATTEMPT_HEADER]: String(spec.attempt) };
   const scratch = drillScratch(spec.id);
+  await stopOrphan(join(scratch, 'data'));
   await rm(scratch, { recursive: true, force: true }); // an earlier attempt's copy
   await mkdir(scratch, { mode: 0o700 });
   // The owner PostgreSQL runs as must reach its data directory below; nobody may list it.
@@ -48,6 +49,25 @@ export async function runDrill(ctx: JobContext, spec: DrillJobSpec): Promise<Rec
     await rm(scratch, { recursive: true, force: true });
   }
   return ctx.client.json('POST', `/api/v1/agent/jobs/${spec.id}/complete-drill`, report, { signal: ctx.signal, headers });
+}
+
+/** A PostgreSQL an earlier attempt started (its agent was killed mid-check) is shut down before its copy goes. */
+async function stopOrphan(dataDir: string): Promise<void> {
+  const pid = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => '')).split('\n')[0]);
+  if (!(pid > 1)) return;
+  try {
+    process.kill(pid, 'SIGQUIT'); // immediate shutdown; its children follow
+  } catch {
+    return; // not running
+  }
+  for (let i = 0; i < 50; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return;
+    }
+  }
 }
 
 async function drill(ctx: JobContext, spec: DrillJobSpec, scratch: string, headers: Record<string, string>): Promise<DrillReport> {
