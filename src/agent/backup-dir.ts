@@ -34,6 +34,8 @@ export interface DirBackupOptions {
   exclude?: string[];
   /** read and hash every file even when its metadata matches the parent (a heavy consistency check) */
   verifyContent?: boolean;
+  /** large files to cut into fixed image chunks (all-zero ones as holes) instead of CDC: disk images kept as files */
+  fixedChunks?: (it: WalkItem) => boolean;
   signal?: AbortSignal;
   onProgress?: (p: BackupProgress) => void;
 }
@@ -138,7 +140,7 @@ export async function backupDir(o: DirBackupOptions): Promise<BackupOutcome> {
           return { type: 'file', ...meta, size: Number(it.st.size), ino: Number(it.st.ino), chunks: small.chunks };
         }
       }
-      const r = await chunkFile(ctx, it.abs, 'cdc');
+      const r = await chunkFile(ctx, it.abs, o.fixedChunks?.(it) ? 'image' : 'cdc');
       logicalBytes += r.size;
       if (r.torn) torn.push(it.rel);
       const e: FileEntry = { type: 'file', ...meta, ...baseMeta(r.stat), size: r.size, ino: Number(r.stat.ino), chunks: r.chunks };

@@ -17,12 +17,13 @@ import { lstat, mkdir, open, readdir, readlink, stat, statfs } from 'node:fs/pro
 import { join, relative, resolve } from 'node:path';
 import { ManifestWriter } from '../../core/manifest-io.js';
 import { chunkOffsets, type ChunkRef, type Entry, type FileEntry } from '../../core/manifest.js';
-import { seekData, seekHole } from '../../native/index.js';
 import { HoldfastError, errnoCode } from '../../core/errors.js';
 import { backupDir, type BackupOutcome, type BackupProgress } from '../backup-dir.js';
 import { baseMeta, entryType } from '../file-meta.js';
 import { chunkFile, chunkSmallFile, SMALL_FILE, type ChunkingContext } from '../file-chunker.js';
 import { walkTree, type WalkItem } from '../tree-walker.js';
+import { changedRanges, fileExtents } from './btrfs-extent-diff.js';
+import { dataExtents, imageFileContent, isDiskImageFile } from './btrfs-image-file.js';
 import { sendChanges, type SendChanges } from './btrfs-send-stream.js';
 import { rechunk } from './cdc-rechunk.js';
 import type { ByteRange } from '../nbd/nbd-client.js';
@@ -65,10 +66,22 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
     else if (t.why) ctx.warnings.push(t.why);
     if (prevOk && state && ctx.parentFiles && r.tracker !== 'full') {
       const changes = sendChanges(await sendStream(state.snapshot, snapshot, r.signal));
-      outcome = await incrementalBackup(r, snapshot, exclude, ctx.parentFiles, changes);
+      outcome = await incrementalBackup(r, snapshot, state.snapshot, exclude, ctx.parentFiles, changes);
       incremental = true;
     } else {
-      outcome = await backupDir({ root: snapshot, sink: r.sink, batcher: r.batcher, cdc: r.cdc, imageChunk: r.imageChunk, parent: ctx.parentFiles, exclude, verifyContent: r.consistencyCheck === 'heavy', signal: r.signal, onProgress: r.onProgress });
+      outcome = await backupDir({
+        root: snapshot,
+        sink: r.sink,
+        batcher: r.batcher,
+        cdc: r.cdc,
+        imageChunk: r.imageChunk,
+        parent: ctx.parentFiles,
+        exclude,
+        verifyContent: r.consistencyCheck === 'heavy',
+        fixedChunks: (it) => isDiskImageFile(it.rel, it.st.size),
+        signal: r.signal,
+        onProgress: r.onProgress,
+      });
     }
   } catch (err) {
     await deleteSnapshot(snapshot).catch(() => undefined);
@@ -128,21 +141,6 @@ function sendStream(prev: string, cur: string, signal?: AbortSignal): Promise<Bu
   });
 }
 
-/** Data extents [start, end) of an open file, found with SEEK_DATA/SEEK_HOLE (as a full read finds them). */
-function dataExtents(fd: number, size: number): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  let pos = 0;
-  while (pos < size) {
-    const start = seekData(fd, pos);
-    if (start < 0 || start >= size) break;
-    let end = seekHole(fd, start);
-    if (end < 0 || end > size) end = size;
-    out.push([start, end]);
-    pos = end;
-  }
-  return out;
-}
-
 /** The parent's chunks per data extent, if its extents are exactly `now`; else undefined. */
 function sameExtents(prev: FileEntry, now: Array<[number, number]>): Array<{ start: number; end: number; chunks: ChunkRef[] }> | undefined {
   const out = now.map(([start, end]) => ({ start, end, chunks: [] as ChunkRef[] }));
@@ -194,7 +192,7 @@ async function changesByInode(root: string, c: SendChanges): Promise<Map<bigint,
  * The snapshot's manifest: the walk gives every object and its metadata; file data comes from
  * the parent point unless btrfs reported the file created or written.
  */
-async function incrementalBackup(r: SyncRequest, root: string, exclude: string[], parent: Map<string, FileEntry>, changes: SendChanges): Promise<BackupOutcome> {
+async function incrementalBackup(r: SyncRequest, root: string, prevRoot: string, exclude: string[], parent: Map<string, FileEntry>, changes: SendChanges): Promise<BackupOutcome> {
   const warnings: string[] = [];
   const counters = { readBytes: 0 };
   const progress: BackupProgress = { entries: 0, bytesDone: 0, readBytes: 0 };
@@ -205,6 +203,7 @@ async function incrementalBackup(r: SyncRequest, root: string, exclude: string[]
   const byIno = await changesByInode(root, changes);
 
   const readWhole = async (it: WalkItem, meta: Omit<FileEntry, 'type' | 'size' | 'chunks'>): Promise<FileEntry> => {
+    if (isDiskImageFile(it.rel, it.st.size)) return imageEntry(it, meta);
     if (it.st.size <= BigInt(SMALL_FILE) && it.st.blocks * 512n >= it.st.size) {
       const small = await chunkSmallFile(ctx, it.abs, it.st);
       if (small) return { type: 'file', ...meta, size: Number(it.st.size), ino: Number(it.st.ino), chunks: small.chunks };
@@ -213,6 +212,13 @@ async function incrementalBackup(r: SyncRequest, root: string, exclude: string[]
     const e: FileEntry = { type: 'file', ...meta, size: c.size, ino: Number(it.st.ino), chunks: c.chunks };
     if (c.holes.length > 0) e.holes = c.holes;
     return e;
+  };
+
+  /** A disk image file: fixed chunks; with `prev` on the same grid only the written slots are read. */
+  const imageEntry = async (it: WalkItem, meta: Omit<FileEntry, 'type' | 'size' | 'chunks'>, prev?: FileEntry, written?: ByteRange[]): Promise<FileEntry> => {
+    const size = Number(it.st.size);
+    const { chunks, holes } = await imageFileContent({ sink: r.sink, batcher: r.batcher, imageChunk: r.imageChunk, signal: r.signal, counters }, it.abs, size, prev, written);
+    return { type: 'file', ...meta, size, ino: Number(it.st.ino), chunks, ...(holes.length > 0 ? { holes } : {}) };
   };
 
   const fileEntry = async (it: WalkItem, meta: Omit<FileEntry, 'type' | 'size' | 'chunks'>): Promise<FileEntry> => {
@@ -228,6 +234,11 @@ async function incrementalBackup(r: SyncRequest, root: string, exclude: string[]
     if (written.length === 0 && prev.size === size && ch?.truncated !== undefined) return readWhole(it, meta);
     if (written.length === 0 && prev.size === size) return { type: 'file', ...meta, size, ino: Number(it.st.ino), chunks: prev.chunks, ...(prev.holes ? { holes: prev.holes } : {}) };
     if (size <= SMALL_FILE) return readWhole(it, meta);
+    if (isDiskImageFile(it.rel, size)) {
+      // Narrowed to the blocks whose extents differ from the previous snapshot's file.
+      const [was, now] = await Promise.all([fileExtents(join(prevRoot, changes.oldPath(it.rel)), r.signal), fileExtents(it.abs, r.signal)]);
+      return imageEntry(it, meta, prev, was && now ? changedRanges(written, was, now) : written);
+    }
     const sparse = it.st.blocks * 512n < it.st.size || (prev.holes?.length ?? 0) > 0;
     const fh = await open(it.abs, 'r');
     try {
