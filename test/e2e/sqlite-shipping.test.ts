@@ -17,8 +17,12 @@ import Database from 'better-sqlite3';
 import { sleep, TestAgent, TestServer, until } from './server-harness.js';
 import { checkPrefix, rowsOf, startWriter, type Row } from './sqlite-writer.js';
 
-/** shipping every 250 ms, plus a loaded 2-core machine's upload and commit time */
-const SLACK_MS = 1200;
+/**
+ * How far behind a restore may be: a poll every 250 ms after the previous one is durable, so the
+ * poll interval plus one poll's upload on a loaded 2-core machine; 'app' also ships a base copy of
+ * the whole database at each of its WAL resets.
+ */
+const SLACK_MS = { app: 4000, steady: 1500 };
 
 interface LogJson {
   name: string;
@@ -92,6 +96,7 @@ test('SQLite: WAL shipping and point-in-time restore across WAL resets and an ag
     assert.ok(gens.size >= 3, `app's WAL was reset while shipping (${gens.size} generations in ${appLogs.length} records)`);
 
     const sources = { app: readRows(app), steady: readRows(steady) };
+    console.log(`# ${appLogs.length} records of app in ${gens.size} generations, ${after.length} of steady; shipping resumed ${caughtUp - restartedAt} ms after the restart`);
     let n = 0;
     const restoreAt = async (source: 'app' | 'steady', target: number): Promise<Row[]> => {
       const out = join(dir, `restored-${source}-${n++}.db`);
@@ -101,12 +106,13 @@ test('SQLite: WAL shipping and point-in-time restore across WAL resets and an ag
     // Random targets from the first snapshot to the writers' end.
     for (const source of ['app', 'steady'] as const) {
       const from = firstPoint[source]!;
-      for (let i = 0; i < 5; i++) {
+      for (let i = 0; i < 4; i++) {
         const target = from + Math.random() * (stoppedAt - from);
         const restored = await restoreAt(source, target);
         // While the agent was down nothing was shipped: commits of that time carry the time they were shipped.
-        const down = target >= killedAt && target < caughtUp + SLACK_MS;
-        const problem = checkPrefix(sources[source], restored, target, down ? Number.POSITIVE_INFINITY : SLACK_MS);
+        const down = target >= killedAt && target < caughtUp + SLACK_MS[source];
+        const problem = checkPrefix(sources[source], restored, target, down ? Number.POSITIVE_INFINITY : SLACK_MS[source]);
+        console.log(`# ${source} at +${Math.round(target - from)} ms: ${restored.length} of ${sources[source].length} rows${down ? ' (agent down)' : ''}`);
         assert.equal(problem, undefined, `${source} at +${Math.round(target - from)} ms: ${problem}`);
       }
     }

@@ -33,6 +33,9 @@ export interface SqliteLogMeta {
   /** base: a large copy comes in parts 0..parts-1 (consecutive records) */
   part?: number;
   parts?: number;
+  /** frames: the first record of a generation that continues this one (at followsFrame) without a base */
+  follows?: string;
+  followsFrame?: number;
 }
 
 export interface SqliteLogRecord {
@@ -130,6 +133,12 @@ export async function rebuildSqlite(o: RebuildOptions): Promise<RebuildResult> {
           seen.push(e);
         }
       } else {
+        if (m.generation !== generation && m.follows !== undefined && m.follows === (generation ?? 'none') && m.followsFrame === frame && m.firstFrame === 1) {
+          // The WAL was reset after exactly this frame (or emptied after the copy): the new generation goes on from here.
+          generation = m.generation;
+          frame = 0;
+          seen = [];
+        }
         if (m.generation !== generation) {
           // Frames of a generation whose start nobody copied: nothing to replay them onto.
           throw new HoldfastError('CONFLICT', `the SQLite log chain is broken: record ${r.name} starts WAL generation ${m.generation} without a snapshot of it; the database can be restored up to ${reached ?? 'the snapshot'} only`, { reached });

@@ -16,7 +16,7 @@
 import Database from 'better-sqlite3';
 import type { SqliteLogMeta } from './sqlite-rebuild.js';
 import { takeSnapshot, type SqliteSnapshot } from './sqlite-snapshot.js';
-import { readWal, type FrameRange, type WalPosition } from './sqlite-wal.js';
+import { readWal, readWalTail, type FrameRange, type WalPosition } from './sqlite-wal.js';
 import { TrackerState } from '../trackers/tracker-state.js';
 
 const BASE_PART_BYTES = 32 * 1024 * 1024;
@@ -45,6 +45,8 @@ interface SavedState {
   position?: WalPosition;
   /** the generation the log chain has a start for (a base or the shipped frames from its frame 1); 'none': a copy taken without a WAL */
   based?: string;
+  /** `based` continues this generation's state (at this frame) without a copy: its first record says so */
+  follows?: { generation: string; frame: number };
 }
 
 export interface PollResult {
@@ -78,7 +80,10 @@ export class SqliteShipper {
   snapshot(): Promise<SqliteSnapshot> {
     return this.serial(async () => {
       await this.pollNow();
-      return takeSnapshot(this.conn(), this.o.path, this.saved?.position);
+      const snap = takeSnapshot(this.conn(), this.o.path, this.saved?.position);
+      // The WAL moved to a generation the chain has not started yet: this copy starts it.
+      if ((snap.mark.generation ?? 'none') !== this.saved?.based) await this.shipBase(snap);
+      return snap;
     });
   }
 
@@ -105,14 +110,26 @@ export class SqliteShipper {
   private async pollNow(): Promise<PollResult> {
     this.saved ??= (await this.state.load<SavedState>()) ?? {};
     const out: PollResult = { records: 0, frames: 0, bytes: 0, base: false };
+    const walPath = `${this.o.path}-wal`;
     // Bounded: a busy database must not keep the queue (and a sync's snapshot) waiting forever.
     for (let round = 0; round < 16; round++) {
       const db = this.conn();
       db.exec('BEGIN');
       let read;
+      let tail: ReturnType<typeof readWalTail> | undefined;
+      const pos = this.saved.position;
       try {
         db.prepare('SELECT count(*) FROM sqlite_schema').get();
-        read = readWal(`${this.o.path}-wal`, { after: this.saved.position, maxBytes: this.o.maxRecordBytes });
+        read = readWal(walPath, { after: pos, maxBytes: this.o.maxRecordBytes });
+        const h = read.header;
+        if (read.newGeneration && h && pos && this.saved.based === pos.generation && h.salt1 === ((pos.salt1 + 1) >>> 0)) {
+          // The WAL was reset once since the last poll: the old generation's frames past those the
+          // new one has written are still in the file. When its chain ends there, inside the file
+          // and past the frame a writer may be writing now, nothing of it is lost.
+          const t = readWalTail(walPath, pos, h.pageSize, h.bigEndian);
+          const now = readWal(walPath);
+          if (t.nextPresent && now.generation === read.generation && t.end > (now.validFrames ?? 0) + 1) tail = t;
+        }
       } finally {
         db.exec('ROLLBACK');
       }
@@ -121,6 +138,17 @@ export class SqliteShipper {
       const gen = read.generation ?? 'none';
       if (this.saved.based !== gen) {
         if (out.base) return out; // one copy per poll; the next poll catches up
+        if (tail && pos) {
+          if (tail.range) await this.shipFrames(tail.range, capturedAt);
+          await this.follow(gen, { generation: pos.generation, frame: tail.range?.lastFrame ?? pos.frame });
+          continue;
+        }
+        // The WAL emptied (a TRUNCATE checkpoint) and a copy was taken then; the generation after
+        // it (salt-1 counts resets) starts from that copy when it is the very next one.
+        if (this.saved.based === 'none' && read.header && pos && pos.generation !== 'none' && read.header.salt1 === ((pos.salt1 + 1) >>> 0)) {
+          await this.follow(gen, { generation: 'none', frame: 0 });
+          continue;
+        }
         // A generation we have no start for: a copy of the database starts it in the chain.
         // No WAL any more (the last connection closed, or a TRUNCATE checkpoint): the file holds
         // every commit, including any the last poll missed; a copy of it ends the generation.
@@ -139,8 +167,8 @@ export class SqliteShipper {
     return out;
   }
 
-  private async shipBase(): Promise<void> {
-    const snap = takeSnapshot(this.conn(), this.o.path);
+  private async shipBase(copy?: SqliteSnapshot): Promise<void> {
+    const snap = copy ?? takeSnapshot(this.conn(), this.o.path);
     const m = snap.mark;
     const generation = m.generation ?? 'none';
     // A large copy goes in parts (one request body each); the rebuild uses it once it has them all.
@@ -157,7 +185,15 @@ export class SqliteShipper {
     await this.state.save(this.saved);
   }
 
+  /** Continues the chain in the next generation: its first record says what it follows. */
+  private async follow(generation: string, follows: { generation: string; frame: number }): Promise<void> {
+    const salt = (i: number): number => parseInt(generation.slice(i * 8, i * 8 + 8), 16);
+    this.saved = { based: generation, position: { generation, salt1: salt(0), salt2: salt(1), frame: 0, cksum: [0, 0] }, follows };
+    await this.state.save(this.saved);
+  }
+
   private async shipFrames(r: FrameRange, capturedAt: string): Promise<void> {
+    const follows = this.saved?.follows && this.saved.based === r.generation && r.firstFrame === 1 ? this.saved.follows : undefined;
     const meta: SqliteLogMeta = {
       type: 'frames',
       generation: r.generation,
@@ -168,6 +204,7 @@ export class SqliteShipper {
       lastFrame: r.lastFrame,
       commitPages: r.commitPages,
       capturedAt,
+      ...(follows ? { follows: follows.generation, followsFrame: follows.frame } : {}),
     };
     const pad = (n: number): string => String(n).padStart(10, '0');
     await this.o.ship({ name: `${r.generation}-${pad(r.firstFrame)}-${pad(r.lastFrame)}`, meta, data: r.data });

@@ -62,6 +62,8 @@ export interface WalRead {
   generation?: string;
   /** the header's generation is not the one of the position asked to continue from */
   newGeneration: boolean;
+  /** the last valid frame (committed or not) the read reached; a writer may be writing the next */
+  validFrames?: number;
   /** the committed frames after the position (none when nothing new was committed) */
   range?: FrameRange;
 }
@@ -171,11 +173,12 @@ export function readWal(walPath: string, o: ReadWalOptions = {}): WalRead {
       }
       if (whole < batchFrames) break;
     }
-    if (!committed) return { header, generation, newGeneration };
+    if (!committed) return { header, generation, newGeneration, validFrames: frame };
     return {
       header,
       generation,
       newGeneration,
+      validFrames: frame,
       range: {
         generation,
         salt1: header.salt1,
@@ -188,6 +191,62 @@ export function readWal(walPath: string, o: ReadWalOptions = {}): WalRead {
         end: { generation, salt1: header.salt1, salt2: header.salt2, frame: committed.frame, cksum: committed.cksum },
       },
     };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The rest of an older generation after `after`, read from a WAL that a reset has since started
+ * over: its frames beyond those the new generation has written are still in the file. `end` is
+ * the last valid frame found and `nextPresent` whether the frame after it is whole in the file
+ * (then the chain ends there for a reason in the file, not because the file ends).
+ */
+export function readWalTail(walPath: string, after: WalPosition, pageSize: number, bigEndian: boolean): { range?: FrameRange; end: number; nextPresent: boolean } {
+  const fd = openSync(walPath, 'r');
+  try {
+    const frameBytes = FRAME_HEADER_BYTES + pageSize;
+    let cksum = after.cksum;
+    let frame = after.frame;
+    const parts: Buffer[] = [];
+    let pending: Buffer[] = [];
+    let committed: { frame: number; cksum: [number, number]; pages: number } | undefined;
+    for (;;) {
+      const f = readAt(fd, frameBytes, WAL_HEADER_BYTES + frame * frameBytes);
+      if (f.length < frameBytes) return finish(false);
+      if (f.readUInt32BE(8) !== after.salt1 || f.readUInt32BE(12) !== after.salt2 || f.readUInt32BE(0) === 0) return finish(true);
+      let c = walChecksum(f, 0, 8, cksum, bigEndian);
+      c = walChecksum(f, FRAME_HEADER_BYTES, frameBytes, c, bigEndian);
+      if (c[0] !== f.readUInt32BE(16) || c[1] !== f.readUInt32BE(20)) return finish(true);
+      cksum = c;
+      frame++;
+      pending.push(f);
+      const pages = f.readUInt32BE(4);
+      if (pages !== 0) {
+        parts.push(...pending);
+        pending = [];
+        committed = { frame, cksum, pages };
+      }
+    }
+    function finish(nextPresent: boolean): { range?: FrameRange; end: number; nextPresent: boolean } {
+      if (!committed) return { end: frame, nextPresent };
+      const g = after.generation;
+      return {
+        end: frame,
+        nextPresent,
+        range: {
+          generation: g,
+          salt1: after.salt1,
+          salt2: after.salt2,
+          pageSize,
+          firstFrame: after.frame + 1,
+          lastFrame: committed.frame,
+          commitPages: committed.pages,
+          data: Buffer.concat(parts),
+          end: { generation: g, salt1: after.salt1, salt2: after.salt2, frame: committed.frame, cksum: committed.cksum },
+        },
+      };
+    }
   } finally {
     closeSync(fd);
   }
