@@ -156,21 +156,14 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
     const fh = await open(abs, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     // Batches are fetched, verified and written concurrently: writes are positional.
     const inFlight = new Set<Promise<void>>();
+    // A worker verifies each batch and writes it with pwrite: the plaintext never comes back to
+    // this thread, which keeps it (and its garbage collector) out of the data path.
     const writeBatch = async (batch: Array<{ ref: ChunkRef; offset: number }>, bytes: number): Promise<void> => {
-      const data = await o.source.read(batch.map((b) => b.ref), o.signal);
-      let i = 0;
-      while (i < batch.length) {
-        // Contiguous chunks go out in one writev.
-        const start = (batch[i] as { offset: number }).offset;
-        const bufs: Uint8Array[] = [];
-        let end = start;
-        while (i < batch.length && (batch[i] as { offset: number }).offset === end) {
-          const d = data[i] as Uint8Array;
-          bufs.push(d);
-          end += d.length;
-          i++;
-        }
-        await fh.writev(bufs, start);
+      const stored = await o.source.readEncoded(batch.map((b) => b.ref), o.signal);
+      const r = await o.codec.writeAt({ fd: fh.fd, pieces: stored.map((s, i) => ({ ...s, offset: (batch[i] as { offset: number }).offset })) });
+      if (!r.ok) {
+        if (r.code === 'CHUNK_CORRUPT') throw new HoldfastError('CHUNK_CORRUPT', `${o.label}: ${e.path}: ${r.message}`, { path: e.path });
+        throw Object.assign(new Error(`${abs}: ${r.message}`), { code: r.code });
       }
       progress.bytes += bytes;
     };

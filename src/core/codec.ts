@@ -4,7 +4,7 @@
  * returned as data.
  */
 import { createRequire } from 'node:module';
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
 import { cdcSplit, fixedSplit, isAllZero, type CdcParams } from './chunker.js';
 
 const zstd = createRequire(import.meta.url)('zstd-napi/binding') as typeof import('zstd-napi/binding.js');
@@ -25,6 +25,10 @@ export interface HashedPiece {
   used: number;
 }
 
+/** One-shot hashing (Node >= 20.12) skips a Hash object per chunk: about a fifth faster at 16 KiB. */
+const sha256Hex: (d: Uint8Array) => string =
+  typeof crypto.hash === 'function' ? (d) => crypto.hash('sha256', d, 'hex') : (d) => crypto.createHash('sha256').update(d).digest('hex');
+
 export function splitAndHash(buf: Uint8Array, rule: SplitRule, detectZero: boolean): HashedPiece {
   let lengths: number[];
   let used = buf.length;
@@ -43,7 +47,7 @@ export function splitAndHash(buf: Uint8Array, rule: SplitRule, detectZero: boole
     const z = detectZero && isAllZero(piece);
     zero.push(z);
     // Zero chunks become holes and are never stored: no digest needed.
-    digests.push(z ? '' : createHash('sha256').update(piece).digest('hex'));
+    digests.push(z ? '' : sha256Hex(piece));
     pos += len;
   }
   return { lengths, digests, zero, used };
@@ -83,6 +87,9 @@ function scratchOf(size: number): Buffer {
 
 const SAMPLES = 512;
 const counts = new Uint16Array(256);
+/** c * log2(c) for every count a sample can reach: no logarithm per byte value per chunk. */
+const C_LOG_C = Float64Array.from({ length: SAMPLES + 1 }, (_, c) => (c > 0 ? c * Math.log2(c) : 0));
+const LOG_SAMPLES = Math.log2(SAMPLES);
 
 /**
  * A cheap look before the expensive try: the byte entropy of 512 bytes sampled across the chunk.
@@ -95,12 +102,10 @@ export function looksIncompressible(p: Uint8Array): boolean {
   counts.fill(0);
   const step = Math.floor(p.length / SAMPLES);
   for (let i = 0; i < SAMPLES; i++) counts[p[i * step] as number]! += 1;
-  let h = 0;
-  for (let b = 0; b < 256; b++) {
-    const c = counts[b] as number;
-    if (c > 0) h -= (c / SAMPLES) * Math.log2(c / SAMPLES);
-  }
-  return h > 7.3;
+  // H = -sum (c/N) log2(c/N) = log2 N - (1/N) sum c log2 c
+  let s = 0;
+  for (let b = 0; b < 256; b++) s += C_LOG_C[counts[b] as number] as number;
+  return LOG_SAMPLES - s / SAMPLES > 7.3;
 }
 
 /**
@@ -145,11 +150,14 @@ export interface StoredChunk {
   digest: string;
 }
 
-/** Decodes many chunks into one output buffer, re-hashing each; damage is a result, not data. */
-export function decodeMany(items: StoredChunk[]): { out: Buffer; placed: PlacedDecode[] } {
+/**
+ * Decodes many chunks into one output buffer, re-hashing each; damage is a result, not data.
+ * `into` lends a buffer to decode into (reused by a caller that writes the data out at once).
+ */
+export function decodeMany(items: StoredChunk[], into?: (size: number) => Buffer): { out: Buffer; placed: PlacedDecode[] } {
   let total = 0;
   for (const it of items) total += it.length;
-  const out = Buffer.allocUnsafeSlow(total);
+  const out = into ? into(total) : Buffer.allocUnsafeSlow(total);
   const placed: PlacedDecode[] = [];
   let at = 0;
   for (const it of items) {
@@ -171,7 +179,7 @@ export function decodeMany(items: StoredChunk[]): { out: Buffer; placed: PlacedD
       placed.push({ ok: false, reason: `length ${n}, expected ${it.length}` });
       continue;
     }
-    const actual = createHash('sha256').update(dst).digest('hex');
+    const actual = sha256Hex(dst);
     if (actual !== it.digest) {
       placed.push({ ok: false, reason: `digest mismatch (content hashes to ${actual.slice(0, 16)}…)` });
       continue;

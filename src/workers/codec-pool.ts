@@ -45,6 +45,11 @@ export interface FileWriteItem {
   pieces: Array<StoredChunk & { offset: number }>;
   meta: MetaOf;
 }
+/** Chunks of one open file to verify and write at their offsets (a batch of a large file). */
+export interface RangeWriteItem {
+  fd: number;
+  pieces: Array<StoredChunk & { offset: number }>;
+}
 export type FileWriteResult = { ok: true; warnings: string[] } | { ok: false; code: string; message: string };
 /** lstat fields a walk needs, as bigints (structured clone carries them). */
 export interface RawStat {
@@ -78,6 +83,7 @@ export type CodecRequest =
   | { id: number; op: 'encodeHeld'; holdId: number; level: number; pieces: HeldPiece[] }
   | { id: number; op: 'decode'; items: DecodeItem[] }
   | { id: number; op: 'writeFiles'; items: FileWriteItem[] }
+  | { id: number; op: 'writeAt'; item: RangeWriteItem }
   | { id: number; op: 'listDirs'; paths: string[] };
 export type { DecodeResult };
 export type CodecResponse =
@@ -235,6 +241,19 @@ export class CodecPool {
     const { res } = await this.run({ id: this.nextId++, op: 'writeFiles', items }, [...buffers]);
     if (res.op !== 'written') throw new Error('codec worker: unexpected reply');
     return res.items;
+  }
+
+  /**
+   * Verifies a batch of a large file's chunks and writes them at their offsets, in a worker: the
+   * plaintext never comes back to the main thread. Nothing is written unless every chunk of the
+   * batch verifies.
+   */
+  async writeAt(item: RangeWriteItem): Promise<FileWriteResult> {
+    const buffers = new Set<ArrayBuffer>();
+    for (const p of item.pieces) if (p.data.buffer instanceof ArrayBuffer) buffers.add(p.data.buffer);
+    const { res } = await this.run({ id: this.nextId++, op: 'writeAt', item }, [...buffers]);
+    if (res.op !== 'written') throw new Error('codec worker: unexpected reply');
+    return res.items[0] as FileWriteResult;
   }
 
   /**

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { readXattrs } from './xattrs.js';
 import { alignedBuffer, DIRECT_ALIGN, listDirStats, STAT, STAT_FIELDS, type DirStats } from '../native/index.js';
 import { applyMetaSync } from './apply-meta.js';
-import { RECYCLED_SIZE, transferList, type CodecRequest, type CodecResponse, type DirListing, type FileWriteItem, type FileWriteResult, type ListedEntry, type RangeItem, type RawStat, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
+import { RECYCLED_SIZE, transferList, type CodecRequest, type CodecResponse, type DirListing, type FileWriteItem, type FileWriteResult, type ListedEntry, type RangeItem, type RangeWriteItem, type RawStat, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
 
 const held = new Map<number, Uint8Array[]>();
 
@@ -132,8 +132,42 @@ function reply(res: CodecResponse, buffers: Uint8Array[] = []): void {
   parentPort?.postMessage(res, transferList(buffers));
 }
 
+/** Decoded data that is written out before the next request: one growing buffer per worker. */
+let scratch = Buffer.alloc(0);
+function scratchOf(size: number): Buffer {
+  if (scratch.length < size) scratch = Buffer.allocUnsafeSlow(Math.max(size, Math.min(2 * scratch.length, 16 * 1024 * 1024)));
+  return scratch;
+}
+
+/** Verifies every chunk of a batch, then writes them at their file offsets (contiguous ones at once). */
+function writeAt(it: RangeWriteItem): FileWriteResult {
+  const { out, placed } = decodeMany(it.pieces, scratchOf);
+  for (let i = 0; i < placed.length; i++) {
+    const p = placed[i] as PlacedDecode;
+    if (!p.ok) return { ok: false, code: 'CHUNK_CORRUPT', message: `chunk ${(it.pieces[i] as StoredChunk).digest} is damaged: ${p.reason}` };
+  }
+  try {
+    let i = 0;
+    while (i < placed.length) {
+      const first = placed[i] as { offset: number; length: number };
+      const at = (it.pieces[i] as { offset: number }).offset;
+      let len = first.length;
+      for (i++; i < placed.length; i++) {
+        const p = placed[i] as { offset: number; length: number };
+        if ((it.pieces[i] as { offset: number }).offset !== at + len || p.offset !== first.offset + len) break;
+        len += p.length;
+      }
+      let done = 0;
+      while (done < len) done += writeSync(it.fd, out, first.offset + done, len - done, at + done);
+    }
+  } catch (err) {
+    return { ok: false, code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: (err as Error).message };
+  }
+  return { ok: true, warnings: [] };
+}
+
 function writeFile(it: FileWriteItem): FileWriteResult {
-  const { out, placed } = decodeMany(it.pieces);
+  const { out, placed } = decodeMany(it.pieces, scratchOf);
   for (let i = 0; i < placed.length; i++) {
     const p = placed[i] as PlacedDecode;
     if (!p.ok) {
@@ -243,6 +277,10 @@ parentPort?.on('message', (msg: CodecRequest) => {
         release(bufs);
         const returned = bufs.filter((b) => b.byteLength === RECYCLED_SIZE && !ownViews.has(b));
         reply({ id: msg.id, op: 'encoded', out, placed, returned }, [out, ...returned]);
+        return;
+      }
+      case 'writeAt': {
+        reply({ id: msg.id, op: 'written', items: [writeAt(msg.item)] });
         return;
       }
       case 'writeFiles': {
