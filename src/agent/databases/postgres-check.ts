@@ -103,7 +103,7 @@ export async function checkPostgres(o: PostgresCheckOptions): Promise<CheckResul
   });
   const settings = [
     `-p ${port}`, `-c listen_addresses=''`, `-c unix_socket_directories='${run}'`, `-c hba_file='${hba}'`,
-    '-c archive_mode=off', `-c archive_command=''`, '-c ssl=off', '-c max_connections=20', '-c logging_collector=off',
+    '-c archive_mode=off', `-c archive_command=''`, '-c ssl=off', '-c logging_collector=off',
     ...(configFile ? [`-c config_file='${configFile}'`] : []),
   ].join(' ');
   const logFile = join(run, 'server.log');
@@ -128,7 +128,9 @@ export async function checkPostgres(o: PostgresCheckOptions): Promise<CheckResul
     const dbs = list.stdout.split('\n').map((l) => l.trim()).filter((l) => l && l !== 'template0');
 
     // pg_ctl -w returns once connections are accepted, which a hot standby does during replay.
-    const recovering = await untilPromoted(psql, database, startTimeout);
+    const state = await untilPromoted(psql, database, startTimeout);
+    if (state === 'gone') return { ok: false, detail: `PostgreSQL ${version} stopped during recovery of the restored copy: ${await log()}`, durationMs: Date.now() - started };
+    const recovering = state === 'recovering';
     const available = await psql(database, "SELECT count(*) FROM pg_available_extensions WHERE name = 'amcheck'", ['-At']);
     const amcheck = !o.noAmcheck && available.stdout.trim() === '1' && !recovering;
     if (amcheck) {
@@ -169,16 +171,18 @@ export async function checkPostgres(o: PostgresCheckOptions): Promise<CheckResul
 }
 
 /**
- * Waits for the end of recovery (a paused one is resumed: its target was reached). True when the
- * copy is still in recovery at the deadline.
+ * Waits for the end of recovery (a paused one is resumed: its target was reached): 'recovering'
+ * when the copy is still in recovery at the deadline, 'gone' when it stopped (PostgreSQL ends
+ * with FATAL when the logs do not reach the recovery target).
  */
-async function untilPromoted(psql: (db: string, sql: string, extra?: string[]) => Promise<{ code: number | null; stdout: string }>, db: string, timeoutMs: number): Promise<boolean> {
+async function untilPromoted(psql: (db: string, sql: string, extra?: string[]) => Promise<{ code: number | null; stdout: string }>, db: string, timeoutMs: number): Promise<'promoted' | 'recovering' | 'gone'> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const r = await psql(db, "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() ELSE '' END", ['-At']);
     const [inRecovery, pause] = r.stdout.trim().split('|');
-    if (r.code !== 0 || inRecovery !== 't') return false;
-    if (Date.now() > end) return true;
+    if (r.code !== 0) return 'gone';
+    if (inRecovery !== 't') return 'promoted';
+    if (Date.now() > end) return 'recovering';
     if (pause === 'paused') await psql(db, 'SELECT pg_wal_replay_resume()');
     await new Promise((res) => setTimeout(res, 250));
   }
