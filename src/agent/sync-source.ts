@@ -40,8 +40,9 @@ export async function syncSource(r: SyncRequest): Promise<PendingSync> {
   const warnings: string[] = [];
   const tracker = await pickTracker(r, warnings);
   let files: Map<string, FileEntry> | undefined;
-  // The inotify tracker reads the parent itself, and only when its journal is not empty.
-  if (r.parent && tracker !== inotifyTracker) {
+  // The inotify tracker reads the parent itself, and only when its journal is not empty; the
+  // qcow2 tracker keeps the parent's chunk slots in its state and reads the parent only without them.
+  if (r.parent && tracker !== inotifyTracker && tracker !== qcow2BitmapTracker) {
     try {
       files = await parentFiles(r.chunks, r.parent.manifest);
     } catch (err) {

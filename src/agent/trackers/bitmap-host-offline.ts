@@ -23,6 +23,8 @@ export class OfflineBitmapHost implements BitmapHost {
   readonly mode = 'offline';
   private readonly socket: string;
   private readonly pidFile: string;
+  /** the image's header as last read; every bitmap change drops it (one qemu-img info per sync, not per question) */
+  private header: Promise<QemuImgInfo> | undefined;
 
   constructor(
     private readonly image: string,
@@ -34,10 +36,14 @@ export class OfflineBitmapHost implements BitmapHost {
     this.pidFile = join(workDir, `${tag}.nbd.pid`);
   }
 
-  private async info(): Promise<QemuImgInfo> {
+  private info(): Promise<QemuImgInfo> {
     // -U: reading the header must work even while a VM holds the image (then rotate() says so).
-    const out = await runTool('qemu-img', ['info', '-U', '--output=json', this.image], this.signal);
-    return JSON.parse(out) as QemuImgInfo;
+    this.header ??= runTool('qemu-img', ['info', '-U', '--output=json', this.image], this.signal).then((out) => JSON.parse(out) as QemuImgInfo);
+    const h = this.header;
+    h.catch(() => {
+      if (this.header === h) this.header = undefined; // asked again next time
+    });
+    return h;
   }
 
   async virtualSize(): Promise<number> {
@@ -51,11 +57,13 @@ export class OfflineBitmapHost implements BitmapHost {
 
   async rotate(add: string, freeze: string[]): Promise<void> {
     // The image is not open anywhere (qemu-img takes the write lock and fails otherwise), so the
-    // steps need not be atomic: nothing writes between them.
+    // steps need not be atomic: nothing writes between them. The frozen bitmaps are not disabled:
+    // the sync reads through our own read-only qemu-nbd, so nothing writes while it reads, and a
+    // bitmap that goes on recording after that only records more than needed until the commit
+    // removes it (one qemu-img run per sync instead of two).
     await this.bitmap(['--add', '--enable'], add);
     const [into, ...rest] = freeze;
     if (into === undefined) return;
-    for (const name of freeze) await this.bitmap(['--disable'], name);
     for (const name of rest) await this.bitmap(['--merge', name], into);
     await this.remove(rest);
   }
@@ -123,6 +131,7 @@ export class OfflineBitmapHost implements BitmapHost {
   }
 
   private async bitmap(op: string[], name: string): Promise<void> {
+    this.header = undefined;
     try {
       await runTool('qemu-img', ['bitmap', ...op, '-f', 'qcow2', this.image, name], this.signal);
     } catch (err) {

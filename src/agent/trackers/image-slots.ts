@@ -4,6 +4,7 @@
  * slots, replaces the slots its change map marks, and writes the result back as one manifest
  * entry's chunks and holes: a new logical full for the cost of the changed slots.
  */
+import { setMaxListeners } from 'node:events';
 import type { ChunkSink, NewChunk } from '../../core/chunk-io.js';
 import type { ChunkRef, FileEntry, Hole } from '../../core/manifest.js';
 import { chunkOffsets } from '../../core/manifest.js';
@@ -26,6 +27,13 @@ export class ImageSlots {
 
   static empty(size: number, chunk: number): ImageSlots {
     return new ImageSlots(size, chunk, new Array<ChunkRef | null>(Math.ceil(size / chunk)).fill(null));
+  }
+
+  /** Slots kept from a committed point (the qcow2 tracker's slot cache); undefined if they do not fit. */
+  static fromSlots(size: number, chunk: number, slots: Array<ChunkRef | null>): ImageSlots | undefined {
+    if (slots.length !== Math.ceil(size / chunk)) return undefined;
+    const ok = slots.every((ref, i) => ref === null || ref[1] === Math.min(chunk, size - i * chunk));
+    return ok ? new ImageSlots(size, chunk, slots) : undefined;
   }
 
   /**
@@ -90,13 +98,30 @@ const DEPTH = 4;
 
 /**
  * Reads the slots of `runs`, hashes them in the codec workers (all-zero slots become holes),
- * sends the chunks the sink lacks and puts the new references into `image`. Up to DEPTH pieces
- * are in flight, so reading, hashing and storing overlap.
+ * sends the chunks the sink lacks and puts the new references into `image`. Small runs (a dirty
+ * bitmap's 64 KiB extents) are gathered into pieces of up to PIECE bytes, their reads issued
+ * together, so a piece costs one hash round trip and one want/put however scattered it is. Up
+ * to DEPTH pieces are in flight, so reading, hashing and storing overlap.
  */
 export async function readSlots(ctx: SlotReadContext, image: ImageSlots, runs: SlotRun[]): Promise<void> {
   const perPiece = Math.max(1, Math.floor(PIECE / image.chunk));
-  const pieces: SlotRun[] = [];
-  for (const r of runs) for (let s = r.first; s < r.end; s += perPiece) pieces.push({ first: s, end: Math.min(r.end, s + perPiece) });
+  const pieces: SlotRun[][] = [];
+  let cur: SlotRun[] = [];
+  let slots = 0;
+  for (const r of runs) {
+    for (let s = r.first; s < r.end; ) {
+      const take = Math.min(r.end - s, perPiece - slots);
+      cur.push({ first: s, end: s + take });
+      slots += take;
+      s += take;
+      if (slots >= perPiece) {
+        pieces.push(cur);
+        cur = [];
+        slots = 0;
+      }
+    }
+  }
+  if (cur.length > 0) pieces.push(cur);
   const running = new Set<Promise<void>>();
   let failed: Error | undefined;
   for (const p of pieces) {
@@ -113,21 +138,36 @@ export async function readSlots(ctx: SlotReadContext, image: ImageSlots, runs: S
   if (failed) throw failed;
 }
 
-async function readPiece(ctx: SlotReadContext, image: ImageSlots, p: SlotRun): Promise<void> {
-  const offset = p.first * image.chunk;
-  const length = Math.min(p.end * image.chunk, image.size) - offset;
-  const got = await ctx.read(offset, length, ctx.signal);
+/** One piece: its runs read side by side into one buffer (only the image's last slot can be short, and it comes last). */
+async function readPiece(ctx: SlotReadContext, image: ImageSlots, runs: SlotRun[]): Promise<void> {
+  const spans = runs.map((r) => ({ offset: r.first * image.chunk, length: Math.min(r.end * image.chunk, image.size) - r.first * image.chunk }));
+  const length = spans.reduce((n, x) => n + x.length, 0);
+  // One listener on the caller's signal per piece, not one per read.
+  const ac = new AbortController();
+  setMaxListeners(spans.length + 8, ac.signal);
+  const stop = (): void => ac.abort();
+  ctx.signal?.addEventListener('abort', stop, { once: true });
+  if (ctx.signal?.aborted) ac.abort();
+  let got: Buffer[];
+  try {
+    got = await Promise.all(spans.map((x) => ctx.read(x.offset, x.length, ac.signal)));
+  } finally {
+    ctx.signal?.removeEventListener('abort', stop);
+  }
   ctx.counters.readBytes += length;
   ctx.onRead?.(length);
   const buf = ctx.batcher.codec.buffer(length);
-  got.copy(buf);
+  let at = 0;
+  for (const g of got) at += g.copy(buf, at);
+  const slotOf: number[] = [];
+  for (const r of runs) for (let x = r.first; x < r.end; x++) slotOf.push(x);
   const h = await ctx.batcher.hash({ buf, rule: { kind: 'fixed', size: image.chunk }, detectZero: true });
   const wantedPieces: Array<[number, number]> = [];
   const digests: string[] = [];
   const lengths: number[] = [];
   let pos = 0;
   h.lengths.forEach((len, i) => {
-    const slot = p.first + i;
+    const slot = slotOf[i] as number;
     if (h.zero[i]) image.slots[slot] = null;
     else {
       const digest = h.digests[i] as string;

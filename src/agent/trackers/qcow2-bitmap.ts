@@ -21,8 +21,8 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdir, stat } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
-import { ManifestWriter } from '../../core/manifest-io.js';
+import { basename, join, resolve } from 'node:path';
+import { ManifestWriter, readManifest } from '../../core/manifest-io.js';
 import type { FileEntry } from '../../core/manifest.js';
 import { HoldfastError, errnoCode } from '../../core/errors.js';
 import { NBD_STATE_ZERO } from '../nbd/nbd-protocol.js';
@@ -32,6 +32,7 @@ import type { BitmapHost } from './bitmap-host.js';
 import { LiveBitmapHost } from './bitmap-host-live.js';
 import { OfflineBitmapHost } from './bitmap-host-offline.js';
 import { ImageSlots, readSlots } from './image-slots.js';
+import { loadSlots, saveSlots } from './slot-cache.js';
 import { trackedParent, type PendingSync, type Tracker, type TrackerContext } from './tracker.js';
 
 interface Qcow2State {
@@ -69,10 +70,15 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
       .filter((b) => Number.isSafeInteger(b.gen) && b.gen > 0)
       .sort((a, b) => a.gen - b.gen);
 
+  // The parent's slots as the last commit left them (syncSource leaves the parent to this tracker).
+  const cacheFile = join(r.stateDir, `${r.source.name}.qcow2-bitmap.slots`);
   const warnings = ctx.warnings;
   const counters = { readBytes: 0 };
   const progress: BackupProgress = { entries: 0, bytesDone: 0, readBytes: 0 };
   const host = await openHost();
+  // Our bitmaps as the sync found them, and those it removed: committed() drops the rest below the new generation.
+  let listed: Array<{ name: string; gen: number }> = [];
+  const gone = new Set<string>();
   let gen: number;
   let slots: ImageSlots;
   let incremental = false;
@@ -80,26 +86,29 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
     await host.cleanup();
     const state = await ctx.state.load<Qcow2State>();
     const mine = await ours(host);
+    listed = mine;
     const size = await host.virtualSize();
-    const parentEntry: FileEntry | undefined = ctx.parentFiles ? [...ctx.parentFiles.values()][0] : undefined;
     let base: ImageSlots | undefined;
     let frozen: string[] = [];
     const t = trackedParent(state?.pointId, r.parent, r.consistencyCheck);
-    if (t.ok && state && parentEntry) {
+    if (t.ok && state && r.parent) {
       const since = mine.filter((b) => b.gen >= state.active);
       if (since[0]?.gen !== state.active) warnings.push(`dirty bitmap ${prefix}${state.active} is missing from ${path}; reading everything and comparing hashes`);
       else if (since.some((b) => b.broken)) warnings.push(`dirty bitmaps of ${path} were not saved cleanly (QEMU stopped without closing the image); reading everything and comparing hashes`);
       else {
-        base = ImageSlots.fromEntry(parentEntry, size, r.imageChunk);
+        base = await parentSlots(ctx, cacheFile, size);
         if (!base) warnings.push(`the previous recovery point of ${path} has another size or layout; reading everything and comparing hashes`);
         else {
           frozen = since.map((b) => b.name);
-          await host.remove(mine.filter((b) => b.gen < state.active).map((b) => b.name)); // a commit's leftovers
+          const leftovers = mine.filter((b) => b.gen < state.active).map((b) => b.name);
+          await host.remove(leftovers); // a commit's leftovers
+          for (const n of leftovers) gone.add(n);
         }
       }
     } else if (t.why) warnings.push(t.why);
     gen = Math.max(0, state?.active ?? 0, ...mine.map((b) => b.gen)) + 1;
     await ctx.quiesce(() => host.rotate(`${prefix}${gen}`, frozen));
+    for (const n of frozen.slice(1)) gone.add(n); // merged into frozen[0] and removed
     incremental = base !== undefined;
     slots = base ?? ImageSlots.empty(size, r.imageChunk);
     const view = await host.open(frozen[0]);
@@ -140,18 +149,43 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
   await manifest.add(entry);
   const refs = await manifest.finish();
   const newGen = gen;
+  // What rotate() left of the generations before this one (it merged all but the oldest away).
+  const stale = listed.filter((b) => b.gen < newGen && !gone.has(b.name)).map((b) => b.name);
   return {
     outcome: { manifest: refs, entries: 1, logicalBytes: slots.size, readBytes: counters.readBytes, torn: [], warnings, tracker: incremental ? 'qcow2-bitmap' : 'full' },
     committed: async (pointId) => {
-      await ctx.state.save({ pointId, active: newGen, image: path } satisfies Qcow2State);
+      // Together: the cache is trusted only for the point and manifest it names, whichever lands first.
+      await Promise.all([
+        saveSlots(cacheFile, { pointId, manifest: refs.map((x) => x[0]), size: slots.size, chunk: slots.chunk }, slots.slots).catch(() => undefined),
+        ctx.state.save({ pointId, active: newGen, image: path } satisfies Qcow2State),
+      ]);
+      if (stale.length === 0) return;
       const h = await openHost();
       try {
         // Best effort: a generation left here is removed by the next sync.
-        await h.remove((await ours(h)).filter((b) => b.gen < newGen).map((b) => b.name)).catch(() => undefined);
+        for (const name of stale) await h.remove([name]).catch(() => undefined);
       } finally {
         h.close();
       }
     },
     abandon: () => Promise.resolve(),
   };
+}
+
+/** The parent point's slots: from the slot cache when it matches the parent exactly, else from its manifest. */
+async function parentSlots(ctx: TrackerContext, cacheFile: string, size: number): Promise<ImageSlots | undefined> {
+  const r = ctx.r;
+  const parent = r.parent;
+  if (!parent) return undefined;
+  const cached = await loadSlots(cacheFile, { pointId: parent.id, manifest: parent.manifest.map((x) => x[0]), size, chunk: r.imageChunk });
+  const fromCache = cached && ImageSlots.fromSlots(size, r.imageChunk, cached);
+  if (fromCache) return fromCache;
+  let entry: FileEntry | undefined;
+  try {
+    for await (const e of readManifest(r.chunks, parent.manifest, r.signal)) if (e.type === 'file' && !entry) entry = e;
+  } catch (err) {
+    ctx.warnings.push(`previous recovery point ${parent.id} is unreadable (${(err as Error).message}); reading everything`);
+    return undefined;
+  }
+  return entry ? ImageSlots.fromEntry(entry, size, r.imageChunk) : undefined;
 }
