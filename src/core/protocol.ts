@@ -104,6 +104,8 @@ export const DrillJobSpec = Type.Object({
   at: Type.Optional(Type.String({ maxLength: 64 })),
   /** a database source: the log records after the point the recovery replays, in chain order */
   logs: RestoreJobSpec.properties.logs,
+  /** a database source drilled at a point (--point): recover only until the copy is consistent */
+  immediate: Type.Optional(Type.Boolean()),
   check: Type.Object({
     /** the check, when not the source kind's own: a directory or btrfs source holding a cluster or SQLite files */
     kind: Type.Optional(Type.Union([Type.Literal('postgres'), Type.Literal('sqlite'), Type.Literal('bytes')])),

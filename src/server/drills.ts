@@ -17,8 +17,7 @@ import type { JobEnd } from './job-queue.js';
 import type { ProtectionServer } from './protection-server.js';
 import { lastSlot } from './schedule.js';
 import { JobTransfer } from './job-transfer.js';
-import { logsForRestore } from '../pool/log-chain.js';
-import type { LogRow, PointRow } from '../pool/catalog.js';
+import { databaseRestoreParams, databaseSpecParts, isDatabaseKind, logScope, planDatabaseRestore } from './log-restore.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS drills (
@@ -123,15 +122,19 @@ export class Drills {
     const agent = this.server.requireAgent(s.agentId);
     if (agent.revoked) throw new HoldfastError('CONFLICT', `source '${source}' belongs to revoked agent '${agent.name}'`);
     if (o.at && o.point) throw new HoldfastError('BAD_ARGUMENT', 'give a point or a time (--at), not both');
-    const p = this.server.pool.resolvePoint(source, { point: o.point, at: o.at });
-    const at = o.at ? new Date(o.at).toISOString() : undefined;
-    if (at && (s.kind === 'postgres' || s.kind === 'sqlite') && !this.logsFor(p, at).reaches) {
-      const last = this.server.pool.catalog.lastLog(source);
-      throw new HoldfastError('BAD_ARGUMENT', `source '${source}' cannot be recovered to ${at}: its log chain ends at ${last?.time ?? p.time} (recovery point ${p.id} of ${p.time} and the logs shipped after it)`, { source });
+    let params: Record<string, unknown>;
+    if (isDatabaseKind(s.kind) && !o.check) {
+      // The same plan as a restore: the nearest point and the log records up to the target (or all
+      // of them), refused when the chain cannot reach it or has a gap.
+      const plan = planDatabaseRestore(this.server, s, o.point ? { point: o.point } : o.at ? { at: o.at } : { latest: true });
+      params = { ...databaseRestoreParams(plan, { start: false }), ...(plan.targetTime ? { at: plan.targetTime } : {}) };
+    } else {
+      const p = this.server.pool.resolvePoint(source, { point: o.point, at: o.at });
+      params = { point: p.id, ...(o.at ? { at: new Date(o.at).toISOString() } : {}), ...(o.check ? { check: o.check } : {}) };
     }
     const queued = this.server.db.openJobs().find((j) => j.type === 'drill' && j.source === source && j.state === 'queued');
-    if (queued && queued.params.point === p.id && queued.params.at === at && queued.params.check === o.check) return queued;
-    return this.server.queue.enqueue('drill', source, s.agentId, { point: p.id, ...(at ? { at } : {}), ...(o.check ? { check: o.check } : {}) }, o.origin);
+    if (queued && JSON.stringify(queued.params) === JSON.stringify(params)) return queued;
+    return this.server.queue.enqueue('drill', source, s.agentId, params, o.origin);
   }
 
   spec(job: JobRow): DrillJobSpec {
@@ -140,6 +143,7 @@ export class Drills {
     if (!p) throw new HoldfastError('POINT_NOT_FOUND', `recovery point ${String(job.params.point)} of source '${s.name}' no longer exists`);
     const pg = (s.options as { postgres?: { connect?: string; bin?: string } }).postgres;
     const query = this.policy(s.group).query;
+    const db = databaseSpecParts(this.server, job, s, p);
     return {
       id: job.id,
       attempt: job.attempt,
@@ -147,27 +151,16 @@ export class Drills {
       source: { name: s.name, kind: s.kind, path: s.path },
       point: { id: p.id, kind: p.kind, time: p.time, manifest: p.manifest, logicalBytes: p.logicalBytes, files: p.files, ...(p.meta ? { meta: p.meta } : {}) },
       ...(typeof job.params.at === 'string' ? { at: job.params.at } : {}),
-      ...(s.kind === 'postgres' || s.kind === 'sqlite'
-        ? { logs: this.logsFor(p, typeof job.params.at === 'string' ? job.params.at : undefined).logs.map((l) => ({ name: l.name, seq: l.seq, kind: l.kind, time: l.time, meta: l.meta, manifest: l.manifest })) }
-        : {}),
+      ...(db.logs ? { logs: db.logs } : {}),
+      ...(db.database?.immediate ? { immediate: true } : {}),
       check: { ...(typeof job.params.check === 'string' ? { kind: job.params.check as 'postgres' | 'sqlite' | 'bytes' } : {}), ...(query ? { query } : {}), ...(pg?.bin ? { bin: pg.bin } : {}), ...(pg?.connect ? { connect: pg.connect } : {}) },
     };
   }
 
-  /** A database source's log records from the point up to `at` (or all, when absent). */
-  private logsFor(p: PointRow, at: string | undefined): { logs: LogRow[]; reaches: boolean } {
-    return logsForRestore(this.server.pool.catalog.logs(p.source), p, at);
-  }
-
-  /**
-   * What the drill's agent may read: the point's content and its log records' raw chunks. Made
-   * when the agent first reads; without a target time that is every record from the point on, so
-   * it covers whatever the spec named earlier.
-   */
+  /** What the drill's agent may read: the point's content and the raw chunks of the log records its plan named. */
   transfer(job: JobRow): JobTransfer {
     const p = this.server.pool.catalog.point(job.params.point as string);
-    const logs = p ? this.logsFor(p, typeof job.params.at === 'string' ? job.params.at : undefined).logs : [];
-    return new JobTransfer(this.server.pool, { contentOf: p ? [p.manifest] : [], manifestsOnly: logs.map((l) => l.manifest) }, 0);
+    return new JobTransfer(this.server.pool, { contentOf: p ? [p.manifest] : [], manifestsOnly: [], raw: logScope(this.server, job) }, 0);
   }
 
   /** The agent's report: recorded, alerted, and the job ends (failed when the drill found a problem). */
@@ -280,12 +273,15 @@ export class Drills {
     return now.getTime() - last >= sch.everyMs;
   }
 
+  /** A scheduled drill that cannot even be planned (a gap in the log chain) is a failed drill too. */
   private scheduled(src: SourceRowC, now: Date): void {
     this.server.db.setSetting(`drill.asked.${src.name}`, now.toISOString());
     try {
       this.request(src.name, { origin: 'schedule' });
     } catch (err) {
-      this.server.opts.log.warn({ source: src.name, err: (err as Error).message }, 'scheduled drill could not be queued');
+      const why = (err as Error).message;
+      this.server.opts.log.warn({ source: src.name, err: why }, 'scheduled drill could not be queued');
+      this.server.alerts.raise(`drill:${src.name}`, 'drill-failed', 'critical', src.name, `scheduled drill of source '${src.name}' could not run: ${why}`);
     }
   }
 }
