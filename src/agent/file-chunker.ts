@@ -255,7 +255,7 @@ async function chunkExtent(
 
 /**
  * An image extent: fixed-size chunks need no carry between segments, so each segment is read,
- * hashed and held by a worker on its own (the main thread only sees digests), up to six at a
+ * hashed and held by a worker on its own (the main thread only sees digests), up to four at a
  * time. A short read (the file shrank) ends the extent; segments already asked for beyond it
  * are dropped.
  */
@@ -267,7 +267,8 @@ async function chunkImageExtent(
   chunks: ChunkRef[],
   addHole: (off: number, len: number) => void,
 ): Promise<number> {
-  const depth = 6;
+  // Four segments hashing and four being compressed keep two workers busy; each holds 4 MiB.
+  const depth = 4;
   const rule: SplitRule = { kind: 'fixed', size: ctx.imageChunk };
   const hashing: Array<{ h: Promise<HashedForTake>; length: number }> = [];
   const storing = new Set<Promise<void>>();
@@ -303,7 +304,7 @@ async function chunkImageExtent(
     task.catch(() => undefined); // observed below
     storing.add(task);
     void task.finally(() => storing.delete(task)).catch(() => undefined);
-    while (storing.size >= 6) await Promise.race(storing);
+    while (storing.size >= depth) await Promise.race(storing);
   };
 
   try {
