@@ -20,6 +20,7 @@ import { readWal, readWalTail, type FrameRange, type WalPosition } from './sqlit
 import { TrackerState } from '../trackers/tracker-state.js';
 
 const BASE_PART_BYTES = 32 * 1024 * 1024;
+const RECORD_BYTES = 16 * 1024 * 1024;
 
 export interface ShipRecord {
   name: string;
@@ -120,7 +121,7 @@ export class SqliteShipper {
       const pos = this.saved.position;
       try {
         db.prepare('SELECT count(*) FROM sqlite_schema').get();
-        read = readWal(walPath, { after: pos, maxBytes: this.o.maxRecordBytes });
+        read = readWal(walPath, { after: pos, maxBytes: this.o.maxRecordBytes ?? RECORD_BYTES });
         const h = read.header;
         if (read.newGeneration && h && pos && this.saved.based === pos.generation && h.salt1 === ((pos.salt1 + 1) >>> 0)) {
           // The WAL was reset once since the last poll: the old generation's frames past those the
@@ -163,6 +164,8 @@ export class SqliteShipper {
       out.records++;
       out.frames += read.range.lastFrame - read.range.firstFrame + 1;
       out.bytes += read.range.data.length;
+      // More than one record's worth was waiting: go on draining; otherwise this poll is done.
+      if (read.range.data.length < (this.o.maxRecordBytes ?? RECORD_BYTES)) return out;
     }
     return out;
   }
