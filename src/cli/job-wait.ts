@@ -17,10 +17,20 @@ export async function waitForJob(client: ServerClient, job: JobView, showProgres
   const bar = progressBar(`${job.type} ${job.source}`, 0, showProgress);
   try {
     let j = job;
+    // The server answers the wait as soon as the job ends (or after a second, with its progress);
+    // a server without that route is polled every half second.
+    let canWait = true;
     while (j.state === 'queued' || j.state === 'running') {
-      await new Promise((r) => setTimeout(r, 500));
+      if (!canWait) await new Promise((r) => setTimeout(r, 500));
       if (signal?.aborted) throw new HoldfastError('ABORTED', `stopped waiting; job ${job.id} goes on (see \`holdfast jobs\`)`);
-      j = await client.json<JobView>('GET', `/api/v1/jobs/${job.id}`);
+      try {
+        j = await client.json<JobView>('GET', canWait ? `/api/v1/jobs/${job.id}/wait?timeout=1` : `/api/v1/jobs/${job.id}`, undefined, { signal });
+      } catch (err) {
+        if (signal?.aborted) continue;
+        if (!canWait || !(err instanceof HoldfastError && err.code === 'NOT_FOUND')) throw err;
+        canWait = false;
+        continue;
+      }
       const p = j.progress;
       bar.update(p?.bytesDone ?? 0, j.state === 'queued' ? 'queued' : `${p?.entries ?? 0} entries, sent ${p?.sentBytes ?? 0} B`);
     }

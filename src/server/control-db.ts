@@ -129,6 +129,15 @@ export class ControlDb {
 
   constructor(file: string) {
     this.db = new Database(file);
+    // Each statement is prepared once and reused: preparing it at every call was a large share
+    // of the server's main thread with many agents polling and reporting.
+    const prepare = this.db.prepare.bind(this.db);
+    const statements = new Map<string, Database.Statement>();
+    this.db.prepare = ((sql: string): Database.Statement => {
+      let st = statements.get(sql);
+      if (!st) statements.set(sql, (st = prepare(sql)));
+      return st;
+    }) as unknown as typeof this.db.prepare;
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 10000');

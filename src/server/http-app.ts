@@ -15,6 +15,7 @@ import { AGENT_CN_PREFIX } from './pki.js';
 import type { ProtectionServer } from './protection-server.js';
 import { registerAdminRoutes } from './routes/admin-routes.js';
 import { registerAgentRoutes } from './routes/agent-routes.js';
+import { registerJobWaitRoutes } from './routes/job-wait-routes.js';
 import { registerPublicRoutes } from './routes/public-routes.js';
 import { registerStorageRoutes } from './routes/storage-routes.js';
 import { registerLogRoutes } from './routes/log-routes.js';
@@ -38,14 +39,21 @@ export function requireAdmin(server: ProtectionServer, req: FastifyRequest): voi
   if (!m || !server.checkAdminToken(m[1] as string)) throw new HoldfastError('UNAUTHORIZED', 'an administrator token is required (Authorization: Bearer …)');
 }
 
+const agentOfSocket = new WeakMap<TLSSocket, string>();
+
 /** The agent, from its client certificate (signed by our CA, not revoked); throws otherwise. */
 export function requireAgent(server: ProtectionServer, req: FastifyRequest): string {
   const sock = req.raw.socket as TLSSocket;
   if (!sock.authorized) throw new HoldfastError('UNAUTHORIZED', 'an agent certificate issued by this server is required');
-  const cn = sock.getPeerCertificate().subject?.CN;
-  const cnText = Array.isArray(cn) ? cn[0] : cn;
-  if (!cnText?.startsWith(AGENT_CN_PREFIX)) throw new HoldfastError('UNAUTHORIZED', 'the client certificate is not an agent certificate');
-  const id = cnText.slice(AGENT_CN_PREFIX.length);
+  // A connection's certificate does not change: read it once per connection, not per request.
+  let id = agentOfSocket.get(sock);
+  if (id === undefined) {
+    const cn = sock.getPeerCertificate().subject?.CN;
+    const cnText = Array.isArray(cn) ? cn[0] : cn;
+    if (!cnText?.startsWith(AGENT_CN_PREFIX)) throw new HoldfastError('UNAUTHORIZED', 'the client certificate is not an agent certificate');
+    id = cnText.slice(AGENT_CN_PREFIX.length);
+    agentOfSocket.set(sock, id);
+  }
   if (!server.agentById(id)) throw new HoldfastError('FORBIDDEN', `agent ${id} is unknown or revoked`);
   req.agentId = id;
   server.seen(id);
@@ -94,6 +102,7 @@ export async function buildApp(server: ProtectionServer, logger: FastifyBaseLogg
   await registerWebRoutes(app, server); // first: its cookie parser must run before the admin check
   registerAdminRoutes(app, server);
   registerAgentRoutes(app, server);
+  registerJobWaitRoutes(app, server);
   registerStorageRoutes(app, server);
   registerLogRoutes(app, server);
   registerDrillRoutes(app, server);

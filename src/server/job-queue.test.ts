@@ -68,3 +68,19 @@ test('an interrupted job goes back to the queue and resumes', () => {
   assert.equal(q.take('a1')?.attempt, 2);
   done();
 });
+
+test("a job wakes its own agent's poll at once, not the others'", async () => {
+  const { q, done } = setup(4);
+  const ac = new AbortController();
+  const t0 = Date.now();
+  let a2Woke = false;
+  const a1 = q.waitForWork('a1', 5_000, ac.signal).then(() => Date.now() - t0);
+  void q.waitForWork('a2', 300, ac.signal).then(() => (a2Woke = Date.now() - t0 < 250));
+  q.enqueue('sync', 's', 'a1', {}, 'manual');
+  assert.ok((await a1) < 1000, 'a1 woke when its job was queued');
+  assert.ok(q.take('a2') === undefined && q.take('a1') !== undefined);
+  await new Promise((r) => setTimeout(r, 350));
+  assert.equal(a2Woke, false, "a2's poll ran to its timeout");
+  q.wake(); // nothing is queued for anyone: no poll needs waking
+  done();
+});

@@ -20,7 +20,15 @@ export interface TransferScope {
   manifestsOnly: ChunkRef[][];
   /** raw chunk lists the agent may read (a restore's log records) */
   raw?: ChunkRef[][];
+  /**
+   * A sync's parent point as its job spec named it (the transfer is made when the spec is): the
+   * commit refuses (RETRY) if it is no longer the source's latest point, and a manifest that is
+   * exactly the parent's is not read back (it was when the parent was committed).
+   */
+  parent?: { id: string; manifest: ChunkRef[] } | null;
 }
+
+const sameRefs = (a: ChunkRef[], b: ChunkRef[]): boolean => a.length === b.length && a.every((r, i) => r[0] === b[i]?.[0] && r[1] === b[i]?.[1]);
 
 const MAX_CHUNK = 16 * 1024 * 1024;
 
@@ -90,11 +98,14 @@ export class JobTransfer {
   /**
    * Everything the agent sent is durable and indexed, and the manifest it names is whole: every
    * entry decodes (paths checked) and every chunk it references is in the pool with its length.
+   * The parent's own manifest (nothing changed) was checked so when the parent was committed;
+   * the commit then checks that the parent is still committed and sound, so gc kept its chunks.
    */
   async finish(manifest: ChunkRef[], kind: 'dir' | 'image'): Promise<{ newChunks: number; newBytes: number; storedNewBytes: number }> {
     const session = this.writer();
     this.ended = true;
     const stats = await session.finish();
+    if (this.scope.parent && sameRefs(manifest, this.scope.parent.manifest)) return stats;
     let header = true;
     for await (const e of readManifest(this.pool.reader, manifest)) {
       if (header && kind === 'image' && e.type !== 'file') throw new HoldfastError('BAD_ARGUMENT', 'an image manifest must hold one file entry');
@@ -111,6 +122,11 @@ export class JobTransfer {
 
   /** Commits the point against this job's own write session (its lease and borrowed chunks). */
   async commit(row: PointRow, sourcePath: string): Promise<void> {
+    const parent = this.scope.parent;
+    if (parent !== undefined && row.parent !== (parent?.id ?? null)) {
+      this.abort();
+      throw new HoldfastError('RETRY', `the latest recovery point of source '${row.source}' changed while the sync ran (it started from ${parent?.id ?? 'none'}, the latest is now ${row.parent ?? 'none'}); run the sync again`);
+    }
     await this.pool.commitPoint(row, sourcePath, this.session);
   }
 

@@ -90,6 +90,7 @@ export class ProtectionServer {
   }
 
   async close(): Promise<void> {
+    if (this.heardTimer) clearTimeout(this.heardTimer);
     await this.maintenance.close();
     for (const t of this.transfers.values()) t.abort();
     this.transfers.clear();
@@ -150,12 +151,35 @@ export class ProtectionServer {
 
   agentStatus(a: AgentRow): 'online' | 'offline' | 'revoked' {
     if (a.revoked) return 'revoked';
-    return a.lastSeen && Date.now() - Date.parse(a.lastSeen) < this.offlineAfterMs ? 'online' : 'offline';
+    const lastSeen = this.heard.get(a.id) ?? a.lastSeen; // heard lately, not yet written
+    return lastSeen && Date.now() - Date.parse(lastSeen) < this.offlineAfterMs ? 'online' : 'offline';
   }
 
+  /** agents heard from since their lastSeen was last written, and when */
+  private readonly heard = new Map<string, string>();
+  private heardTimer: NodeJS.Timeout | undefined;
+
   seen(agentId: string, version?: string): void {
-    this.db.touchAgent(agentId, new Date().toISOString(), version);
-    this.alerts.resolve(`agent-offline:${agentId}`);
+    const at = new Date().toISOString();
+    if (version !== undefined) {
+      this.db.touchAgent(agentId, at, version);
+      this.alerts.resolve(`agent-offline:${agentId}`);
+      return;
+    }
+    // Written for all agents together once a second (one catalog commit): a write (an fsync) per
+    // request was a large share of the server's main thread with 50 agents syncing.
+    this.heard.set(agentId, at);
+    this.heardTimer ??= setTimeout(() => this.writeHeard(), 1000);
+  }
+
+  private writeHeard(): void {
+    this.heardTimer = undefined;
+    const batch = [...this.heard];
+    this.heard.clear();
+    this.db.db.transaction(() => {
+      for (const [id, at] of batch) this.db.touchAgent(id, at);
+    })();
+    for (const [id] of batch) this.alerts.resolve(`agent-offline:${id}`);
   }
 
   /**
@@ -332,7 +356,7 @@ export class ProtectionServer {
       if (job.type === 'sync') {
         const g = this.requireGroup(s.group);
         const parent = this.pool.catalog.latestPoint(s.name);
-        t = new JobTransfer(this.pool, { contentOf: [], manifestsOnly: parent ? [parent.manifest] : [] }, g.compress ? this.pool.config.compressionLevel : 0);
+        t = new JobTransfer(this.pool, { contentOf: [], manifestsOnly: parent ? [parent.manifest] : [], parent: parent ? { id: parent.id, manifest: parent.manifest } : null }, g.compress ? this.pool.config.compressionLevel : 0);
       } else {
         const p = this.pool.catalog.point(job.params.point as string);
         t = new JobTransfer(this.pool, { contentOf: p ? [p.manifest] : [], manifestsOnly: [], raw: logScope(this, job) }, 0);

@@ -135,11 +135,30 @@ async function runRestore(ctx: JobContext, spec: RestoreJobSpec): Promise<Record
   return ctx.client.json('POST', `/api/v1/agent/jobs/${spec.id}/complete-restore`, out, { signal: ctx.signal, headers });
 }
 
+/**
+ * Syncs of one source run one after the other in this process: the server may hand out the next
+ * sync the moment it has answered that the previous point is committed, before the previous
+ * sync's tracker has saved its state (committed()), which the next one must see.
+ */
+const sourceTurns = new Map<string, Promise<void>>();
+function oneAtATime<T>(source: string, fn: () => Promise<T>): Promise<T> {
+  const run = (sourceTurns.get(source) ?? Promise.resolve()).then(fn);
+  const turn = run.then(
+    () => undefined,
+    () => undefined,
+  );
+  sourceTurns.set(source, turn);
+  void turn.then(() => {
+    if (sourceTurns.get(source) === turn) sourceTurns.delete(source);
+  });
+  return run;
+}
+
 /** Runs the job; on failure tells the server why (unless the server is what failed). */
 export async function runJob(ctx: JobContext, spec: JobSpec): Promise<Record<string, unknown> | undefined> {
   try {
     if (spec.type === 'drill') return await runDrill(ctx, spec);
-    return spec.type === 'sync' ? await runSync(ctx, spec) : await runRestore(ctx, spec);
+    return spec.type === 'sync' ? await oneAtATime(spec.source.name, () => runSync(ctx, spec)) : await runRestore(ctx, spec);
   } catch (err) {
     if (ctx.signal.aborted) throw err;
     const e = err instanceof HoldfastError ? { code: err.code, message: err.message } : { code: 'AGENT_ERROR', message: (err as Error).stack ?? String(err) };

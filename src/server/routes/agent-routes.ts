@@ -8,9 +8,12 @@ import { ATTEMPT_HEADER, Hello, HelloReply, JobFailure, JobProgress, JobSpec, Re
 import { HoldfastError } from '../../core/errors.js';
 import { requireAgent, type App } from '../http-app.js';
 import type { ProtectionServer } from '../protection-server.js';
+import { UploadAdmission } from '../upload-admission.js';
 
 /** Chunk upload bodies received or verified at once, all agents together (about 4 MiB each). */
 const MAX_UPLOADS = 24;
+/** Uploads that may wait for a slot (each holds a connection and a few kernel buffers, not its body). */
+const MAX_WAITING_UPLOADS = 256;
 
 const JobParams = Type.Object({ id: Type.String({ pattern: '^[0-9a-f]{16}$' }) });
 
@@ -58,7 +61,11 @@ export function registerAgentRoutes(app: App, server: ProtectionServer): void {
         const job = server.queue.take(id, req.query.run ?? null);
         if (job) {
           try {
-            return server.jobSpec(job);
+            const spec = server.jobSpec(job);
+            // The sync's transfer is made now, beside its spec: it knows the parent point the
+            // agent starts from (the commit checks it is still the latest; see job-transfer.ts).
+            if (job.type === 'sync') server.transfer(job);
+            return spec;
           } catch (err) {
             server.failJob(job, { code: (err as HoldfastError).code ?? 'INTERNAL', message: (err as Error).message });
             continue;
@@ -66,14 +73,28 @@ export function registerAgentRoutes(app: App, server: ProtectionServer): void {
         }
         const left = deadline - Date.now();
         if (left <= 0 || gone.signal.aborted) return reply.status(204).send(null);
-        await server.queue.waitForWork(Math.min(left, 5000), gone.signal);
+        await server.queue.waitForWork(id, Math.min(left, 5000), gone.signal);
       }
     },
   );
 
+  // Progress of all running jobs is written together once a second (one catalog commit): a
+  // write (an fsync) per report, 50 reports a second with 50 agents, held up the main thread.
+  const progress = new Map<string, Record<string, unknown>>();
+  let progressTimer: NodeJS.Timeout | undefined;
+  const writeProgress = (): void => {
+    progressTimer = undefined;
+    const batch = [...progress];
+    progress.clear();
+    if (!server.db.db.open) return; // the server is closing
+    server.db.db.transaction(() => {
+      for (const [id, p] of batch) server.db.setProgress(id, p);
+    })();
+  };
   app.post('/api/v1/agent/jobs/:id/progress', { schema: { tags, params: JobParams, body: JobProgress } }, (req) => {
     const job = server.runningJob(req.agentId as string, req.params.id, req.headers[ATTEMPT_HEADER]);
-    server.db.setProgress(job.id, { ...req.body, at: new Date().toISOString() });
+    progress.set(job.id, { ...req.body, at: new Date().toISOString() });
+    progressTimer ??= setTimeout(writeProgress, 1000).unref();
     return { ok: true };
   });
 
@@ -83,23 +104,41 @@ export function registerAgentRoutes(app: App, server: ProtectionServer): void {
     return { want: server.transfer(job).want(req.body.digests) };
   });
 
-  // Upload admission: bodies are buffered whole, so the number being received or verified at
-  // once bounds the server's memory however many agents sync. The rest get 503 and retry.
-  let uploads = 0;
-  const counted = new WeakSet<object>();
+  // Upload admission (upload-admission.ts): bodies are buffered whole, so the number being
+  // received or verified at once bounds the server's memory however many agents sync. The rest
+  // wait in line with their bodies unread; only a newcomer to a long line gets 503 and retries.
+  const admission = new UploadAdmission(MAX_UPLOADS, MAX_WAITING_UPLOADS);
+  const holding = new WeakSet<object>();
+  const release = (req: object): void => {
+    if (holding.delete(req)) admission.exit();
+  };
   app.post(
     '/api/v1/agent/jobs/:id/chunks',
     {
       schema: { tags, params: JobParams },
       bodyLimit: 40 * 1024 * 1024,
       onRequest: (req, _reply, done) => {
-        if (uploads >= MAX_UPLOADS) return done(new HoldfastError('BUSY', `the server is receiving ${uploads} uploads; try again shortly`));
-        uploads++;
-        counted.add(req);
-        done();
+        const raw = req.raw;
+        const admitted = (): void => {
+          raw.off('close', gone);
+          holding.add(req);
+          done();
+        };
+        const gone = (): void => {
+          if (typeof entry === 'object') entry.leave();
+          done(new HoldfastError('ABORTED', 'the agent went away while its upload waited'));
+        };
+        const entry = admission.enter(admitted);
+        if (entry === true) return admitted();
+        if (entry === 'full') return done(new HoldfastError('BUSY', `the server is receiving ${admission.running} uploads and ${admission.waiting} wait; try again shortly`));
+        raw.once('close', gone);
       },
       onResponse: (req, _reply, done) => {
-        if (counted.delete(req)) uploads--;
+        release(req);
+        done();
+      },
+      onRequestAbort: (req, done) => {
+        release(req);
         done();
       },
     },
