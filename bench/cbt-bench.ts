@@ -128,8 +128,10 @@ function imageBench(): string[] {
       { name: 'qcow2', file: qcow2, holdfast: ['--kind', 'image', qcow2] },
       { name: 'btrfs file', file: raw, holdfast: ['--kind', 'btrfs', vol] },
     ];
-    const pool = join(work, 'pool');
-    run(['node', cli, 'pool', 'init', pool]);
+    // One pool per target, as restic and borg get one repository each: the same writes go to
+    // both targets, so a shared pool would show the second target's growth as nothing (dedup).
+    const pools = targets.map((_, i) => join(work, `pool-${i}`));
+    for (const p of pools) run(['node', cli, 'pool', 'init', p]);
     const repos = targets.map((t, i) => ({
       t,
       restic: join(work, `restic-${i}`),
@@ -145,6 +147,7 @@ function imageBench(): string[] {
     const backupAll = (step: string): void => {
       repos.forEach((r, i) => {
         dropCaches();
+        const pool = pools[i] as string;
         const before = du(pool);
         const h = run(['node', cli, 'backup', '--pool', pool, '--source', `s${i}`, '--json', ...r.t.holdfast]);
         const j = JSON.parse(h.stdout) as { readBytes: number; tracker: string };
