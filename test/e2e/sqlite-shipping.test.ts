@@ -81,7 +81,7 @@ test('SQLite: WAL shipping and point-in-time restore across WAL resets and an ag
     phase('agent back');
     await until('steady to ship again after the restart', async () => (await logsOf('steady')).some((l) => Date.parse(l.time) > restartedAt));
     const caughtUp = Date.now();
-    await sleep(1500);
+    await sleep(3000);
     const stoppedAt = Date.now();
     await w1.stop();
     await w2.stop();
@@ -109,15 +109,23 @@ test('SQLite: WAL shipping and point-in-time restore across WAL resets and an ag
       await server.cliOk(['restore', '--source', source, '--at', new Date(target).toISOString(), '--to', out, '--json']);
       return readRows(out);
     };
-    // Random targets from the first snapshot to the writers' end.
+    // Random targets from the first snapshot to the writers' end: before the kill, while the agent
+    // was down (nothing shipped then: those commits carry the time they were shipped, so only the
+    // prefix and "nothing after the target" hold), and after it caught up.
     for (const source of ['app', 'steady'] as const) {
       const from = firstPoint[source]!;
-      for (let i = 0; i < 3; i++) {
-        const target = from + Math.random() * (stoppedAt - from);
+      const slack = SLACK_MS[source];
+      const windows: Array<[number, number, boolean]> = [
+        [from, killedAt, false],
+        [from, killedAt, false],
+        [killedAt, caughtUp + slack, true],
+        [caughtUp + slack, stoppedAt, false],
+      ];
+      for (const [a, b, down] of windows) {
+        if (b <= a) continue;
+        const target = a + Math.random() * (b - a);
         const restored = await restoreAt(source, target);
-        // While the agent was down nothing was shipped: commits of that time carry the time they were shipped.
-        const down = target >= killedAt && target < caughtUp + SLACK_MS[source];
-        const problem = checkPrefix(sources[source], restored, target, down ? Number.POSITIVE_INFINITY : SLACK_MS[source]);
+        const problem = checkPrefix(sources[source], restored, target, down ? Number.POSITIVE_INFINITY : slack);
         console.log(`# ${source} at +${Math.round(target - from)} ms: ${restored.length} of ${sources[source].length} rows${down ? ' (agent down)' : ''}`);
         assert.equal(problem, undefined, `${source} at +${Math.round(target - from)} ms: ${problem}`);
       }
@@ -128,6 +136,9 @@ test('SQLite: WAL shipping and point-in-time restore across WAL resets and an ag
       const last = (await logsOf(source)).at(-1)!;
       assert.deepEqual(await restoreAt(source, Date.parse(last.time)), sources[source], `${source} restored to its last record has every row`);
     }
+    const latest = join(dir, 'latest.db');
+    await server.cliOk(['restore', '--source', 'steady', '--latest', '--to', latest]);
+    assert.deepEqual(readRows(latest), sources.steady, 'steady restored with --latest has every row');
   } finally {
     await w1.stop();
     await w2.stop();
