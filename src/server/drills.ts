@@ -172,9 +172,17 @@ export class Drills {
     return result;
   }
 
-  /** A drill job that ended without a report (the agent failed it, or it could not start) still counts as a failed drill. */
+  /**
+   * A drill job that ended without a report (the agent failed it, or it could not start) still
+   * counts as a failed drill — except the first time its agent was lost during it: that says
+   * nothing about the point, so the drill runs again (its agent clears the copy it left).
+   */
   jobEnded(job: JobRow, end: JobEnd): void {
     if (end.state !== 'failed' || this.byJob(job.id)) return;
+    if (end.error.code === 'SERVER_UNREACHABLE' && job.retryOf === null) {
+      this.server.queue.enqueue('drill', job.source, job.agentId, job.params, 'retry', { retryOf: job.id, notBefore: new Date(Date.now() + 2000).toISOString() });
+      return;
+    }
     this.record(job, { ok: false, check: 'none', detail: `the drill could not run: ${end.error.code}: ${end.error.message}`, restoreMs: null, checkMs: null });
   }
 
