@@ -89,7 +89,7 @@ export async function treeBench(cli: string, work: string, log: (s: string) => v
   try {
     let url: string | undefined;
     for (let i = 0; !url; i++) {
-      if (server.exitCode !== null || i > 600) throw new Error(`the server did not start: ${out}`);
+      if (server.exitCode !== null || i > 6000) throw new Error(`the server did not start: ${out}`);
       url = /listening on (https:\/\/\S+)/.exec(out)?.[1];
       await sleep(50);
     }
@@ -101,7 +101,7 @@ export async function treeBench(cli: string, work: string, log: (s: string) => v
     for (let i = 0; ; i++) {
       const agents = await admin.json<Array<{ name: string; status: string }>>('GET', '/api/v1/agents');
       if (agents.some((a) => a.name === 'bench' && a.status === 'online')) break;
-      if (i > 600) throw new Error('the agent did not come online');
+      if (i > 3000) throw new Error('the agent did not come online');
       await sleep(100);
     }
     await admin.json('POST', '/api/v1/groups', { name: 'tree', syncEvery: '0s', points: [], retain: '14d', compress: true });
