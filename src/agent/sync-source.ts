@@ -21,6 +21,7 @@ import { btrfsTracker } from './trackers/btrfs.js';
 import { fullTracker } from './trackers/full.js';
 import { hasJournal, inotifyTracker } from './trackers/inotify.js';
 import { qcow2BitmapTracker } from './trackers/qcow2-bitmap.js';
+import { postgresTracker } from './databases/postgres-backup.js';
 import type { PendingSync, SyncRequest, Tracker, TrackerContext } from './trackers/tracker.js';
 import { TrackerState } from './trackers/tracker-state.js';
 
@@ -73,8 +74,7 @@ async function pickTracker(r: SyncRequest, warnings: string[]): Promise<Tracker>
     case 'sqlite':
       return sqliteTracker;
     case 'postgres':
-      // Database sources are synced by their own readers (agent/databases/), never by a tracker alone.
-      throw new HoldfastError('BAD_ARGUMENT', `source '${r.source.name}' of kind ${r.source.kind} needs its database reader`, { source: r.source.name });
+      return postgresTracker;
     case 'btrfs':
       // 'full' still reads from a snapshot; the tracker then ignores the send stream.
       return choice === 'qcow2-bitmap' ? refuse() : btrfsTracker;

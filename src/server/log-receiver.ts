@@ -47,7 +47,9 @@ export async function receiveLog(server: ProtectionServer, agentId: string, sour
   let committed: CommittedLog;
   try {
     const seen = new Set<string>();
-    const fresh = frames.filter((f) => !seen.has(f.digest) && (seen.add(f.digest), session.claim(f.digest)));
+    // A chunk another session claimed is sent here as well, never borrowed: that session may be an
+    // express full waiting in pg_backup_stop for this very segment (its chunks go up after it).
+    const fresh = frames.filter((f) => !seen.has(f.digest) && (seen.add(f.digest), session.claim(f.digest) || !pool.index.has(f.digest)));
     await session.put(fresh.map((f) => ({ digest: f.digest, length: f.length, encoded: { data: f.data, flags: f.flags } })));
     await session.finish();
     committed = await pool.commitLog({ source, name: log.name, kind: log.kind, meta: log.meta, manifest }, session);

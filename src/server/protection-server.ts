@@ -387,7 +387,8 @@ export class ProtectionServer {
     const row: PointRow = {
       id,
       source: s.name,
-      time: job.started ?? new Date().toISOString(),
+      // A database's copy is consistent at its own time (postgres: when pg_backup_stop returned).
+      time: r.pointTime && !Number.isNaN(Date.parse(r.pointTime)) ? new Date(r.pointTime).toISOString() : (job.started ?? new Date().toISOString()),
       kind: pointKind(s.kind),
       manifest: r.manifest,
       logicalBytes: r.logicalBytes,
@@ -398,6 +399,7 @@ export class ProtectionServer {
       durationMs: Date.now() - started,
       parent: parent?.id ?? null,
       torn: r.torn.length,
+      ...(r.meta ? { meta: r.meta } : {}),
     };
     try {
       await t.commit(row, s.path);
@@ -424,6 +426,8 @@ export class ProtectionServer {
       warnings: r.warnings,
     };
     this.trackingReport(s.name, job, r);
+    // A new express full starts a chain the hole is behind: restores after it need nothing before it.
+    this.alerts.resolve(`log-gap:${s.name}`);
     this.queue.end(job.id, { state: 'succeeded', result });
     this.web.pointCommitted();
     return result;

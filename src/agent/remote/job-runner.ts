@@ -10,6 +10,8 @@ import { CodecBatcher } from '../../workers/codec-batcher.js';
 import { syncSource } from '../sync-source.js';
 import { restore } from '../restore.js';
 import { runSqliteRestoreJob } from '../databases/sqlite-restore.js';
+import { runPostgresRestoreJob } from '../databases/postgres-restore.js';
+import { pgArchiveFor } from '../databases/postgres-archive.js';
 import { RemoteSink } from './remote-sink.js';
 import { RemoteSource } from './remote-source.js';
 import type { ServerClient } from './server-client.js';
@@ -72,6 +74,8 @@ async function runSync(ctx: JobContext, spec: SyncJobSpec): Promise<Record<strin
       imageChunk: spec.imageChunk,
       exclude: ctx.exclude,
       stateDir: ctx.stateDir,
+      syncEveryMs: spec.syncEveryMs,
+      ...(source.kind === 'postgres' ? { pgArchive: await pgArchiveFor(ctx.agentStateDir, ctx.logSocket, source.name) } : {}),
       signal: ctx.signal,
       onProgress: (p) => {
         seen = { entries: p.entries, bytesDone: p.bytesDone, readBytes: p.readBytes };
@@ -109,6 +113,7 @@ async function runSync(ctx: JobContext, spec: SyncJobSpec): Promise<Record<strin
 
 async function runRestore(ctx: JobContext, spec: RestoreJobSpec): Promise<Record<string, unknown>> {
   if (spec.database?.kind === 'sqlite') return runSqliteRestoreJob(ctx, spec, attemptOf(spec));
+  if (spec.database?.kind === 'postgres') return runPostgresRestoreJob(ctx, spec, attemptOf(spec));
   let seen = { entries: 0, bytesDone: 0 };
   const headers = attemptOf(spec);
   const progress = progressReporter(ctx, spec.id, headers, () => ({ phase: 'restore', ...seen, totalBytes: spec.point.logicalBytes }));

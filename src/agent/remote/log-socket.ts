@@ -122,7 +122,9 @@ async function handle(sock: Socket, o: LogSocketOptions): Promise<void> {
 
 function readRequest(sock: Socket): Promise<{ head: Record<string, unknown>; data: Buffer }> {
   return new Promise((resolve, reject) => {
-    let buf: Buffer = Buffer.alloc(0);
+    // Pieces are kept and joined once: a segment arrives in hundreds of socket reads.
+    let pending: Buffer[] = [];
+    let have = 0;
     let head: Record<string, unknown> | undefined;
     let want = 0;
     const fail = (e: Error): void => {
@@ -130,10 +132,13 @@ function readRequest(sock: Socket): Promise<{ head: Record<string, unknown>; dat
       reject(e);
     };
     sock.on('data', (d: Buffer) => {
-      buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
+      pending.push(d);
+      have += d.length;
       if (!head) {
+        const buf = pending.length === 1 ? d : Buffer.concat(pending);
         const nl = buf.indexOf(10);
         if (nl < 0) {
+          pending = [buf];
           if (buf.length > 65536) fail(new HoldfastError('BAD_ARGUMENT', 'log request header too long'));
           return;
         }
@@ -144,11 +149,13 @@ function readRequest(sock: Socket): Promise<{ head: Record<string, unknown>; dat
         }
         want = Number(head.bytes);
         if (!Number.isInteger(want) || want < 0 || want > MAX_LOG_BYTES) return fail(new HoldfastError('BAD_ARGUMENT', `log size ${String(head.bytes)} is not accepted (at most ${MAX_LOG_BYTES} bytes)`));
-        buf = buf.subarray(nl + 1);
+        const rest = buf.subarray(nl + 1);
+        pending = [rest];
+        have = rest.length;
       }
-      if (buf.length >= want) {
+      if (head && have >= want) {
         sock.removeAllListeners('data');
-        resolve({ head, data: buf.subarray(0, want) });
+        resolve({ head, data: Buffer.concat(pending, have).subarray(0, want) });
       }
     });
     sock.once('end', () => fail(new HoldfastError('BAD_ARGUMENT', 'log request ended early')));

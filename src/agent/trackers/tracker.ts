@@ -57,6 +57,8 @@ export interface SyncRequest extends Partial<QuiesceOptions> {
   consistencyCheck?: 'light' | 'heavy';
   /** kind 'postgres': connection and binaries (source options) */
   postgres?: { connect: string; bin?: string };
+  /** kind 'postgres': how archive_command reaches this agent (its daemon's log socket, the source's key) */
+  pgArchive?: { node: string; cli: string; socket: string; key: string };
   /** kind 'sqlite': shipping mode (source options) */
   sqlite?: { ship?: 'continuous' | 'frequency' };
   /** the group's sync frequency: database sources ship their logs at least this often */

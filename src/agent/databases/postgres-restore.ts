@@ -1,0 +1,266 @@
+/**
+ * Point-in-time restore of a PostgreSQL source. The data directory is rebuilt from the nearest
+ * express full (the directories a base backup leaves out are recreated empty, the backup label
+ * and tablespace map written back from the point's meta), the WAL segments the server picked are
+ * fetched into a directory beside it (`<target>.holdfast-wal`), and recovery is configured:
+ * restore_command copies from that directory, recovery_target_time (or 'immediate' for the point
+ * itself, or none for as far as the logs go) with recovery_target_action 'promote', and
+ * recovery.signal. Archiving is turned off in the copy, so it never ships into the source's chain.
+ *
+ * Then, unless asked only to prepare, PostgreSQL is started as the data directory's owner (pg_ctl,
+ * on the port given or a free one, its socket in the WAL directory) and the restore waits until
+ * recovery has reached the target and the copy is promoted. If PostgreSQL ends recovery before the
+ * target (the logs do not reach it), the restore fails and says so.
+ */
+import { spawn } from 'node:child_process';
+import { access, appendFile, chown, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { dirname, join, basename } from 'node:path';
+import pg from 'pg';
+import type { ChunkSource } from '../../core/chunk-io.js';
+import { HoldfastError, errnoCode } from '../../core/errors.js';
+import type { ChunkRef } from '../../core/manifest.js';
+import type { RestoreJobSpec, RestoreReport } from '../../core/protocol.js';
+import type { CodecPool } from '../../workers/codec-pool.js';
+import { restore } from '../restore.js';
+import { fetchLogs } from '../remote/log-shipper.js';
+import { RemoteSource } from '../remote/remote-source.js';
+import type { ServerClient } from '../remote/server-client.js';
+import { PG_EMPTY_DIRS } from './postgres-backup.js';
+
+export interface PgPrepareOptions {
+  chunks: ChunkSource;
+  manifest: ChunkRef[];
+  logs: Array<{ name: string; manifest: ChunkRef[] }>;
+  pointMeta: Record<string, unknown>;
+  /** the new data directory (absent or empty) */
+  target: string;
+  targetTime?: string;
+  /** stop as soon as the copy is consistent (the point itself) */
+  immediate?: boolean;
+  codec: CodecPool;
+  label: string;
+  signal?: AbortSignal;
+  onProgress?: (p: { entries: number; bytes: number }) => void;
+}
+
+export interface PgPrepared {
+  dataDir: string;
+  walDir: string;
+  uid: number;
+  gid: number;
+  entries: number;
+  bytes: number;
+  logs: number;
+  logBytes: number;
+  warnings: string[];
+}
+
+const RECOVERY_MARK = '# holdfast restore';
+
+/** '2026-11-26 02:16:36.607+00': the form recovery_target_time accepts (not ISO 8601's 'T…Z'). */
+export const pgTime = (iso: string): string => new Date(iso).toISOString().replace('T', ' ').replace('Z', '+00');
+
+/** Rebuilds the data directory and writes the recovery settings; does not start anything. */
+export async function preparePostgres(o: PgPrepareOptions): Promise<PgPrepared> {
+  const dataDir = o.target;
+  const walDir = `${dataDir.replace(/\/+$/, '')}.holdfast-wal`;
+  if (/['"\\\n]/.test(walDir)) throw new HoldfastError('BAD_ARGUMENT', `restore target ${dataDir} may not contain quotes, backslashes or newlines (it goes into restore_command)`);
+  const label = o.pointMeta.backupLabel;
+  if (typeof label !== 'string' || !label) throw new HoldfastError('BAD_ARGUMENT', `${o.label} has no backup label: it is not a PostgreSQL express full`);
+  const out = await restore({ source: o.chunks, manifest: o.manifest, kind: 'dir', target: dataDir, overwrite: false, signal: o.signal, onProgress: o.onProgress, label: o.label, codec: o.codec });
+  const st = await stat(dataDir);
+  const { uid, gid } = st;
+  const own = (p: string): Promise<void> => chown(p, uid, gid);
+  for (const d of PG_EMPTY_DIRS) {
+    await mkdir(join(dataDir, d), { recursive: true, mode: 0o700 });
+    await own(join(dataDir, d));
+  }
+  await mkdir(join(dataDir, 'pg_wal', 'archive_status'), { recursive: true, mode: 0o700 });
+  await own(join(dataDir, 'pg_wal', 'archive_status'));
+  const writeOwned = async (name: string, text: string): Promise<void> => {
+    await writeFile(join(dataDir, name), text, { mode: 0o600 });
+    await own(join(dataDir, name));
+  };
+  await writeOwned('backup_label', label);
+  const map = o.pointMeta.tablespaceMap;
+  if (typeof map === 'string' && map.length > 0) await writeOwned('tablespace_map', map);
+  await mkdir(walDir, { recursive: true, mode: 0o700 });
+  await own(walDir);
+  const logBytes = await fetchLogs(o.chunks, o.logs, walDir, o.signal);
+  for (const l of o.logs) await own(join(walDir, l.name));
+  const target = o.immediate ? "recovery_target = 'immediate'" : o.targetTime ? `recovery_target_time = '${pgTime(o.targetTime)}'` : '';
+  const settings = [
+    '',
+    `${RECOVERY_MARK} (${new Date().toISOString()}): recover from the shipped WAL; archiving off, so the copy never ships into its source's log chain`,
+    "archive_mode = 'off'",
+    "archive_command = ''",
+    `restore_command = 'cp "${walDir}/%f" "%p"'`,
+    ...(target ? [target, "recovery_target_action = 'promote'"] : []),
+    '',
+  ].join('\n');
+  const auto = join(dataDir, 'postgresql.auto.conf');
+  await appendFile(auto, settings);
+  await own(auto);
+  await writeOwned('recovery.signal', '');
+  return { dataDir, walDir, uid, gid, entries: out.entries, bytes: out.bytes, logs: o.logs.length, logBytes, warnings: out.warnings };
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => res(port));
+    });
+    s.on('error', rej);
+  });
+}
+
+async function pgBin(dataDir: string, bin?: string): Promise<string> {
+  if (bin) return bin;
+  const version = (await readFile(join(dataDir, 'PG_VERSION'), 'utf8').catch(() => '')).trim();
+  const debian = `/usr/lib/postgresql/${version}/bin`;
+  return access(join(debian, 'pg_ctl')).then(() => debian, () => '');
+}
+
+function run(cmd: string, args: string[], o: { uid: number; gid: number; cwd: string }): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { uid: o.uid, gid: o.gid, cwd: o.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ code, out }));
+  });
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface PgStarted {
+  port: number;
+  socketDir: string;
+  logFile: string;
+  /** where recovery stopped, as PostgreSQL logged it */
+  stopped: string | null;
+  durationMs: number;
+}
+
+/**
+ * Starts the prepared copy as its owner and waits until recovery is over (promoted). Fails with
+ * PostgreSQL's own words when it ends recovery before the target or does not start.
+ */
+export async function startRecovery(p: { dataDir: string; walDir: string; uid: number; gid: number; port?: number; bin?: string; targetTime?: string; timeoutMs?: number; signal?: AbortSignal }): Promise<PgStarted> {
+  const started = Date.now();
+  if (p.uid === 0) throw new HoldfastError('BAD_ARGUMENT', `data directory ${p.dataDir} is owned by root; PostgreSQL runs only as an unprivileged owner`, { path: p.dataDir });
+  const bin = await pgBin(p.dataDir, p.bin);
+  const pgCtl = bin ? join(bin, 'pg_ctl') : 'pg_ctl';
+  const port = p.port ?? (await freePort());
+  const logFile = join(p.walDir, 'postgresql.log');
+  const opts = `-p ${port} -k ${p.walDir} -c listen_addresses=localhost`;
+  const r = await run(pgCtl, ['-D', p.dataDir, '-l', logFile, '-o', opts, '-W', 'start'], { uid: p.uid, gid: p.gid, cwd: p.walDir });
+  if (r.code !== 0) throw new HoldfastError('JOB_FAILED', `pg_ctl could not start the restored copy in ${p.dataDir}: ${r.out.trim().slice(-2000)}`, { path: p.dataDir });
+  const readLog = (): Promise<string> => readFile(logFile, 'utf8').catch(() => '');
+  const deadline = Date.now() + (p.timeoutMs ?? 30 * 60_000);
+  for (;;) {
+    if (p.signal?.aborted) throw new HoldfastError('ABORTED', 'restore aborted');
+    const log = await readLog();
+    if (/recovery ended before configured recovery target was reached/.test(log)) {
+      throw new HoldfastError('JOB_FAILED', `PostgreSQL ended recovery before the target${p.targetTime ? ` ${p.targetTime}` : ''}: the shipped WAL does not reach it (the copy in ${p.dataDir} was not promoted)\n${tailLines(log, 8)}`, { path: p.dataDir });
+    }
+    const client = new pg.Client({ host: p.walDir, port, user: await ownerName(p.dataDir), database: 'postgres', connectionTimeoutMillis: 2000 });
+    client.on('error', () => undefined);
+    let inRecovery: boolean | undefined;
+    try {
+      await client.connect();
+      inRecovery = (await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r;
+    } catch {
+      // not accepting connections yet (replaying), or gone: the log and the pid file say which
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+    if (inRecovery === false) {
+      const stopped = /recovery stopping [^\n]*/.exec(await readLog())?.[0] ?? null;
+      return { port, socketDir: p.walDir, logFile, stopped, durationMs: Date.now() - started };
+    }
+    if (inRecovery === undefined && !(await postmasterAlive(p.dataDir)) && Date.now() - started > 3000) {
+      throw new HoldfastError('JOB_FAILED', `the restored PostgreSQL in ${p.dataDir} stopped before recovery finished:\n${tailLines(await readLog(), 12)}`, { path: p.dataDir });
+    }
+    if (Date.now() > deadline) throw new HoldfastError('JOB_FAILED', `recovery of ${p.dataDir} did not finish in time; PostgreSQL keeps running (log ${logFile})`, { path: p.dataDir });
+    await sleep(250);
+  }
+}
+
+const tailLines = (text: string, n: number): string => text.trim().split('\n').slice(-n).join('\n');
+
+async function postmasterAlive(dataDir: string): Promise<boolean> {
+  try {
+    const pid = Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoCode(err) === 'EPERM';
+  }
+}
+
+/** The bootstrap role is named after the OS user that ran initdb: the data directory's owner, usually. */
+async function ownerName(dataDir: string): Promise<string> {
+  const uid = (await stat(dataDir)).uid;
+  const passwd = await readFile('/etc/passwd', 'utf8').catch(() => '');
+  for (const line of passwd.split('\n')) {
+    const f = line.split(':');
+    if (Number(f[2]) === uid && f[0]) return f[0];
+  }
+  return 'postgres';
+}
+
+/** Stops a copy this module started (tests, drills). */
+export async function stopPostgres(dataDir: string, bin?: string): Promise<void> {
+  const st = await stat(dataDir);
+  const b = await pgBin(dataDir, bin);
+  await run(b ? join(b, 'pg_ctl') : 'pg_ctl', ['-D', dataDir, '-m', 'fast', '-w', 'stop'], { uid: st.uid, gid: st.gid, cwd: dirname(dataDir) });
+}
+
+export interface PgRestoreJobContext {
+  client: ServerClient;
+  codec: CodecPool;
+  signal: AbortSignal;
+}
+
+export async function runPostgresRestoreJob(ctx: PgRestoreJobContext, spec: RestoreJobSpec, headers: Record<string, string>): Promise<Record<string, unknown>> {
+  const db = spec.database;
+  if (!db) throw new HoldfastError('BAD_ARGUMENT', 'not a database restore');
+  if (spec.subPath !== undefined) throw new HoldfastError('BAD_ARGUMENT', 'a PostgreSQL source is restored whole (no --path)');
+  const chunks = new RemoteSource(ctx.client, spec.id, headers);
+  const prepared = await preparePostgres({
+    chunks,
+    manifest: spec.point.manifest,
+    logs: spec.logs ?? [],
+    pointMeta: db.pointMeta ?? {},
+    target: spec.target,
+    targetTime: db.targetTime,
+    immediate: db.immediate,
+    codec: ctx.codec,
+    label: `recovery point ${spec.point.id} of source '${spec.source.name}'`,
+    signal: ctx.signal,
+  });
+  const database: Record<string, unknown> = {
+    kind: 'postgres',
+    logs: prepared.logs,
+    logBytes: prepared.logBytes,
+    walDir: prepared.walDir,
+    target: db.immediate ? 'immediate' : db.targetTime ?? 'latest',
+    started: false,
+  };
+  if (db.start) {
+    const s = await startRecovery({ dataDir: prepared.dataDir, walDir: prepared.walDir, uid: prepared.uid, gid: prepared.gid, port: db.port, bin: db.bin, targetTime: db.targetTime, signal: ctx.signal });
+    Object.assign(database, { started: true, port: s.port, socket: s.socketDir, log: s.logFile, stopped: s.stopped, recoveryMs: s.durationMs });
+  }
+  const report: RestoreReport = { entries: prepared.entries, bytes: prepared.bytes, target: prepared.dataDir, warnings: prepared.warnings, database };
+  return ctx.client.json('POST', `/api/v1/agent/jobs/${spec.id}/complete-restore`, report, { signal: ctx.signal, headers });
+}
+
+/** For tests: the WAL files a prepared restore holds. */
+export async function preparedLogs(walDir: string): Promise<string[]> {
+  return (await readdir(walDir)).filter((n) => n !== 'postgresql.log' && !n.startsWith('.s.PGSQL') && n !== basename(walDir));
+}
