@@ -112,11 +112,11 @@ test('verify --full reads log chunks and reports a log record whose chunk is mis
   });
 });
 
-test('logsForRestore: from the point to the first record at or after the target', () => {
+test('logsForRestore: from the point on (a record durable after the target may end before it); reaches when one is durable at or after it', () => {
   const logs = [1, 2, 3, 4].map((i) => ({ source: 'db', name: `00000001000000000000000${i}`, seq: i, kind: 'pg-wal' as const, time: `2026-01-01T00:0${i}:00.000Z`, meta: {}, manifest: [], bytes: 0 }));
   const p = point('p', '2026-01-01T00:01:30.000Z', { startWal: '000000010000000000000002' });
-  assert.deepEqual(logsForRestore(logs, p, '2026-01-01T00:02:30.000Z').logs.map((l) => l.seq), [2, 3]);
-  assert.equal(logsForRestore(logs, p, '2026-01-01T00:03:00.000Z').logs.length, 2);
+  assert.deepEqual(logsForRestore(logs, p, '2026-01-01T00:02:30.000Z').logs.map((l) => l.seq), [2, 3, 4]);
+  assert.equal(logsForRestore(logs, p, '2026-01-01T00:04:00.000Z').reaches, true);
   assert.deepEqual(logsForRestore(logs, p, '2026-01-01T00:09:00.000Z').reaches, false);
   assert.deepEqual(logsForRestore(logs, p).logs.map((l) => l.seq), [2, 3, 4]);
 });

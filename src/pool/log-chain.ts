@@ -111,17 +111,15 @@ export function pruneLogs(pool: Pool, source: string): number {
 
 /**
  * The log records a restore to `target` needs after `point`: every record from the point's first
- * needed one up to and including the first whose time is at or after the target (or all, when the
- * target is absent: the latest state). `reaches` is false when no record reaches the target.
+ * needed one to the end of the chain, and whether the chain reaches the target (a record durable
+ * at or after it). Not just up to that first record: a record's time is when it became durable,
+ * not when its content ends — a segment closed before the target but shipped after it (the agent
+ * was down) holds nothing past its close, and the changes up to the target are in later records.
+ * The database stops at the target itself; extra records cost only transfer.
  */
 export function logsForRestore(logs: LogRow[], point: PointRow, target?: string): { logs: LogRow[]; reaches: boolean } {
   const from = firstNeededSeq(logs, point) ?? logs.find((l) => l.time >= point.time)?.seq;
   if (from === undefined) return { logs: [], reaches: target === undefined || target <= point.time };
-  const out: LogRow[] = [];
-  for (const l of logs) {
-    if (l.seq < from) continue;
-    out.push(l);
-    if (target !== undefined && l.time >= target) return { logs: out, reaches: true };
-  }
-  return { logs: out, reaches: target === undefined };
+  const out = logs.filter((l) => l.seq >= from);
+  return { logs: out, reaches: target === undefined || out.some((l) => l.time >= target) };
 }
