@@ -7,8 +7,10 @@
  *    the shipper read all of the previous one): it replaces the file, and that generation's
  *    frames continue after its mark.
  * A record is applied only when it was captured at or before the target, so no change committed
- * after the target is ever applied. Frames a copy already contains may be replayed (the last
- * image of each page wins), so marks are lower bounds. A generation without a base, or a hole in
+ * after the target is ever applied. Records captured before the snapshot are in it and skipped.
+ * Frames captured after it may overlap it (marks are lower bounds): replaying them is harmless
+ * because such a record always reaches past the snapshot's own frame (the last image of each
+ * page wins); replaying older frames and stopping short of it would mix times. A generation without a base, or a hole in
  * a generation's frames, is a broken chain: the rebuild says how far it could go, never silently
  * stops short.
  */
@@ -91,8 +93,6 @@ export async function rebuildSqlite(o: RebuildOptions): Promise<RebuildResult> {
     let reached = o.baseMark.takenAt;
     let applied = 0;
     let frames = 0;
-    /** this generation's frame records seen so far: a base with a lower mark replays them */
-    let seen: SqliteLogRecord[] = [];
     const apply = async (r: SqliteLogRecord): Promise<void> => {
       const m = r.meta;
       if (m.lastFrame <= frame) return;
@@ -119,32 +119,29 @@ export async function rebuildSqlite(o: RebuildOptions): Promise<RebuildResult> {
       }
       if (m.type === 'base') {
         // The chain of a generation starts with its base; a snapshot taken later is newer than it.
-        const older = o.baseMark.takenAt !== undefined && m.generation === generation && m.capturedAt <= o.baseMark.takenAt;
+        const older = o.baseMark.takenAt !== undefined && m.capturedAt <= o.baseMark.takenAt;
         const data = parts.length > 0 ? Buffer.concat(parts) : undefined;
         parts = [];
         if (older) continue;
         await writeBase(data ?? (await r.read()));
-        const earlier = m.generation === generation ? seen : [];
+        // The copy contains every record captured before it: none of them is replayed onto it
+        // (replaying old page images and stopping short of the copy's own frame would mix times).
         generation = m.generation;
         frame = m.lastFrame;
-        seen = [];
-        for (const e of earlier) {
-          if (e.meta.lastFrame > frame) await apply(e);
-          seen.push(e);
-        }
       } else {
+        // Captured before the snapshot began (the shipper takes both, one after the other): the
+        // snapshot contains it. Replaying it could mix times, like a base above.
+        if (o.baseMark.takenAt !== undefined && m.capturedAt < o.baseMark.takenAt) continue;
         if (m.generation !== generation && m.follows !== undefined && m.follows === (generation ?? 'none') && m.followsFrame === frame && m.firstFrame === 1) {
           // The WAL was reset after exactly this frame (or emptied after the copy): the new generation goes on from here.
           generation = m.generation;
           frame = 0;
-          seen = [];
         }
         if (m.generation !== generation) {
           // Frames of a generation whose start nobody copied: nothing to replay them onto.
           throw new HoldfastError('CONFLICT', `the SQLite log chain is broken: record ${r.name} starts WAL generation ${m.generation} without a snapshot of it; the database can be restored up to ${reached ?? 'the snapshot'} only`, { reached });
         }
         await apply(r);
-        seen.push(r);
       }
       applied++;
       reached = m.capturedAt;
