@@ -113,7 +113,7 @@ export async function treeBench(cli: string, work: string, log: (s: string) => v
     const syncApi = async (): Promise<{ ms: number; job: JobView }> => {
       const t0 = performance.now();
       let job = await admin.json<JobView>('POST', '/api/v1/sources/tree/sync', {});
-      while (job.state === 'queued' || job.state === 'running') job = await admin.json<JobView>('GET', `/api/v1/jobs/${job.id}/wait?timeout=30`);
+      while (job.state === 'queued' || job.state === 'running') job = await admin.json<JobView>('GET', `/api/v1/jobs/${job.id}/wait?timeout=30`, undefined, { retries: 3 });
       const ms = performance.now() - t0;
       if (job.state !== 'succeeded') throw new Error(`holdfast sync ${job.state}: ${job.error?.message ?? ''}`);
       return { ms, job };

@@ -117,11 +117,14 @@ export function registerAgentRoutes(app: App, server: ProtectionServer): void {
     {
       schema: { tags, params: JobParams },
       bodyLimit: 40 * 1024 * 1024,
-      onRequest: (req, _reply, done) => {
+      onRequest: (req, reply, done) => {
         const raw = req.raw;
         const admitted = (): void => {
           raw.off('close', gone);
           holding.add(req);
+          // The response's close comes in every case (sent, failed, or the connection cut after
+          // the body was read), so a slot is never lost; onResponse usually frees it first.
+          reply.raw.once('close', () => release(req));
           done();
         };
         const gone = (): void => {
