@@ -111,7 +111,9 @@ async function handle(sock: Socket, o: LogSocketOptions): Promise<void> {
     const meta = entry.kind === 'pg-wal' ? pgWalMeta(name, data.length) : head.meta && typeof head.meta === 'object' ? (head.meta as Record<string, unknown>) : {};
     const started = Date.now();
     const r = await shipLog(o.client, o.codec, head.source as string, { name, kind: entry.kind, meta, data });
-    o.log.info({ source: head.source, log: name, seq: r.seq, duplicate: r.duplicate, ms: Date.now() - started }, 'log shipped');
+    // latencyMs: from the moment log-push started (archive_command's call) to durable on the server.
+    const latencyMs = typeof head.started === 'number' ? Date.now() - head.started : undefined;
+    o.log.info({ source: head.source, log: name, seq: r.seq, duplicate: r.duplicate, ms: Date.now() - started, latencyMs }, 'log shipped');
     reply(sock, { ok: true, ...r });
   } catch (err) {
     const code = isHoldfastError(err) ? err.code : 'AGENT_ERROR';
@@ -163,7 +165,7 @@ function readRequest(sock: Socket): Promise<{ head: Record<string, unknown>; dat
 }
 
 /** The client side (`holdfast log-push`): sends one record, resolves with the daemon's answer. */
-export function pushLog(socketPath: string, req: { source: string; key: string; name: string; meta?: Record<string, unknown> }, data: Buffer, timeoutMs = 600_000): Promise<{ seq: number; time: string; duplicate: boolean }> {
+export function pushLog(socketPath: string, req: { source: string; key: string; name: string; meta?: Record<string, unknown>; started?: number }, data: Buffer, timeoutMs = 600_000): Promise<{ seq: number; time: string; duplicate: boolean }> {
   return new Promise((resolve, reject) => {
     const sock = createConnection(socketPath);
     let out = '';

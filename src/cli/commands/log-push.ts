@@ -18,12 +18,14 @@ export function registerLogPush(program: Command): void {
     .requiredOption('--source <name>', 'the source the log belongs to')
     .requiredOption('--key <key>', "the source's log key (the agent writes it into archive_command)")
     .action(async (file: string, name: string | undefined, opts: { socket: string; source: string; key: string }) => {
+      // When the process began (close to archive_command's call): the agent logs the latency from it.
+      const started = Math.round(performance.timeOrigin);
       let data: Buffer;
       try {
         data = await readFile(file);
       } catch (err) {
         throw new HoldfastError(errnoCode(err) === 'ENOENT' ? 'PATH_NOT_FOUND' : 'PATH_UNREADABLE', `cannot read log file ${file}: ${(err as Error).message}`, { path: file });
       }
-      await pushLog(opts.socket, { source: opts.source, key: opts.key, name: name ?? basename(file) }, data);
+      await pushLog(opts.socket, { source: opts.source, key: opts.key, name: name ?? basename(file), started }, data);
     });
 }
