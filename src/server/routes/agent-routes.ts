@@ -39,7 +39,8 @@ export function registerAgentRoutes(app: App, server: ProtectionServer): void {
 
   app.get('/api/v1/agent/sources', { schema: { tags } }, (req) => {
     const id = req.agentId as string;
-    return server.sourcesFor(id).map((s) => ({ name: s.name, kind: s.kind, path: s.path, group: s.group }));
+    // options and the group's frequency: a restarted agent's SQLite shippers keep their pace
+    return server.sourcesFor(id).map((s) => ({ name: s.name, kind: s.kind, path: s.path, group: s.group, options: s.options, syncEveryMs: server.db.group(s.group)?.syncEveryMs ?? null }));
   });
 
   // Long poll: a job, or 204 after `wait` seconds.
