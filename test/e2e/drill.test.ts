@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { scratch } from './cli-harness.js';
 import { writeRandomFile } from './tree-fixtures.js';
-import { TestAgent, TestServer, until, type JobJson } from './server-harness.js';
+import { freePort, TestAgent, TestServer, until, type JobJson } from './server-harness.js';
 
 const BIN = '/usr/lib/postgresql/15/bin';
 const noPg = !existsSync(join(BIN, 'initdb')) || process.getuid?.() !== 0 ? 'needs root and PostgreSQL 15 with amcheck (postgresql-15)' : false;
@@ -64,7 +64,7 @@ function flipMiddle(file: string): void {
   closeSync(fd);
 }
 
-const scratchCopies = (): string[] => readdirSync(tmpdir()).filter((n) => /^holdfast-drill-[0-9a-f]{16}$/.test(n));
+const scratchCopies = (): string[] => readdirSync(tmpdir()).filter((n) => /^holdfast-drill-[0-9a-f]{8}-/.test(n));
 
 describe('recoverability drills', { timeout: 300_000 }, () => {
   const tmp = scratch('hf-drilltest-');
@@ -224,6 +224,74 @@ describe('recoverability drills', { timeout: 300_000 }, () => {
     } finally {
       db.close();
     }
+  });
+
+  it('drills a PostgreSQL source to a time: express full and shipped WAL, recovered, amcheck, the rows of that time', { skip: noPg }, async () => {
+    const ids = { uid: Number(execFileSync('id', ['-u', 'postgres']).toString()), gid: Number(execFileSync('id', ['-g', 'postgres']).toString()) };
+    const home = dir('pglive');
+    mkdirSync(home);
+    chownSync(home, ids.uid, ids.gid);
+    const data = join(home, 'data');
+    const port = await freePort();
+    const as = { ...ids, cwd: home, stdio: 'pipe' as const };
+    execFileSync(join(BIN, 'initdb'), ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync'], as);
+    execFileSync(join(BIN, 'pg_ctl'), ['-D', data, '-l', join(home, 'log'), '-w', '-o', `-p ${port} -k ${home} -c listen_addresses='' -c archive_mode=on`, 'start'], as);
+    const psql = (sql: string): string => execFileSync(join(BIN, 'psql'), ['-X', '-At', '-h', home, '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-c', sql], as).toString().trim();
+    try {
+      await server.cliOk(['group', 'create', 'pg', '--sync-every', 'off', '--drill-query', 'SELECT count(*) FROM items']);
+      psql('CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)');
+      psql("INSERT INTO items (name) SELECT md5(g::text) FROM generate_series(1, 1000) g");
+      const admin = server.admin();
+      let target = '';
+      try {
+        await admin.json('POST', '/api/v1/sources', { name: 'pglive', group: 'pg', agent: 'd1', kind: 'postgres', path: data, options: { postgres: { connect: `postgresql://postgres@/postgres?host=${home}&port=${port}` } } });
+        await server.cliOk(['sync', 'pglive', '--wait']);
+        psql("INSERT INTO items (name) SELECT md5(g::text) FROM generate_series(1, 500) g");
+        await new Promise((r) => setTimeout(r, 1500));
+        target = new Date().toISOString();
+        await new Promise((r) => setTimeout(r, 1500));
+        psql("INSERT INTO items (name) SELECT md5(g::text) FROM generate_series(1, 700) g");
+        psql('SELECT pg_switch_wal()');
+        await until('the WAL to be shipped past the target', async () => {
+          const logs = await admin.json<Array<{ time: string }>>('GET', '/api/v1/sources/pglive/logs');
+          return logs.some((l) => l.time > target);
+        }, 60_000, 500);
+      } finally {
+        await admin.close();
+      }
+      const at = await drill(['pglive', '--at', target]);
+      assert.equal(at.result.ok, true, at.result.detail);
+      assert.equal(at.result.check, 'postgres');
+      assert.match(at.result.detail, /amcheck: \d+ btree indexes/);
+      assert.match(at.result.detail, /check query answered "1500"/);
+      const latest = await drill(['pglive']);
+      assert.equal(latest.result.ok, true, latest.result.detail);
+      assert.match(latest.result.detail, /check query answered "2200"/);
+      assert.deepEqual(scratchCopies(), []);
+    } finally {
+      execFileSync(join(BIN, 'pg_ctl'), ['-D', data, '-m', 'immediate', 'stop'], as);
+    }
+  });
+
+  it('an agent killed while its drill runs PostgreSQL: the drill runs again and passes, nothing is left running', { skip: noPg }, async () => {
+    const good = (await server.json<PointJson[]>(['points', '--source', 'pgdata']))[0]?.id as string; // the point before the damage
+    const job = await server.json<{ id: string }>(['drill', 'pgdata', '--check', 'postgres', '--point', good]);
+    const running = (): string[] => execFileSync('ps', ['-eo', 'pid,args']).toString().split('\n').filter((l) => /holdfast-drill-[0-9a-f]{8}-pgdata\/data/.test(l));
+    await until('PostgreSQL running in the drill copy', () => Promise.resolve(running().length > 0), 120_000, 100);
+    await agent.kill('SIGKILL');
+    agent.restart();
+    await agent.waitOnline();
+    // The server hands the drill out again (resumed, or retried once the agent counted as lost).
+    const end = await until('the drill to end', async () => {
+      const jobs = await server.json<JobJson[]>(['jobs', '--source', 'pgdata']);
+      const again = jobs.find((j) => j.id === job.id && j.state === 'succeeded') ?? jobs.find((j) => j.retryOf === job.id && !['queued', 'running'].includes(j.state));
+      return again;
+    }, 180_000, 1000);
+    assert.equal(end.state, 'succeeded', JSON.stringify(end));
+    assert.equal(end.result?.ok, true, JSON.stringify(end.result));
+    assert.deepEqual(running(), [], 'no PostgreSQL left in a drill copy');
+    assert.deepEqual(scratchCopies(), []);
+    assert.equal(await activeDrillAlert('pgdata'), undefined, 'a lost agent is not a failed drill');
   });
 
   it("runs drills on the group's schedule", async () => {

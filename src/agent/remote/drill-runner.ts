@@ -14,6 +14,7 @@
  * reach it, and the state directory is the agent's alone (0700).
  */
 import { chmod, chown, mkdir, open, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { ATTEMPT_HEADER, type DrillJobSpec, type DrillReport } from '../../core/protocol.js';
@@ -23,6 +24,7 @@ import { restore } from '../restore.js';
 import { checkPostgres, connectTarget } from '../databases/postgres-check.js';
 import { checkSqlite } from '../databases/sqlite-check.js';
 import { restoreSqlite } from '../databases/sqlite-restore.js';
+import { preparePostgres } from '../databases/postgres-restore.js';
 import type { CheckResult } from '../databases/database-check.js';
 import { RemoteSource } from './remote-source.js';
 import type { JobContext } from './job-runner.js';
@@ -30,13 +32,19 @@ import type { JobContext } from './job-runner.js';
 /** Restore errors that mean the agent or the link failed, not the recovery point: the drill is run again. */
 const INTERRUPTIONS = new Set(['SERVER_UNREACHABLE', 'ABORTED', 'BUSY', 'RETRY', 'UNAUTHORIZED', 'FORBIDDEN']);
 
-export function drillScratch(jobId: string): string {
-  return join(tmpdir(), `holdfast-drill-${jobId}`);
+/**
+ * One scratch place per agent and source (a source never runs two jobs at once): a drill run
+ * again — the same job resumed, or its retry after the agent was lost — finds and clears what the
+ * earlier run left, including a PostgreSQL it had started.
+ */
+export function drillScratch(stateDir: string, source: string): string {
+  const agent = createHash('sha256').update(stateDir).digest('hex').slice(0, 8);
+  return join(tmpdir(), `holdfast-drill-${agent}-${source}`);
 }
 
 export async function runDrill(ctx: JobContext, spec: DrillJobSpec): Promise<Record<string, unknown>> {
   const headers = { [ATTEMPT_HEADER]: String(spec.attempt) };
-  const scratch = drillScratch(spec.id);
+  const scratch = drillScratch(ctx.stateDir, spec.source.name);
   await stopOrphan(join(scratch, 'data'));
   await rm(scratch, { recursive: true, force: true }); // an earlier attempt's copy
   await mkdir(scratch, { mode: 0o700 });
@@ -72,6 +80,7 @@ async function stopOrphan(dataDir: string): Promise<void> {
 
 async function drill(ctx: JobContext, spec: DrillJobSpec, scratch: string, headers: Record<string, string>): Promise<DrillReport> {
   if (spec.source.kind === 'sqlite' && !spec.check.kind) return sqliteDrill(ctx, spec, scratch, headers);
+  if (spec.source.kind === 'postgres' && !spec.check.kind) return postgresDrill(ctx, spec, scratch, headers);
   const target = join(scratch, 'data');
   const t0 = Date.now();
   let out;
@@ -119,6 +128,43 @@ async function drill(ctx: JobContext, spec: DrillJobSpec, scratch: string, heade
     return { ...fail('check', `the check could not run: ${why}`, restoreMs), ...base, checkMs: Date.now() - t1 };
   }
   return { ok: r.ok, detail: r.detail, check, ...base, checkMs: Date.now() - t1, ...(r.counts ? { counts: r.counts } : {}) };
+}
+
+/**
+ * A PostgreSQL source: its point is an express full; the data directory is rebuilt and recovery
+ * configured from the shipped WAL up to the drill's time (postgres-restore.ts, the same path as a
+ * restore), then the check starts it, waits for the end of recovery and runs amcheck.
+ */
+async function postgresDrill(ctx: JobContext, spec: DrillJobSpec, scratch: string, headers: Record<string, string>): Promise<DrillReport> {
+  const t0 = Date.now();
+  const target = join(scratch, 'data');
+  let prepared;
+  try {
+    prepared = await preparePostgres({
+      chunks: new RemoteSource(ctx.client, spec.id, headers),
+      manifest: spec.point.manifest,
+      logs: spec.logs ?? [],
+      pointMeta: spec.point.meta ?? {},
+      target,
+      ...(spec.at ? { targetTime: spec.at } : {}),
+      ...(spec.immediate ? { immediate: true } : {}),
+      codec: ctx.codec,
+      label: `recovery point ${spec.point.id} of source '${spec.source.name}' (drill)`,
+      signal: ctx.signal,
+    });
+  } catch (err) {
+    if (ctx.signal.aborted || (isHoldfastError(err) && INTERRUPTIONS.has(err.code))) throw err;
+    const why = isHoldfastError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
+    return fail('restore', `the restore of recovery point ${spec.point.id} failed: ${why}`, Date.now() - t0);
+  }
+  const restoreMs = Date.now() - t0;
+  const t1 = Date.now();
+  const r = await checkPostgres({ dataDir: prepared.dataDir, bin: spec.check.bin, ...connectTarget(spec.check.connect), query: spec.check.query, signal: ctx.signal });
+  const replay = `${prepared.logs} WAL file(s) to replay${spec.at ? ` up to ${spec.at}` : ''}`;
+  return {
+    ok: r.ok, detail: `${replay}; ${r.detail}`, check: 'postgres', restoreMs, checkMs: Date.now() - t1, entries: prepared.entries, bytes: prepared.bytes,
+    ...(r.counts ? { counts: r.counts } : {}),
+  };
 }
 
 /**
