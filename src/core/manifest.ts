@@ -13,6 +13,11 @@ export type ChunkRef = [string, number];
 /** [offset, length] of a sparse hole */
 export type Hole = [number, number];
 
+/** The same chunk list (digests and lengths, in order): the same bytes. */
+export function sameChunkRefs(a: ChunkRef[], b: ChunkRef[]): boolean {
+  return a.length === b.length && a.every(([d, l], i) => b[i]?.[0] === d && b[i]?.[1] === l);
+}
+
 interface Base {
   path: string;
   /** permission bits, 0..0o7777 */

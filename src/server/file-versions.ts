@@ -5,6 +5,7 @@
  * entry and search on every directory above it, per the owner, mode and ACL recorded then.
  */
 import { readManifest } from '../core/manifest-io.js';
+import { sameChunkRefs } from '../core/manifest.js';
 import { ROOT_PATH } from '../core/entry-path.js';
 import type { Pool } from '../pool/pool.js';
 import { canRead, canSearch, type Principal } from './file-access.js';
@@ -85,11 +86,15 @@ export class FileVersions {
         .points(s.name)
         .filter((p) => !last || p.time > last.time)
         .sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+      // the manifest of the last indexed point: an identical one (an unchanged sync) is not read
+      let prev = last && this.pool.catalog.point(last.point)?.manifest;
       for (const p of todo) {
         if (this.stopping.signal.aborted) return;
         if (this.index.isIndexed(p.id) || !this.pool.catalog.pointExists(p.id)) continue;
         try {
-          await this.index.indexPoint(s.name, { id: p.id, time: p.time }, readManifest(this.pool.reader, p.manifest, this.stopping.signal));
+          if (prev && sameChunkRefs(prev, p.manifest)) this.index.indexUnchanged(s.name, { id: p.id, time: p.time });
+          else await this.index.indexPoint(s.name, { id: p.id, time: p.time }, readManifest(this.pool.reader, p.manifest, this.stopping.signal));
+          prev = p.manifest;
         } catch (err) {
           if (this.stopping.signal.aborted) return;
           // Left for the next run: a point being deleted, or damage that verify will report.

@@ -46,3 +46,23 @@ test('a row per change: unchanged files extend their version, changed and vanish
     rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test('an unchanged point keeps every open version open without reading entries; a later change still closes them', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'vi-'));
+  const index = new VersionIndex(join(tmp, 'v.sqlite'));
+  try {
+    const at = (n: number): { id: string; time: string } => ({ id: `p${n}`, time: `2026-01-0${n}T00:00:00.000Z` });
+    await index.indexPoint('s', at(1), [dir('.'), file('a.txt', D, 5), file('b.txt', D, 5)]);
+    index.indexUnchanged('s', at(2));
+    index.indexUnchanged('s', at(3));
+    await index.indexPoint('s', at(4), [dir('.'), file('a.txt', B, 7)]);
+    assert.deepEqual(index.points('s').map((p) => [p.seq, p.point]), [[1, 'p1'], [2, 'p2'], [3, 'p3'], [4, 'p4']]);
+    const a = index.versions(index.pathId('s', 'a.txt') as number);
+    assert.deepEqual(a.map((v) => [v.first, v.last, v.size]), [[1, 3, 5], [4, null, 7]]);
+    const b = index.versions(index.pathId('s', 'b.txt') as number);
+    assert.deepEqual(b.map((v) => [v.first, v.last]), [[1, 3]], 'gone in point 4');
+  } finally {
+    index.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});

@@ -167,6 +167,17 @@ export class VersionIndex {
     return { changed: fresh.length, entries: count };
   }
 
+  /**
+   * Indexes a point whose manifest is the same as the source's last indexed point's (an unchanged
+   * sync): every open version simply stays open, so nothing is read.
+   */
+  indexUnchanged(source: string, point: { id: string; time: string }): void {
+    const seq = (this.lastPoint(source)?.seq ?? 0) + 1;
+    this.db.prepare('INSERT INTO vi_points (source, seq, point, time) VALUES (?, ?, ?, ?)').run(source, seq, point.id, point.time);
+    if (this.cache?.source === source && this.cache.seq === seq - 1) this.cache.seq = seq;
+    else this.cache = undefined;
+  }
+
   /** The versions of a source still open after point `seq`: path → id and signature. */
   private openVersions(source: string, seq: number): Map<string, OpenVersion> {
     const open = new Map<string, OpenVersion>();
