@@ -102,7 +102,7 @@ async function main(): Promise<void> {
   const url = `https://127.0.0.1:${srvPort}`;
   while (!server.out.join('').includes('listening on')) await sleep(100);
   const token = readFileSync(join(dir, 'hf-server', 'admin-token'), 'utf8').trim();
-  const join1 = hf(url, token, ['agent-token', 'create', '--expires', '5m']).trim();
+  const join1 = hf(url, token, ['agent-token', 'create', '--expires', '5m']).trim().split('\n')[0] as string;
   const agent = start(['agent', '--server', url, '--join', join1, '--state', join(dir, 'hf-agent'), '--name', 'pg', '--log-level', 'info']);
   for (;;) {
     const agents = JSON.parse(hf(url, token, ['agents', '--json'])) as Array<{ status: string }>;
@@ -118,6 +118,9 @@ async function main(): Promise<void> {
   let load = pgbench(dir, port, shipS);
   await new Promise((r) => load.on('exit', r));
   const hfTarget = new Date().toISOString();
+  await sleep(50);
+  // PostgreSQL reaches a target time only at a commit after it: give it one, then close the segment.
+  psql(dir, port, 'CREATE TABLE IF NOT EXISTS bench_mark (t timestamptz); INSERT INTO bench_mark VALUES (now())');
   psql(dir, port, 'SELECT pg_switch_wal()');
   await sleep(5000);
   const lat = agent.out.join('').split('\n').filter((l) => l.includes('"log shipped"')).map((l) => (JSON.parse(l) as { latencyMs?: number }).latencyMs ?? 0);
@@ -153,6 +156,8 @@ async function main(): Promise<void> {
   load = pgbench(dir, port, shipS);
   await new Promise((res) => load.on('exit', res));
   const brTarget = new Date().toISOString();
+  await sleep(50);
+  psql(dir, port, 'INSERT INTO bench_mark VALUES (now())');
   psql(dir, port, 'SELECT pg_switch_wal()');
   await sleep(5000);
   const brData = join(dir, 'br-restore');
