@@ -16,8 +16,7 @@ import type { JobRow, SourceRowC } from './control-db.js';
 import type { JobEnd } from './job-queue.js';
 import type { ProtectionServer } from './protection-server.js';
 import { lastSlot } from './schedule.js';
-import { JobTransfer } from './job-transfer.js';
-import { databaseRestoreParams, databaseSpecParts, isDatabaseKind, logScope, planDatabaseRestore } from './log-restore.js';
+import { databaseRestoreParams, databaseSpecParts, isDatabaseKind, planDatabaseRestore } from './log-restore.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS drills (
@@ -158,11 +157,6 @@ export class Drills {
   }
 
   /** What the drill's agent may read: the point's content and the raw chunks of the log records its plan named. */
-  transfer(job: JobRow): JobTransfer {
-    const p = this.server.pool.catalog.point(job.params.point as string);
-    return new JobTransfer(this.server.pool, { contentOf: p ? [p.manifest] : [], manifestsOnly: [], raw: logScope(this.server, job) }, 0);
-  }
-
   /** The agent's report: recorded, alerted, and the job ends (failed when the drill found a problem). */
   complete(job: JobRow, r: DrillReport): Record<string, unknown> {
     const row = this.record(job, { ok: r.ok, check: r.check, detail: r.detail, restoreMs: r.restoreMs, checkMs: r.checkMs });
