@@ -11,7 +11,7 @@
  * the same bytes again is a success (`duplicate`), the same name with other bytes is CONFLICT.
  */
 import { HoldfastError } from '../core/errors.js';
-import type { ChunkRef } from '../core/manifest.js';
+import { sameChunkRefs, type ChunkRef } from '../core/manifest.js';
 import type { LogKind, LogRow, PointRow } from './catalog.js';
 import type { Pool } from './pool.js';
 import type { WriteSession } from './write-session.js';
@@ -31,8 +31,6 @@ export interface CommittedLog {
   duplicate: boolean;
 }
 
-const sameManifest = (a: ChunkRef[], b: ChunkRef[]): boolean => a.length === b.length && a.every(([d, l], i) => b[i]?.[0] === d && b[i]?.[1] === l);
-
 /**
  * Commits a log record whose chunks `session` stored (its finish() has resolved). The session's
  * lease is released either way. A record needs no parent: it may arrive before the source's
@@ -47,7 +45,7 @@ export async function commitLog(pool: Pool, row: NewLog, session: WriteSession |
       type Outcome = { done: CommittedLog } | { again: true } | { lease: true } | { gone: string } | { conflict: LogRow };
       const outcome = pool.catalog.immediate((): Outcome => {
         const prior = pool.catalog.log(row.source, row.name);
-        if (prior) return sameManifest(prior.manifest, row.manifest) ? { done: { seq: prior.seq, time: prior.time, duplicate: true } } : { conflict: prior };
+        if (prior) return sameChunkRefs(prior.manifest, row.manifest) ? { done: { seq: prior.seq, time: prior.time, duplicate: true } } : { conflict: prior };
         if (pool.catalog.epoch() !== epoch) return { again: true };
         if (session && !pool.catalog.leaseExists(session.lease.id)) return { lease: true };
         for (const [d, l] of row.manifest) {
