@@ -57,7 +57,8 @@ test('SQLite: WAL shipping and point-in-time restore across WAL resets and an ag
     const admin = server.admin();
     const firstPoint: Record<string, number> = {};
     for (const [name, path] of [['app', app], ['steady', steady]] as const) {
-      await admin.json('POST', '/api/v1/sources', { name, group: 'db', agent: 'prod1', kind: 'sqlite', path, options: { sqlite: { ship: 'continuous' } } });
+      await server.cliOk(['source', 'add', '--group', 'db', '--agent', 'prod1', '--kind', 'sqlite', '--ship', 'continuous', name, path]);
+      assert.deepEqual((await admin.json<{ options: unknown }>('GET', `/api/v1/sources/${name}`)).options, { tracker: 'auto', timeoutMs: 60_000, sqlite: { ship: 'continuous' } });
       await server.cliOk(['sync', name, '--wait']); // the first sync starts the source's shipper
       firstPoint[name] = Date.parse((await admin.json<{ latestPoint: { time: string } }>('GET', `/api/v1/sources/${name}`)).latestPoint.time);
     }

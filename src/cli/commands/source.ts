@@ -1,4 +1,4 @@
-/** holdfast source add --group G --agent A --kind dir|image|btrfs [tracker and quiesce options] NAME PATH; source list. */
+/** holdfast source add --group G --agent A --kind dir|image|btrfs|postgres|sqlite [tracker, quiesce and database options] NAME PATH; source list. */
 import type { Command } from 'commander';
 import { HoldfastError } from '../../core/errors.js';
 import { parseDuration } from '../../core/units.js';
@@ -16,6 +16,7 @@ interface SourceFlags {
   fsfreeze?: boolean;
   connect?: string;
   pgBin?: string;
+  ship?: string;
 }
 
 interface SourceView {
@@ -47,10 +48,14 @@ export function registerSource(program: Command): void {
       .option('--fsfreeze', 'freeze the filesystem while the snapshot is taken (filesystems without snapshots)')
       .option('--connect <conninfo>', "postgres: how the agent connects (libpq URL or conninfo, e.g. 'postgresql://postgres@/postgres?host=/run/postgresql')")
       .option('--pg-bin <dir>', "postgres: the directory of pg_ctl (default: found on the agent's host)")
+      .option('--ship <mode>', "sqlite: ship WAL frames 'continuous'ly (every 250 ms, the default) or at the group's sync 'frequency'")
       .option('--json', 'machine-readable output'),
   ).action(async (name: string, path: string, opts: ServerOpts & SourceFlags & { group: string; agent: string; kind: string; json?: boolean }) => {
     if (!['dir', 'image', 'btrfs', 'postgres', 'sqlite'].includes(opts.kind)) throw new HoldfastError('BAD_ARGUMENT', `--kind must be dir, image, btrfs, postgres or sqlite, not '${opts.kind}'`);
     if (opts.kind === 'postgres' && !opts.connect) throw new HoldfastError('BAD_ARGUMENT', 'a postgres source needs --connect (how the agent reaches the database server)');
+    if (opts.ship !== undefined && (opts.kind !== 'sqlite' || !['continuous', 'frequency'].includes(opts.ship))) {
+      throw new HoldfastError('BAD_ARGUMENT', `--ship is for sqlite sources and is 'continuous' or 'frequency', not '${opts.ship}'`);
+    }
     if ((opts.qmp === undefined) !== (opts.qemuNode === undefined)) throw new HoldfastError('BAD_ARGUMENT', '--qmp and --qemu-node go together');
     const options = {
       tracker: opts.tracker,
@@ -61,6 +66,7 @@ export function registerSource(program: Command): void {
       timeoutMs: parseDuration(opts.quiesceTimeout),
       ...(opts.fsfreeze ? { fsfreeze: true } : {}),
       ...(opts.kind === 'postgres' && opts.connect ? { postgres: { connect: opts.connect, ...(opts.pgBin ? { bin: opts.pgBin } : {}) } } : {}),
+      ...(opts.kind === 'sqlite' && opts.ship ? { sqlite: { ship: opts.ship as 'continuous' | 'frequency' } } : {}),
     };
     await withServer(opts, async (c) => {
       const s = await c.json<SourceView>('POST', '/api/v1/sources', { name, group: opts.group, agent: opts.agent, kind: opts.kind, path, options });
