@@ -61,9 +61,12 @@ export interface Source {
   name: string;
   group: string;
   agent: string;
-  kind: 'dir' | 'image';
+  kind: 'dir' | 'image' | 'btrfs' | 'postgres' | 'sqlite';
   path: string;
   status: string;
+  /** from the oldest point to the newest point or shipped log (database sources: any time between) */
+  recoverable?: { from: string; to: string } | null;
+  lastDrill?: { time: string; ok: boolean; detail: string } | null;
   latestPoint: { id: string; time: string } | null;
   points: number;
   rpo: { compliant: boolean } | null;

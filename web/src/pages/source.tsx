@@ -151,6 +151,12 @@ export function SourcePage({ name }: { name: string }): ReactElement {
     <div>
       <h1>{s.name} <StatusBadge status={s.status} /></h1>
       <p>{s.kind} source <span className="mono">{s.path}</span> on <b>{s.agent}</b>, group <b>{s.group}</b> · {data.points.length} recovery points <button onClick={sync}>Sync now</button></p>
+      {(s.kind === 'postgres' || s.kind === 'sqlite') && s.recoverable && (
+        <p id="recoverable">Recoverable to any time from <b>{time(s.recoverable.from)}</b> to <b>{time(s.recoverable.to)}</b> (recovery points and shipped logs)</p>
+      )}
+      {s.lastDrill && (
+        <p id="last-drill" className={s.lastDrill.ok ? '' : 'error'}>Last recoverability drill {time(s.lastDrill.time)}: {s.lastDrill.ok ? 'passed' : `FAILED: ${s.lastDrill.detail}`}</p>
+      )}
       {data.jobs.filter((j) => j.state === 'running' || j.state === 'queued').map((j) => <div key={j.id}>{j.type}: <JobProgress job={j} /></div>)}
       <h2>Recovery points</h2>
       <Timeline points={data.points} selected={point?.id} onSelect={setPoint} />
