@@ -11,6 +11,7 @@ import { Pool } from './pool.js';
 import { runGc } from './gc.js';
 import { verifyPool } from './verify.js';
 import { logsForRestore, pruneLogs } from './log-chain.js';
+import { prunePoints } from './point-admin.js';
 import type { PointRow } from './catalog.js';
 
 /** Stores `data` as raw 64 KiB chunks through a write session and commits it as a log record. */
@@ -119,4 +120,27 @@ test('logsForRestore: from the point on (a record durable after the target may e
   assert.equal(logsForRestore(logs, p, '2026-01-01T00:04:00.000Z').reaches, true);
   assert.deepEqual(logsForRestore(logs, p, '2026-01-01T00:09:00.000Z').reaches, false);
   assert.deepEqual(logsForRestore(logs, p).logs.map((l) => l.seq), [2, 3, 4]);
+});
+
+test('retention prunes a log chain only together with the express full it depends on', async () => {
+  await withPool(async (pool) => {
+    for (let i = 1; i <= 4; i++) await ship(pool, 'db', `00000001000000000000000${i}`, randomBytes(70_000));
+    pool.catalog.addSource({ name: 'db', kind: 'dir', path: '/db', created: new Date().toISOString() });
+    const t = (m: number): string => new Date(Date.now() - m * 60_000).toISOString();
+    pool.catalog.insertPoint(point('full1', t(30), { startWal: '000000010000000000000001' }));
+    pool.catalog.insertPoint(point('full2', t(20), { startWal: '000000010000000000000003' }));
+    // keeping both fulls keeps the whole chain
+    const none = await prunePoints(pool, { last: 2 }, { source: 'db' });
+    assert.deepEqual([none.removed, none.logsRemoved], [0, 0]);
+    assert.deepEqual(pool.catalog.logs('db').map((l) => l.seq), [1, 2, 3, 4]);
+    // a dry run removes nothing, not even logs
+    const dry = await prunePoints(pool, { last: 1 }, { source: 'db', dryRun: true });
+    assert.equal(dry.removed, 1);
+    assert.deepEqual(pool.catalog.logs('db').map((l) => l.seq), [1, 2, 3, 4]);
+    // pruning the older full takes the segments only it needed; the kept full's chain stays whole
+    const r = await prunePoints(pool, { last: 1 }, { source: 'db' });
+    assert.deepEqual([r.removed, r.logsRemoved], [1, 2]);
+    assert.deepEqual(pool.catalog.points('db').map((p) => p.id), ['full2']);
+    assert.deepEqual(pool.catalog.logs('db').map((l) => l.name), ['000000010000000000000003', '000000010000000000000004']);
+  });
 });
