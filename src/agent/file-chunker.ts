@@ -55,6 +55,11 @@ function dataExtents(fd: number, st: BigIntStats): Array<[number, number]> {
   const size = Number(st.size);
   if (size === 0) return [];
   if (st.blocks * 512n >= st.size) return [[0, size]];
+  return seekDataExtents(fd, size);
+}
+
+/** Data extents [start, end) of an open file of `size` bytes, found with SEEK_DATA/SEEK_HOLE. */
+export function seekDataExtents(fd: number, size: number): Array<[number, number]> {
   const out: Array<[number, number]> = [];
   let pos = 0;
   while (pos < size) {

@@ -78,6 +78,13 @@ async function stopOrphan(dataDir: string): Promise<void> {
   }
 }
 
+/** A failed restore: an interruption goes up (the job runs again); anything else is the drill's finding. */
+function restoreFailed(ctx: JobContext, spec: DrillJobSpec, err: unknown, t0: number): DrillReport {
+  if (ctx.signal.aborted || (isHoldfastError(err) && INTERRUPTIONS.has(err.code))) throw err;
+  const why = isHoldfastError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
+  return fail('restore', `the restore of recovery point ${spec.point.id} failed: ${why}`, Date.now() - t0);
+}
+
 async function drill(ctx: JobContext, spec: DrillJobSpec, scratch: string, headers: Record<string, string>): Promise<DrillReport> {
   if (spec.source.kind === 'sqlite' && !spec.check.kind) return sqliteDrill(ctx, spec, scratch, headers);
   if (spec.source.kind === 'postgres' && !spec.check.kind) return postgresDrill(ctx, spec, scratch, headers);
@@ -96,9 +103,7 @@ async function drill(ctx: JobContext, spec: DrillJobSpec, scratch: string, heade
       codec: ctx.codec,
     });
   } catch (err) {
-    if (ctx.signal.aborted || (isHoldfastError(err) && INTERRUPTIONS.has(err.code))) throw err;
-    const why = isHoldfastError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
-    return fail('restore', `the restore of recovery point ${spec.point.id} failed: ${why}`, Date.now() - t0);
+    return restoreFailed(ctx, spec, err, t0);
   }
   const restoreMs = Date.now() - t0;
   const base = { restoreMs, entries: out.entries, bytes: out.bytes };
@@ -153,9 +158,7 @@ async function postgresDrill(ctx: JobContext, spec: DrillJobSpec, scratch: strin
       signal: ctx.signal,
     });
   } catch (err) {
-    if (ctx.signal.aborted || (isHoldfastError(err) && INTERRUPTIONS.has(err.code))) throw err;
-    const why = isHoldfastError(err) ? `${err.code}: ${err.message}` : (err as Error).message;
-    return fail('restore', `the restore of recovery point ${spec.point.id} failed: ${why}`, Date.now() - t0);
+    return restoreFailed(ctx, spec, err, t0);
   }
   const restoreMs = Date.now() - t0;
   const t1 = Date.now();

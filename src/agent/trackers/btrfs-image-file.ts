@@ -14,9 +14,8 @@ import { open } from 'node:fs/promises';
 import { basename } from 'node:path';
 import type { ChunkSink } from '../../core/chunk-io.js';
 import type { ChunkRef, FileEntry, Hole } from '../../core/manifest.js';
-import { seekData, seekHole } from '../../native/index.js';
 import type { CodecBatcher } from '../../workers/codec-batcher.js';
-import { SMALL_FILE } from '../file-chunker.js';
+import { SMALL_FILE, seekDataExtents } from '../file-chunker.js';
 import type { ByteRange } from '../nbd/nbd-client.js';
 import { ImageSlots, readSlots } from './image-slots.js';
 
@@ -27,20 +26,6 @@ export function isDiskImageFile(path: string, size: number | bigint): boolean {
   return Number(size) > SMALL_FILE && IMAGE_NAME.test(basename(path));
 }
 
-/** Data extents [start, end) of an open file, found with SEEK_DATA/SEEK_HOLE. */
-export function dataExtents(fd: number, size: number): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
-  let pos = 0;
-  while (pos < size) {
-    const start = seekData(fd, pos);
-    if (start < 0 || start >= size) break;
-    let end = seekHole(fd, start);
-    if (end < 0 || end > size) end = size;
-    out.push([start, end]);
-    pos = end;
-  }
-  return out;
-}
 
 export interface ImageFileContext {
   sink: ChunkSink;
@@ -60,7 +45,7 @@ export async function imageFileContent(ctx: ImageFileContext, path: string, size
   try {
     const base = prev && written ? ImageSlots.fromEntry(prev, size, ctx.imageChunk) : undefined;
     const slots = base ?? ImageSlots.empty(size, ctx.imageChunk);
-    const ranges = base && written ? written : dataExtents(fh.fd, size).map(([s, e]) => ({ offset: s, length: e - s }));
+    const ranges = base && written ? written : seekDataExtents(fh.fd, size).map(([s, e]) => ({ offset: s, length: e - s }));
     const read = async (offset: number, length: number): Promise<Buffer> => {
       const buf = Buffer.alloc(length); // zeros past a short read (cannot happen in a snapshot)
       let got = 0;

@@ -20,10 +20,10 @@ import { chunkOffsets, type ChunkRef, type Entry, type FileEntry } from '../../c
 import { HoldfastError, errnoCode } from '../../core/errors.js';
 import { backupDir, type BackupOutcome, type BackupProgress } from '../backup-dir.js';
 import { baseMeta, entryType } from '../file-meta.js';
-import { chunkFile, chunkSmallFile, SMALL_FILE, type ChunkingContext } from '../file-chunker.js';
+import { chunkFile, chunkSmallFile, seekDataExtents, SMALL_FILE, type ChunkingContext } from '../file-chunker.js';
 import { walkTree, type WalkItem } from '../tree-walker.js';
 import { changedRanges, fileExtents } from './btrfs-extent-diff.js';
-import { dataExtents, imageFileContent, isDiskImageFile } from './btrfs-image-file.js';
+import { imageFileContent, isDiskImageFile } from './btrfs-image-file.js';
 import { sendChanges, type SendChanges } from './btrfs-send-stream.js';
 import { rechunk } from './cdc-rechunk.js';
 import type { ByteRange } from '../nbd/nbd-client.js';
@@ -245,7 +245,7 @@ async function incrementalBackup(r: SyncRequest, root: string, prevRoot: string,
       const rc = { sink: r.sink, cdc: r.cdc, signal: r.signal, counters };
       if (!sparse) return { type: 'file', ...meta, size, ino: Number(it.st.ino), chunks: await rechunk(rc, fh, prev.chunks, prev.size, size, written) };
       // A sparse file is cut per data extent: re-cut the written extents if the holes stayed put.
-      const extents = prev.size === size ? sameExtents(prev, dataExtents(fh.fd, size)) : undefined;
+      const extents = prev.size === size ? sameExtents(prev, seekDataExtents(fh.fd, size)) : undefined;
       if (!extents) return await readWhole(it, meta);
       const chunks: ChunkRef[] = [];
       for (const x of extents) {
