@@ -9,11 +9,11 @@
  * source's log chain), no TCP listener and a trust rule for the private socket only.
  */
 import { mkdtemp, readFile, rm, stat, writeFile, chown, unlink, access } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HoldfastError } from '../../core/errors.js';
 import { runProgram, tail, type CheckResult } from './database-check.js';
+import { freePort } from './free-port.js';
 
 export interface PostgresCheckOptions {
   /** the restored data directory (changed: its stale lock file is removed) */
@@ -215,16 +215,6 @@ async function userName(uid: number): Promise<string | undefined> {
   return undefined;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 /** The role and database in a libpq URL or conninfo string, as far as they are given. */
 export function connectTarget(connect: string | undefined): { user?: string; database?: string } {

@@ -14,7 +14,6 @@
  */
 import { spawn } from 'node:child_process';
 import { access, appendFile, chown, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { dirname, join, basename } from 'node:path';
 import pg from 'pg';
 import type { ChunkSource } from '../../core/chunk-io.js';
@@ -27,6 +26,7 @@ import { fetchLogs } from '../remote/log-shipper.js';
 import { RemoteSource } from '../remote/remote-source.js';
 import type { ServerClient } from '../remote/server-client.js';
 import { PG_EMPTY_DIRS } from './postgres-backup.js';
+import { freePort } from './free-port.js';
 
 export interface PgPrepareOptions {
   chunks: ChunkSource;
@@ -106,16 +106,6 @@ export async function preparePostgres(o: PgPrepareOptions): Promise<PgPrepared> 
   return { dataDir, walDir, uid, gid, entries: out.entries, bytes: out.bytes, logs: o.logs.length, logBytes, warnings: out.warnings };
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-    s.on('error', rej);
-  });
-}
 
 async function pgBin(dataDir: string, bin?: string): Promise<string> {
   if (bin) return bin;
