@@ -8,7 +8,7 @@
  * Each new record is checked against the one before it in the chain; a hole raises a 'log-gap'
  * alert (resolved by the source's next recovery point, which starts a chain the hole is behind).
  */
-import { decodeFrames } from '../core/chunk-frames.js';
+import { decodeFrames, type ChunkFrame } from '../core/chunk-frames.js';
 import { HoldfastError } from '../core/errors.js';
 import type { ChunkRef } from '../core/manifest.js';
 import type { LogKind, LogRow } from '../pool/catalog.js';
@@ -43,8 +43,22 @@ export async function receiveLog(server: ProtectionServer, agentId: string, sour
   results.forEach((r, i) => {
     if (!r.ok) throw new HoldfastError('BAD_ARGUMENT', `uploaded chunk ${frames[i]?.digest} does not match its digest: ${r.reason}`, { digest: frames[i]?.digest });
   });
-  const session = pool.startSession();
   let committed: CommittedLog;
+  try {
+    committed = await storeLog(server, source, log, frames, manifest);
+  } catch (err) {
+    // Wherever the pool ran out (the session's lease row, a pack, the catalog), say so once.
+    if (err instanceof HoldfastError && err.code === 'POOL_FULL') server.alerts.raise('pool-full', 'pool-full', 'critical', pool.dir, `log shipping of source '${source}' failed: ${err.message}`);
+    throw err;
+  }
+  if (!committed.duplicate) checkGap(server, source, committed.seq);
+  server.alerts.resolve('pool-full');
+  return committed;
+}
+
+async function storeLog(server: ProtectionServer, source: string, log: IncomingLog, frames: ChunkFrame[], manifest: ChunkRef[]): Promise<CommittedLog> {
+  const pool = server.pool;
+  const session = pool.startSession();
   try {
     const seen = new Set<string>();
     // A chunk another session claimed is sent here as well, never borrowed: that session may be an
@@ -52,15 +66,11 @@ export async function receiveLog(server: ProtectionServer, agentId: string, sour
     const fresh = frames.filter((f) => !seen.has(f.digest) && (seen.add(f.digest), session.claim(f.digest) || !pool.index.has(f.digest)));
     await session.put(fresh.map((f) => ({ digest: f.digest, length: f.length, encoded: { data: f.data, flags: f.flags } })));
     await session.finish();
-    committed = await pool.commitLog({ source, name: log.name, kind: log.kind, meta: log.meta, manifest }, session);
+    return await pool.commitLog({ source, name: log.name, kind: log.kind, meta: log.meta, manifest }, session);
   } catch (err) {
     session.abort();
-    if (err instanceof HoldfastError && err.code === 'POOL_FULL') server.alerts.raise('pool-full', 'pool-full', 'critical', pool.dir, `log shipping of source '${source}' failed: ${err.message}`);
     throw err;
   }
-  if (!committed.duplicate) checkGap(server, source, committed.seq);
-  server.alerts.resolve('pool-full');
-  return committed;
 }
 
 /** A record that does not follow the one before it leaves a hole no restore can cross. */

@@ -264,9 +264,12 @@ describe('PostgreSQL: express fulls, WAL shipping and point-in-time restore', { 
 
   it('a full pool fails archive_command; PostgreSQL keeps its WAL; shipping catches up when space returns', { skip: !canMount && 'needs root and mkfs.ext4' }, async () => {
     const filler = join(dir('mnt'), 'filler');
-    // Leave a few MiB: the next segments do not fit.
+    // Fill the file system to the last block: with any slack left, the chunks of a failed segment
+    // that did fit stay stored, each retry gets further, and a segment would land now and then.
     const df = spawnSync('df', ['--output=avail', '-B1', dir('mnt')], { encoding: 'utf8' }).stdout.trim().split('\n')[1];
     sh('fallocate', ['-l', String(Math.max(0, Number(df) - 1024 * 1024)), filler]);
+    spawnSync('dd', ['if=/dev/zero', `of=${filler}-rest`, 'bs=4k'], { stdio: 'ignore' }); // ends with ENOSPC
+    const failures = (): string => db.log.split('\n').filter((l) => /archive|log-push|holdfast/i.test(l)).slice(-12).join('\n');
     const w = await db.client();
     const l = await db.client();
     const writer = startWriter(w, rows);
@@ -274,8 +277,10 @@ describe('PostgreSQL: express fulls, WAL shipping and point-in-time restore', { 
     const failedBefore = (await archiver()).failed_count;
     try {
       await until('archive_command to fail', async () => (await archiver()).failed_count > failedBefore + 1, 60_000, 500);
-      const alerts = await server.admin().json<Array<{ kind: string }>>('GET', '/api/v1/alerts?state=active');
-      assert.ok(alerts.some((a) => a.kind === 'pool-full'), 'the pool-full alert');
+      const poolFull = async (): Promise<boolean> => (await server.admin().json<Array<{ kind: string }>>('GET', '/api/v1/alerts?state=active')).some((a) => a.kind === 'pool-full');
+      await until('the pool-full alert', poolFull, 20_000, 300).catch((err: Error) => {
+        throw new Error(`${err.message}\n--- archive_command:\n${failures()}`);
+      });
       const ready = readdirSync(join(db.dataDir, 'pg_wal', 'archive_status')).filter((f) => f.endsWith('.ready'));
       assert.ok(ready.length >= 1, 'PostgreSQL keeps the segments it could not archive');
     } finally {
@@ -285,7 +290,10 @@ describe('PostgreSQL: express fulls, WAL shipping and point-in-time restore', { 
       await l.end();
     }
     rmSync(filler);
-    const seg = await flushWal(120_000);
+    rmSync(`${filler}-rest`);
+    const seg = await flushWal(120_000).catch((err: Error) => {
+      throw new Error(`${err.message}\n--- archive_command:\n${failures()}\n--- server:\n${server.log.slice(-2000)}`);
+    });
     // PostgreSQL records the success a moment after the server committed it.
     await until('PostgreSQL to count the segment archived', async () => ((await archiver()).last_archived_wal ?? '') >= seg, 30_000, 300);
     const chain = (await logs()).filter((x) => /^[0-9A-F]{24}$/.test(x.name));
