@@ -3,7 +3,7 @@
  * from the previous recovery point, read and chunk the rest, and write the manifest in walk
  * order. Returns the manifest's chunk list; committing it is the caller's job.
  */
-import { readlink } from 'node:fs/promises';
+import { readlink, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { ChunkSink } from '../core/chunk-io.js';
 import type { CodecBatcher } from '../workers/codec-batcher.js';
@@ -11,7 +11,7 @@ import type { CdcParams } from '../core/chunker.js';
 import { ManifestWriter } from '../core/manifest-io.js';
 import type { ChunkRef, Entry, FileEntry } from '../core/manifest.js';
 import { errnoCode } from '../core/errors.js';
-import { baseMeta, entryType } from './file-meta.js';
+import { baseMeta, entryType, type StatLike } from './file-meta.js';
 import { chunkFile, chunkSmallFile, SMALL_FILE, type ChunkingContext } from './file-chunker.js';
 import { walkTree, type WalkItem } from './tree-walker.js';
 
@@ -32,6 +32,8 @@ export interface DirBackupOptions {
   /** file entries of the previous recovery point, by path */
   parent?: Map<string, FileEntry>;
   exclude?: string[];
+  /** symlinks inside the tree to back up as the directories they point at (restored as directories) */
+  follow?: string[];
   /** read and hash every file even when its metadata matches the parent (a heavy consistency check) */
   verifyContent?: boolean;
   /** large files to cut into fixed image chunks (all-zero ones as holes) instead of CDC: disk images kept as files */
@@ -169,8 +171,9 @@ export async function backupDir(o: DirBackupOptions): Promise<BackupOutcome> {
     o.onProgress?.(progress);
   };
   const exclude = new Set((o.exclude ?? []).map((p) => resolve(p)));
+  const follow = await followed(o.follow ?? [], warnings);
   try {
-    for await (const it of walkTree(root, { exclude, warnings, signal: o.signal, codec: o.batcher.codec })) {
+    for await (const it of walkTree(root, { exclude, follow, warnings, signal: o.signal, codec: o.batcher.codec })) {
       const p = toEntry(it);
       p.catch(() => undefined); // observed when it reaches the head of the window
       window.push(p);
@@ -188,4 +191,15 @@ export async function backupDir(o: DirBackupOptions): Promise<BackupOutcome> {
 
 function sameContent(a: FileEntry, b: FileEntry): boolean {
   return a.size === b.size && JSON.stringify(a.chunks) === JSON.stringify(b.chunks) && JSON.stringify(a.holes ?? []) === JSON.stringify(b.holes ?? []);
+}
+
+/** The directories behind symlinks to follow; one that is not a directory stays a symlink (a warning says so). */
+async function followed(links: string[], warnings: string[]): Promise<Map<string, StatLike>> {
+  const out = new Map<string, StatLike>();
+  for (const l of links) {
+    const st = await stat(l, { bigint: true }).catch((err: Error) => err);
+    if (st instanceof Error || !st.isDirectory()) warnings.push(`${l}: not a readable directory behind the link (${st instanceof Error ? st.message : 'not a directory'}); kept as a symlink`);
+    else out.set(resolve(l), st);
+  }
+  return out;
 }

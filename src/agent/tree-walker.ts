@@ -37,7 +37,14 @@ interface Listing {
   entries: Array<{ name: string; p: string; st: StatLike; xattrs?: Record<string, string> }>;
 }
 
-type WalkOptions = { exclude: Set<string>; warnings: string[]; signal?: AbortSignal; codec: CodecPool };
+type WalkOptions = {
+  exclude: Set<string>;
+  warnings: string[];
+  signal?: AbortSignal;
+  codec: CodecPool;
+  /** symlinks walked as the directories they point at, with those directories' stats (a PostgreSQL cluster's tablespaces) */
+  follow?: Map<string, StatLike>;
+};
 
 /** Reads and stats directories in a codec worker, together; each listing is undefined when it cannot be read (a warning says so). */
 function listDirs(dirs: Array<{ abs: string; rel: string }>, opts: WalkOptions, isRoot: boolean): Array<Promise<Listing | undefined>> {
@@ -59,7 +66,8 @@ function toListing(listing: DirListing, abs: string, rel: string, opts: WalkOpti
       if (e.error !== 'ENOENT') opts.warnings.push(`${joinEntryPath(rel, e.name)}: cannot stat (${e.error ?? 'unknown error'})`);
       continue; // vanished since readdir
     }
-    entries.push({ name: e.name, p, st: e.st, xattrs: e.xattrs });
+    const st = opts.follow?.get(p) ?? e.st;
+    entries.push({ name: e.name, p, st, xattrs: e.xattrs });
   }
   return { rel, entries };
 }

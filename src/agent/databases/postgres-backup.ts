@@ -9,7 +9,8 @@
  * Left out, as the PostgreSQL documentation says (recreated empty on restore): the contents of
  * pg_wal, pg_replslot, pg_dynshmem, pg_notify, pg_serial, pg_snapshots, pg_stat_tmp and
  * pg_subtrans, postmaster.pid and postmaster.opts, and temporary files. The backup label and
- * tablespace map pg_backup_stop returns are stored in the point's meta and written at restore.
+ * tablespace map pg_backup_stop returns are stored in the point's meta. Tablespaces (links under
+ * pg_tblspc) are read through their links, as directories of the point.
  * The point's time is when pg_backup_stop returned: every later time is reachable from it.
  */
 import { readdir } from 'node:fs/promises';
@@ -58,6 +59,17 @@ async function excludes(dataDir: string): Promise<string[]> {
   return out;
 }
 
+/**
+ * The tablespaces' links (pg_tblspc/<oid> → a directory outside the cluster). Their contents are
+ * read as pg_tblspc/<oid>/… so the point holds them; a restore puts them there, inside the new
+ * data directory, never over the original locations.
+ */
+async function tablespaceLinks(dataDir: string): Promise<string[]> {
+  const dir = join(dataDir, 'pg_tblspc');
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  return entries.filter((e) => e.isSymbolicLink()).map((e) => join(dir, e.name));
+}
+
 /** An LSN ('16/B374D848') as a number (exact below 2^53 bytes of WAL). */
 export const lsnValue = (lsn: string): number => {
   const [hi, lo] = lsn.split('/').map((x) => parseInt(x, 16)) as [number, number];
@@ -101,6 +113,7 @@ export const postgresTracker: Tracker = {
           imageChunk: r.imageChunk,
           parent: ctx.parentFiles,
           exclude: [...(r.exclude ?? []), ...(await excludes(r.source.path))],
+          follow: await tablespaceLinks(r.source.path),
           verifyContent: r.consistencyCheck === 'heavy',
           signal: r.signal,
           onProgress: r.onProgress,

@@ -13,7 +13,7 @@
  * target (the logs do not reach it), the restore fails and says so.
  */
 import { spawn } from 'node:child_process';
-import { access, appendFile, chown, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
+import { access, appendFile, chown, lchown, lstat, mkdir, readFile, readdir, readlink, rename, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
 import pg from 'pg';
 import type { ChunkSource } from '../../core/chunk-io.js';
@@ -83,8 +83,8 @@ export async function preparePostgres(o: PgPrepareOptions): Promise<PgPrepared> 
     await own(join(dataDir, name));
   };
   await writeOwned('backup_label', label);
-  const map = o.pointMeta.tablespaceMap;
-  if (typeof map === 'string' && map.length > 0) await writeOwned('tablespace_map', map);
+  const map = await placeTablespaces(dataDir, o.pointMeta.tablespaceMap, uid, gid);
+  if (map) await writeOwned('tablespace_map', map);
   await mkdir(walDir, { recursive: true, mode: 0o700 });
   await own(walDir);
   const logBytes = await fetchLogs(o.chunks, o.logs, walDir, o.signal);
@@ -106,6 +106,33 @@ export async function preparePostgres(o: PgPrepareOptions): Promise<PgPrepared> 
   return { dataDir, walDir, uid, gid, entries: out.entries, bytes: out.bytes, logs: o.logs.length, logBytes, warnings: out.warnings };
 }
 
+
+/**
+ * A tablespace the point holds came back as the directory pg_tblspc/<oid>; PostgreSQL wants a link
+ * there. Its files move beside the copy (<target>.tablespaces/<oid>, never the original location:
+ * that is the live cluster's) and the link points at them. Returns the tablespace map's lines
+ * PostgreSQL must still act on: only those of points from before tablespaces were read, which
+ * kept their links to the original locations.
+ */
+async function placeTablespaces(dataDir: string, map: unknown, uid: number, gid: number): Promise<string | undefined> {
+  const links = join(dataDir, 'pg_tblspc');
+  const home = `${dataDir.replace(/\/+$/, '')}.tablespaces`;
+  for (const oid of await readdir(links).catch(() => [])) {
+    if (!(await lstat(join(links, oid))).isDirectory()) continue;
+    await mkdir(home, { recursive: true, mode: 0o700 });
+    await chown(home, uid, gid);
+    await rename(join(links, oid), join(home, oid));
+    await symlink(join(home, oid), join(links, oid));
+    await lchown(join(links, oid), uid, gid);
+  }
+  if (typeof map !== 'string' || map.length === 0) return undefined;
+  const keep: string[] = [];
+  for (const line of map.split('\n').filter((l) => l.length > 0)) {
+    const oid = line.split(' ', 1)[0] as string;
+    if (!(await readlink(join(links, oid)).catch(() => '')).startsWith(`${home}/`)) keep.push(line);
+  }
+  return keep.length > 0 ? `${keep.join('\n')}\n` : undefined;
+}
 
 async function pgBin(dataDir: string, bin?: string): Promise<string> {
   if (bin) return bin;
