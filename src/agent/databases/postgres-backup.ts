@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { HoldfastError } from '../../core/errors.js';
 import { backupDir } from '../backup-dir.js';
 import type { PendingSync, Tracker, TrackerContext } from '../trackers/tracker.js';
+import type pg from 'pg';
 import { configureArchiving, pgConnect } from './postgres-archive.js';
 
 /** Directories whose contents a base backup leaves out (they are recreated empty). */
@@ -84,6 +85,37 @@ export const walName = (timeline: number, pos: number, segSize: number): string 
   return `${h(timeline)}${h(Math.floor(segno / perLog))}${h(segno % perLog)}`;
 };
 
+/** How long pg_backup_stop may wait for the stop segment to be archived before the sync gives up. */
+export const STOP_WAIT_MS = 30 * 60_000;
+
+export interface BackupStop {
+  lsn: string;
+  labelfile: string;
+  spcmapfile: string | null;
+}
+
+/**
+ * pg_backup_stop, waiting until the stop segment is archived, i.e. durable on the server through
+ * this agent. While archive_command fails PostgreSQL would wait forever; after `waitMs` the sync
+ * fails instead, quoting what pg_stat_archiver says (the backup itself is already ended).
+ */
+export async function stopBackup(client: pg.Client, version: number, source: string, waitMs = STOP_WAIT_MS): Promise<BackupStop> {
+  await client.query(`SET statement_timeout = ${Math.max(1, Math.round(waitMs))}`);
+  try {
+    const res = version >= 150000
+      ? await client.query<BackupStop>('SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(true)')
+      : await client.query<BackupStop>('SELECT lsn::text, labelfile, spcmapfile FROM pg_stop_backup(false, true)');
+    return res.rows[0] as BackupStop;
+  } catch (err) {
+    if ((err as { code?: string }).code !== '57014') throw err; // query_canceled: the timeout
+    const a = (await client.query<{ failed: number; wal: string | null; at: string | null }>('SELECT failed_count::int AS failed, last_failed_wal AS wal, last_failed_time::text AS at FROM pg_stat_archiver')).rows[0];
+    const why = a?.wal ? `archive_command has failed ${a.failed} time(s), last for ${a.wal} at ${a.at}: see the PostgreSQL log` : 'archiving is behind';
+    throw new HoldfastError('JOB_FAILED', `source '${source}': pg_backup_stop waited ${Math.round(waitMs / 1000)} s for the WAL the copy needs to be archived and gave up; ${why}`, { source });
+  } finally {
+    await client.query('SET statement_timeout = 0').catch(() => undefined);
+  }
+}
+
 export const postgresTracker: Tracker = {
   name: 'postgres-backup',
   async sync(ctx: TrackerContext): Promise<PendingSync> {
@@ -118,11 +150,7 @@ export const postgresTracker: Tracker = {
           signal: r.signal,
           onProgress: r.onProgress,
         });
-      // Waits until the stop segment is archived, i.e. durable on the server through this agent.
-      const res = version >= 150000
-        ? await client.query<{ lsn: string; labelfile: string; spcmapfile: string | null }>('SELECT lsn::text, labelfile, spcmapfile FROM pg_backup_stop(true)')
-        : await client.query<{ lsn: string; labelfile: string; spcmapfile: string | null }>('SELECT lsn::text, labelfile, spcmapfile FROM pg_stop_backup(false, true)');
-      const stop = res.rows[0] as { lsn: string; labelfile: string; spcmapfile: string | null };
+      const stop = await stopBackup(client, version, source);
       const pointTime = new Date().toISOString();
       const startWal = /START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\)/.exec(stop.labelfile)?.[1];
       const timeline = Number(/START TIMELINE: (\d+)/.exec(stop.labelfile)?.[1] ?? 1);
