@@ -120,11 +120,17 @@ async function main(): Promise<void> {
   const p = (q: number): number => lat[Math.min(lat.length - 1, Math.floor(q * lat.length))] ?? 0;
   console.log(`holdfast WAL shipping: ${lat.length} segments, latency archive_command → durable: median ${p(0.5)} ms, p95 ${p(0.95)} ms, max ${lat.at(-1) ?? 0} ms (target ≤ 5000 ms)`);
   t = Date.now();
-  const r = JSON.parse(hf(url, token, ['restore', '--source', 'db', '--at', hfTarget, '--to', join(dir, 'hf-restore'), '--json'])) as { database: { port: number } };
+  const r = JSON.parse(hf(url, token, ['restore', '--source', 'db', '--at', hfTarget, '--to', join(dir, 'hf-restore'), '--json'])) as { database: Record<string, number | undefined> };
   const hfRestore = Date.now() - t;
   console.log(`holdfast point-in-time restore (started, recovered, promoted): ${secs(hfRestore)}`);
+  // Where it went (the agent's figures; the rest is the CLI's start, the job's dispatch and the answer).
+  const d = r.database;
+  const ms = (v: number | undefined): string => (v === undefined ? '?' : secs(v));
+  console.log(
+    `  phases: on the agent ${ms(d.agentMs)} (CLI start, dispatch, answer ${ms(d.agentMs === undefined ? undefined : hfRestore - d.agentMs)}); data directory ${ms(d.dataMs)}; ` +
+      `WAL fetched ${d.logsFetched ?? '?'} of ${d.logs ?? '?'} segments in ${ms(d.fetchMs)} (alongside); PostgreSQL started and promoted ${ms(d.recoveryMs)} after the data directory (accepting connections at ${ms(d.startMs)})`,
+  );
   pgctl(join(dir, 'hf-restore'), '-m', 'immediate', 'stop');
-  void r;
   const rss = { server: hwm(server.child.pid), agent: hwm(agent.child.pid) };
   console.log(`peak RSS: server ${(rss.server / 2 ** 20).toFixed(0)} MiB, agent ${(rss.agent / 2 ** 20).toFixed(0)} MiB`);
   agent.child.kill('SIGTERM');

@@ -23,6 +23,7 @@ import type { CodecPool } from '../workers/codec-pool.js';
 const WINDOW = 512;
 const FILE_BATCHES_IN_FLIGHT = 4;
 const BATCH_BYTES = 8 * 1024 * 1024;
+const FLUSH_EVERY = 32 * 1024 * 1024;
 
 export interface RestoreProgress {
   entries: number;
@@ -46,6 +47,12 @@ export interface RestoreOptions {
   /** what the restore is of, for messages */
   label: string;
   codec: CodecPool;
+  /**
+   * Write large files back to disk while the rest arrives (fdatasync every FLUSH_EVERY bytes, not
+   * waited for until the file is closed): a database started on the copy fsyncs its whole data
+   * directory first, which then finds little left to write.
+   */
+  flush?: boolean;
 }
 
 export interface RestoreOutcome {
@@ -166,7 +173,15 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
         throw Object.assign(new Error(`${abs}: ${r.message}`), { code: r.code });
       }
       progress.bytes += bytes;
+      unflushed += bytes;
+      if (o.flush && unflushed >= FLUSH_EVERY && !flushing) {
+        unflushed = 0;
+        flushing = fh.datasync().finally(() => (flushing = undefined));
+        flushing.catch(() => undefined); // awaited before the file is closed
+      }
     };
+    let unflushed = 0;
+    let flushing: Promise<void> | undefined;
     try {
       let batch: Array<{ ref: ChunkRef; offset: number }> = [];
       let bytes = 0;
@@ -190,8 +205,10 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
       await Promise.all(inFlight);
       // A trailing hole; earlier holes are left by writing past them.
       if (e.holes?.some(([off, len]) => off + len === e.size)) await fh.truncate(e.size);
+      await flushing;
     } catch (err) {
       await Promise.allSettled(inFlight);
+      await flushing?.catch(() => undefined);
       await fh.close().catch(() => undefined);
       await unlink(abs).catch(() => undefined);
       throw err;

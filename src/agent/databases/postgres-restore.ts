@@ -1,19 +1,21 @@
 /**
  * Point-in-time restore of a PostgreSQL source. The data directory is rebuilt from the nearest
  * express full (the directories a base backup leaves out are recreated empty, the backup label
- * and tablespace map written back from the point's meta), the WAL segments the server picked are
- * fetched into a directory beside it (`<target>.holdfast-wal`), and recovery is configured:
- * restore_command copies from that directory, recovery_target_time (or 'immediate' for the point
+ * and tablespace map written back from the point's meta), the WAL segments the server picked go
+ * into a directory beside it (`<target>.holdfast-wal`), and recovery is configured:
+ * restore_command is wal-feed.ts's script, recovery_target_time (or 'immediate' for the point
  * itself, or none for as far as the logs go) with recovery_target_action 'promote', and
  * recovery.signal. Archiving is turned off in the copy, so it never ships into the source's chain.
  *
  * Then, unless asked only to prepare, PostgreSQL is started as the data directory's owner (pg_ctl,
- * on the port given or a free one, its socket in the WAL directory) and the restore waits until
- * recovery has reached the target and the copy is promoted. If PostgreSQL ends recovery before the
- * target (the logs do not reach it), the restore fails and says so.
+ * on the port given or a free one, its socket in the WAL directory) right away, while the
+ * segments are still being fetched (restore_command waits for each), and the restore waits until
+ * recovery has reached the target and the copy is promoted; then fetching stops. If PostgreSQL
+ * ends recovery before the target (the logs do not reach it) or fetching fails, the restore fails
+ * and says so. Prepared only, every segment is fetched (and fsynced) before the job ends.
  */
 import { spawn } from 'node:child_process';
-import { access, appendFile, chown, lchown, lstat, mkdir, readFile, readdir, readlink, rename, stat, symlink, writeFile } from 'node:fs/promises';
+import { access, appendFile, chown, lchown, lstat, mkdir, readFile, readdir, readlink, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
 import pg from 'pg';
 import type { ChunkSource } from '../../core/chunk-io.js';
@@ -22,11 +24,11 @@ import type { ChunkRef } from '../../core/manifest.js';
 import type { RestoreJobSpec, RestoreReport } from '../../core/protocol.js';
 import type { CodecPool } from '../../workers/codec-pool.js';
 import { restore } from '../restore.js';
-import { fetchLogs } from '../remote/log-shipper.js';
 import { RemoteSource } from '../remote/remote-source.js';
 import type { ServerClient } from '../remote/server-client.js';
 import { PG_EMPTY_DIRS } from './postgres-backup.js';
 import { freePort } from './free-port.js';
+import { feedWal, writeRestoreCommand, FAILED_FILE, type WalFeed } from './wal-feed.js';
 
 export interface PgPrepareOptions {
   chunks: ChunkSource;
@@ -42,6 +44,8 @@ export interface PgPrepareOptions {
   label: string;
   signal?: AbortSignal;
   onProgress?: (p: { entries: number; bytes: number }) => void;
+  /** fetch the WAL in the background (the caller starts PostgreSQL now and stops the feed); default: all before returning */
+  background?: boolean;
 }
 
 export interface PgPrepared {
@@ -54,6 +58,10 @@ export interface PgPrepared {
   logs: number;
   logBytes: number;
   warnings: string[];
+  /** the WAL fetch: done when not in the background */
+  feed: WalFeed;
+  /** ms the data directory took */
+  dataMs: number;
 }
 
 const RECOVERY_MARK = '# holdfast restore';
@@ -68,42 +76,52 @@ export async function preparePostgres(o: PgPrepareOptions): Promise<PgPrepared> 
   if (/['"\\\n]/.test(walDir)) throw new HoldfastError('BAD_ARGUMENT', `restore target ${dataDir} may not contain quotes, backslashes or newlines (it goes into restore_command)`);
   const label = o.pointMeta.backupLabel;
   if (typeof label !== 'string' || !label) throw new HoldfastError('BAD_ARGUMENT', `${o.label} has no backup label: it is not a PostgreSQL express full`);
-  const out = await restore({ source: o.chunks, manifest: o.manifest, kind: 'dir', target: dataDir, overwrite: false, signal: o.signal, onProgress: o.onProgress, label: o.label, codec: o.codec });
-  const st = await stat(dataDir);
-  const { uid, gid } = st;
-  const own = (p: string): Promise<void> => chown(p, uid, gid);
-  for (const d of PG_EMPTY_DIRS) {
-    await mkdir(join(dataDir, d), { recursive: true, mode: 0o700 });
-    await own(join(dataDir, d));
-  }
-  await mkdir(join(dataDir, 'pg_wal', 'archive_status'), { recursive: true, mode: 0o700 });
-  await own(join(dataDir, 'pg_wal', 'archive_status'));
-  const writeOwned = async (name: string, text: string): Promise<void> => {
-    await writeFile(join(dataDir, name), text, { mode: 0o600 });
-    await own(join(dataDir, name));
-  };
-  await writeOwned('backup_label', label);
-  const map = await placeTablespaces(dataDir, o.pointMeta.tablespaceMap, uid, gid);
-  if (map) await writeOwned('tablespace_map', map);
+  const t0 = Date.now();
+  // The WAL is fetched while the data directory is rebuilt: root's files (0644) in a directory
+  // only the owner may enter once it is known, so PostgreSQL can read every one the moment it lands.
   await mkdir(walDir, { recursive: true, mode: 0o700 });
-  await own(walDir);
-  const logBytes = await fetchLogs(o.chunks, o.logs, walDir, o.signal);
-  for (const l of o.logs) await own(join(walDir, l.name));
-  const target = o.immediate ? "recovery_target = 'immediate'" : o.targetTime ? `recovery_target_time = '${pgTime(o.targetTime)}'` : '';
-  const settings = [
-    '',
-    `${RECOVERY_MARK} (${new Date().toISOString()}): recover from the shipped WAL; archiving off, so the copy never ships into its source's log chain`,
-    "archive_mode = 'off'",
-    "archive_command = ''",
-    `restore_command = 'cp "${walDir}/%f" "%p"'`,
-    ...(target ? [target, "recovery_target_action = 'promote'"] : []),
-    '',
-  ].join('\n');
-  const auto = join(dataDir, 'postgresql.auto.conf');
-  await appendFile(auto, settings);
-  await own(auto);
-  await writeOwned('recovery.signal', '');
-  return { dataDir, walDir, uid, gid, entries: out.entries, bytes: out.bytes, logs: o.logs.length, logBytes, warnings: out.warnings };
+  await rm(join(walDir, FAILED_FILE), { force: true }); // an earlier attempt's
+  const feed = feedWal({ source: o.chunks, codec: o.codec, logs: o.logs, dir: walDir, durable: !o.background, signal: o.signal });
+  try {
+    const out = await restore({ source: o.chunks, manifest: o.manifest, kind: 'dir', target: dataDir, overwrite: false, signal: o.signal, onProgress: o.onProgress, label: o.label, codec: o.codec, flush: true });
+    const { uid, gid } = await stat(dataDir);
+    const own = (p: string): Promise<void> => chown(p, uid, gid);
+    for (const d of PG_EMPTY_DIRS) {
+      await mkdir(join(dataDir, d), { recursive: true, mode: 0o700 });
+      await own(join(dataDir, d));
+    }
+    await mkdir(join(dataDir, 'pg_wal', 'archive_status'), { recursive: true, mode: 0o700 });
+    await own(join(dataDir, 'pg_wal', 'archive_status'));
+    const writeOwned = async (name: string, text: string): Promise<void> => {
+      await writeFile(join(dataDir, name), text, { mode: 0o600 });
+      await own(join(dataDir, name));
+    };
+    await writeOwned('backup_label', label);
+    const map = await placeTablespaces(dataDir, o.pointMeta.tablespaceMap, uid, gid);
+    if (map) await writeOwned('tablespace_map', map);
+    await own(walDir);
+    const dataMs = Date.now() - t0;
+    const restoreCommand = await writeRestoreCommand(walDir, o.logs.map((l) => l.name), { uid, gid });
+    const target = o.immediate ? "recovery_target = 'immediate'" : o.targetTime ? `recovery_target_time = '${pgTime(o.targetTime)}'` : '';
+    const settings = [
+      '',
+      `${RECOVERY_MARK} (${new Date().toISOString()}): recover from the shipped WAL; archiving off, so the copy never ships into its source's log chain`,
+      "archive_mode = 'off'",
+      "archive_command = ''",
+      `restore_command = '${restoreCommand}'`,
+      ...(target ? [target, "recovery_target_action = 'promote'"] : []),
+      '',
+    ].join('\n');
+    const auto = join(dataDir, 'postgresql.auto.conf');
+    await appendFile(auto, settings);
+    await own(auto);
+    await writeOwned('recovery.signal', '');
+    if (!o.background) await feed.done;
+    return { dataDir, walDir, uid, gid, entries: out.entries, bytes: out.bytes, logs: o.logs.length, logBytes: feed.bytes(), warnings: out.warnings, feed, dataMs };
+  } catch (err) {
+    await feed.stop();
+    throw err;
+  }
 }
 
 
@@ -161,6 +179,8 @@ export interface PgStarted {
   /** where recovery stopped, as PostgreSQL logged it */
   stopped: string | null;
   durationMs: number;
+  /** ms until it first accepted a connection (consistent; replaying as a hot standby) */
+  startMs: number | null;
 }
 
 /**
@@ -174,22 +194,27 @@ export async function startRecovery(p: { dataDir: string; walDir: string; uid: n
   const pgCtl = bin ? join(bin, 'pg_ctl') : 'pg_ctl';
   const port = p.port ?? (await freePort());
   const logFile = join(p.walDir, 'postgresql.log');
-  const opts = `-p ${port} -k ${p.walDir} -c listen_addresses=localhost`;
+  // Its first act is to fsync the data directory: syncfs, one call, rather than an fsync per file
+  // (the restore already wrote the large files back while the rest arrived).
+  const opts = `-p ${port} -k ${p.walDir} -c listen_addresses=localhost -c recovery_init_sync_method=syncfs`;
   const r = await run(pgCtl, ['-D', p.dataDir, '-l', logFile, '-o', opts, '-W', 'start'], { uid: p.uid, gid: p.gid, cwd: p.walDir });
   if (r.code !== 0) throw new HoldfastError('JOB_FAILED', `pg_ctl could not start the restored copy in ${p.dataDir}: ${r.out.trim().slice(-2000)}`, { path: p.dataDir });
   const readLog = (): Promise<string> => readFile(logFile, 'utf8').catch(() => '');
   const deadline = Date.now() + (p.timeoutMs ?? 30 * 60_000);
+  const user = await ownerName(p.dataDir);
+  let accepting: number | undefined;
   for (;;) {
     if (p.signal?.aborted) throw new HoldfastError('ABORTED', 'restore aborted');
     const log = await readLog();
     if (/recovery ended before configured recovery target was reached/.test(log)) {
       throw new HoldfastError('JOB_FAILED', `PostgreSQL ended recovery before the target${p.targetTime ? ` ${p.targetTime}` : ''}: the shipped WAL does not reach it (the copy in ${p.dataDir} was not promoted)\n${tailLines(log, 8)}`, { path: p.dataDir });
     }
-    const client = new pg.Client({ host: p.walDir, port, user: await ownerName(p.dataDir), database: 'postgres', connectionTimeoutMillis: 2000 });
+    const client = new pg.Client({ host: p.walDir, port, user, database: 'postgres', connectionTimeoutMillis: 2000 });
     client.on('error', () => undefined);
     let inRecovery: boolean | undefined;
     try {
       await client.connect();
+      accepting ??= Date.now() - started;
       inRecovery = (await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r;
     } catch {
       // not accepting connections yet (replaying), or gone: the log and the pid file say which
@@ -198,13 +223,13 @@ export async function startRecovery(p: { dataDir: string; walDir: string; uid: n
     }
     if (inRecovery === false) {
       const stopped = /recovery stopping [^\n]*/.exec(await readLog())?.[0] ?? null;
-      return { port, socketDir: p.walDir, logFile, stopped, durationMs: Date.now() - started };
+      return { port, socketDir: p.walDir, logFile, stopped, durationMs: Date.now() - started, startMs: accepting ?? null };
     }
     if (inRecovery === undefined && !(await postmasterAlive(p.dataDir)) && Date.now() - started > 3000) {
       throw new HoldfastError('JOB_FAILED', `the restored PostgreSQL in ${p.dataDir} stopped before recovery finished:\n${tailLines(await readLog(), 12)}`, { path: p.dataDir });
     }
     if (Date.now() > deadline) throw new HoldfastError('JOB_FAILED', `recovery of ${p.dataDir} did not finish in time; PostgreSQL keeps running (log ${logFile})`, { path: p.dataDir });
-    await sleep(250);
+    await sleep(100);
   }
 }
 
@@ -249,6 +274,7 @@ export async function runPostgresRestoreJob(ctx: PgRestoreJobContext, spec: Rest
   if (!db) throw new HoldfastError('BAD_ARGUMENT', 'not a database restore');
   if (spec.subPath !== undefined) throw new HoldfastError('BAD_ARGUMENT', 'a PostgreSQL source is restored whole (no --path)');
   const chunks = new RemoteSource(ctx.client, spec.id, headers);
+  const t0 = Date.now();
   const prepared = await preparePostgres({
     chunks,
     manifest: spec.point.manifest,
@@ -260,24 +286,43 @@ export async function runPostgresRestoreJob(ctx: PgRestoreJobContext, spec: Rest
     codec: ctx.codec,
     label: `recovery point ${spec.point.id} of source '${spec.source.name}'`,
     signal: ctx.signal,
+    background: db.start,
   });
+  const feed = prepared.feed;
   const database: Record<string, unknown> = {
     kind: 'postgres',
     logs: prepared.logs,
-    logBytes: prepared.logBytes,
     walDir: prepared.walDir,
     target: db.immediate ? 'immediate' : db.targetTime ?? 'latest',
     started: false,
+    dataMs: prepared.dataMs,
   };
   if (db.start) {
-    const s = await startRecovery({ dataDir: prepared.dataDir, walDir: prepared.walDir, uid: prepared.uid, gid: prepared.gid, port: db.port, bin: db.bin, targetTime: db.targetTime, signal: ctx.signal });
-    Object.assign(database, { started: true, port: s.port, socket: s.socketDir, log: s.logFile, stopped: s.stopped, recoveryMs: s.durationMs });
+    // Recovery runs while the WAL is fetched; a failed fetch ends the wait with its own error.
+    const failed = new AbortController();
+    const fetchFailed = feed.done.then(
+      () => new Promise<never>(() => undefined),
+      (err: unknown) => {
+        failed.abort();
+        throw err;
+      },
+    );
+    try {
+      const s = await Promise.race([
+        startRecovery({ dataDir: prepared.dataDir, walDir: prepared.walDir, uid: prepared.uid, gid: prepared.gid, port: db.port, bin: db.bin, targetTime: db.targetTime, signal: AbortSignal.any([ctx.signal, failed.signal]) }),
+        fetchFailed,
+      ]);
+      Object.assign(database, { started: true, port: s.port, socket: s.socketDir, log: s.logFile, stopped: s.stopped, startMs: s.startMs, recoveryMs: s.durationMs });
+    } finally {
+      await feed.stop();
+    }
   }
+  Object.assign(database, { logsFetched: feed.fetched(), logBytes: feed.bytes(), fetchMs: feed.elapsedMs(), agentMs: Date.now() - t0 });
   const report: RestoreReport = { entries: prepared.entries, bytes: prepared.bytes, target: prepared.dataDir, warnings: prepared.warnings, database };
   return ctx.client.json('POST', `/api/v1/agent/jobs/${spec.id}/complete-restore`, report, { signal: ctx.signal, headers });
 }
 
 /** For tests: the WAL files a prepared restore holds. */
 export async function preparedLogs(walDir: string): Promise<string[]> {
-  return (await readdir(walDir)).filter((n) => n !== 'postgresql.log' && !n.startsWith('.s.PGSQL') && n !== basename(walDir));
+  return (await readdir(walDir)).filter((n) => n !== 'postgresql.log' && !n.startsWith('.') && n !== basename(walDir));
 }

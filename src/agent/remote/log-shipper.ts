@@ -4,11 +4,12 @@
  * of chunk frames. The server answers only once the record is durable ({seq, time}); the same
  * record sent again is answered as a duplicate, so a retry after a lost answer is harmless.
  */
-import { mkdir, open } from 'node:fs/promises';
+import { open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ChunkSource } from '../../core/chunk-io.js';
 import { encodeFrames, type ChunkFrame } from '../../core/chunk-frames.js';
 import type { ChunkRef } from '../../core/manifest.js';
+import type { StoredChunk } from '../../core/codec.js';
 import { HoldfastError } from '../../core/errors.js';
 import type { CodecPool, HeldPiece } from '../../workers/codec-pool.js';
 import type { ServerClient } from './server-client.js';
@@ -61,28 +62,39 @@ export async function shipLog(client: ServerClient, codec: CodecPool, source: st
 }
 
 /**
- * Writes the bytes of each log record a restore job was given into `dir` under its name (read
- * through the job's chunk source, every chunk verified), fsynced. Returns the bytes written.
+ * Writes one log record a restore job was given into `dir` under its name: its chunks read through
+ * the job's chunk source in one request, verified and written by a codec worker (the plaintext
+ * never comes back to this thread), under a temporary name that is renamed once the whole record
+ * is in place. `durable` fsyncs it first. Returns the bytes written.
  */
-export async function fetchLogs(source: ChunkSource, logs: Array<{ name: string; manifest: ChunkRef[] }>, dir: string, signal?: AbortSignal): Promise<number> {
-  await mkdir(dir, { recursive: true });
-  let total = 0;
-  for (const l of logs) {
-    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/.test(l.name)) throw new HoldfastError('BAD_ARGUMENT', `log name '${l.name}' is not valid`);
-    const fh = await open(join(dir, l.name), 'w', 0o600);
-    try {
-      // A few MiB at a time: a segment is 16 MiB, a chain may be long.
-      for (let i = 0; i < l.manifest.length; i += 4) {
-        const parts = await source.read(l.manifest.slice(i, i + 4), signal);
-        for (const p of parts) {
-          await fh.write(p);
-          total += p.length;
-        }
-      }
-      await fh.sync();
-    } finally {
-      await fh.close();
+export async function fetchLog(source: ChunkSource, codec: CodecPool, log: { name: string; manifest: ChunkRef[] }, dir: string, o: { mode?: number; durable?: boolean; signal?: AbortSignal } = {}): Promise<number> {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/.test(log.name) || log.name.endsWith('.part')) throw new HoldfastError('BAD_ARGUMENT', `log name '${log.name}' is not valid`);
+  const final = join(dir, log.name);
+  const part = `${final}.part`;
+  const fh = await open(part, 'w', o.mode ?? 0o600);
+  let bytes = 0;
+  try {
+    await fh.chmod(o.mode ?? 0o600); // whatever the umask
+    const stored = await source.readEncoded(log.manifest, o.signal);
+    const pieces: Array<StoredChunk & { offset: number }> = [];
+    for (const s of stored) {
+      pieces.push({ ...s, offset: bytes });
+      bytes += s.length;
     }
+    if (pieces.length > 0) {
+      const r = await codec.writeAt({ fd: fh.fd, pieces });
+      if (!r.ok) {
+        if (r.code === 'CHUNK_CORRUPT') throw new HoldfastError('CHUNK_CORRUPT', `log '${log.name}': ${r.message}`);
+        throw Object.assign(new Error(`${part}: ${r.message}`), { code: r.code });
+      }
+    }
+    if (o.durable) await fh.sync();
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await unlink(part).catch(() => undefined);
+    throw err;
   }
-  return total;
+  await fh.close();
+  await rename(part, final);
+  return bytes;
 }
