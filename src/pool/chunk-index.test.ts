@@ -37,3 +37,15 @@ test('the first location of a digest wins', () => {
   assert.equal(idx.size, 1);
   assert.equal(idx.get(e.digest)?.offset, e.offset);
 });
+
+test('lengthOf gives the plaintext length of present chunks and undefined for absent or malformed digests', () => {
+  const idx = new ChunkIndex();
+  const a = Array.from({ length: 3000 }, (_, i) => entry(i));
+  for (const e of a) idx.add(e);
+  for (const e of a) assert.equal(idx.lengthOf(e.digest), e.length);
+  assert.equal(idx.lengthOf(randomBytes(32).toString('hex')), undefined);
+  const d = (a[0] as IndexEntry).digest;
+  assert.equal(idx.lengthOf(d.slice(0, 62)), undefined);
+  assert.equal(idx.lengthOf(`${d.slice(0, 62)}zz`), undefined);
+  assert.equal(idx.lengthOf(`${d}00`), undefined);
+});

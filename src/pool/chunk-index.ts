@@ -21,6 +21,8 @@ export class ChunkIndex {
   private records = Buffer.alloc(ENTRY * 1024);
   private count = 0;
   private slots = new Int32Array(2048).fill(EMPTY);
+  /** scratch key for lengthOf() */
+  private readonly key = Buffer.alloc(32);
 
   get size(): number {
     return this.count;
@@ -70,6 +72,17 @@ export class ChunkIndex {
 
   has(digest: string): boolean {
     return this.find(Buffer.from(digest, 'hex')) !== EMPTY;
+  }
+
+  /**
+   * The plaintext length of a chunk, or undefined when the index lacks it: what a commit checks
+   * for every reference of a manifest (131,072 for a 2 GiB image), so no key buffer or location
+   * object is made per call.
+   */
+  lengthOf(digest: string): number | undefined {
+    if (digest.length !== 64 || this.key.write(digest, 'hex') !== 32) return undefined;
+    const n = this.find(this.key);
+    return n === EMPTY ? undefined : this.records.readUInt32LE(n * ENTRY + 56);
   }
 
   packIds(): string[] {

@@ -112,9 +112,9 @@ export class JobTransfer {
       header = false;
       if (!hasContent(e)) continue;
       for (const { ref } of chunkOffsets(e)) {
-        const loc = this.pool.index.get(ref[0]);
-        if (!loc) throw new HoldfastError('CHUNK_MISSING', `the manifest references chunk ${ref[0]} (${e.path}), which was never stored`, { digest: ref[0], path: e.path });
-        if (loc.length !== ref[1]) throw new HoldfastError('BAD_ARGUMENT', `the manifest gives chunk ${ref[0]} length ${ref[1]}, the pool ${loc.length}`, { digest: ref[0] });
+        const length = this.pool.index.lengthOf(ref[0]);
+        if (length === undefined) throw new HoldfastError('CHUNK_MISSING', `the manifest references chunk ${ref[0]} (${e.path}), which was never stored`, { digest: ref[0], path: e.path });
+        if (length !== ref[1]) throw new HoldfastError('BAD_ARGUMENT', `the manifest gives chunk ${ref[0]} length ${ref[1]}, the pool ${length}`, { digest: ref[0] });
       }
     }
     return stats;
