@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import type { ChunkSink } from '../core/chunk-io.js';
 import type { CodecBatcher } from '../workers/codec-batcher.js';
 import type { CdcParams } from '../core/chunker.js';
-import { ManifestWriter } from '../core/manifest-io.js';
+import { ManifestWriter, type KeptFiles } from '../core/manifest-io.js';
 import type { ChunkRef, Entry, FileEntry } from '../core/manifest.js';
 import { errnoCode } from '../core/errors.js';
 import { baseMeta, entryType, type StatLike } from './file-meta.js';
@@ -38,6 +38,8 @@ export interface DirBackupOptions {
   verifyContent?: boolean;
   /** large files to cut into fixed image chunks (all-zero ones as holes) instead of CDC: disk images kept as files */
   fixedChunks?: (it: WalkItem) => boolean;
+  /** keeps the files of the manifest written (for the next sync's parent) */
+  keep?: KeptFiles;
   signal?: AbortSignal;
   onProgress?: (p: BackupProgress) => void;
 }
@@ -81,7 +83,7 @@ export async function backupDir(o: DirBackupOptions): Promise<BackupOutcome> {
   const counters = { readBytes: 0 };
   const progress: BackupProgress = { entries: 0, bytesDone: 0, readBytes: 0 };
   const ctx: ChunkingContext = { sink: o.sink, batcher: o.batcher, cdc: o.cdc, imageChunk: o.imageChunk, signal: o.signal, counters };
-  const manifest = new ManifestWriter(o.sink, 'dir');
+  const manifest = new ManifestWriter(o.sink, 'dir', o.keep);
   const links = new Map<string, Promise<FileEntry | undefined>>();
   let logicalBytes = 0;
 

@@ -13,7 +13,7 @@
 import { open } from 'node:fs/promises';
 import type { ChunkSource } from '../core/chunk-io.js';
 import { HoldfastError } from '../core/errors.js';
-import { readManifest } from '../core/manifest-io.js';
+import { readManifest, type KeptFiles } from '../core/manifest-io.js';
 import { hasContent, type ChunkRef, type FileEntry } from '../core/manifest.js';
 import { sqliteTracker } from './databases/sqlite-sync.js';
 import { quiesce } from './quiesce.js';
@@ -37,13 +37,25 @@ export async function parentFiles(chunks: ChunkSource, manifest: ChunkRef[]): Pr
   return map;
 }
 
+/**
+ * The files of the point each source last committed in this process, by source name: an agent
+ * daemon's next btrfs sync takes its parent from here instead of reading the parent's manifest
+ * back from the server (a 2 GiB image file's is 9.5 MiB: 0.6 s under load). Trusted only for the
+ * exact manifest it was written as; bounded by KEEP_MAX_REFS chunk references per source.
+ */
+const committedFiles = new Map<string, { manifest: string; files: Map<string, FileEntry> }>();
+const KEEP_MAX_REFS = 1 << 20;
+const manifestKey = (m: ChunkRef[]): string => m.map(([d, l]) => `${d}:${l}`).join(',');
+
 export async function syncSource(r: SyncRequest): Promise<PendingSync> {
   const warnings: string[] = [];
   const tracker = await pickTracker(r, warnings);
   let files: Map<string, FileEntry> | undefined;
   // The inotify tracker reads the parent itself, and only when its journal is not empty; the
   // qcow2 tracker keeps the parent's chunk slots in its state and reads the parent only without them.
-  if (r.parent && tracker !== inotifyTracker && tracker !== qcow2BitmapTracker) {
+  const cached = committedFiles.get(r.source.name);
+  if (r.parent && cached && cached.manifest === manifestKey(r.parent.manifest)) files = cached.files;
+  else if (r.parent && tracker !== inotifyTracker && tracker !== qcow2BitmapTracker) {
     try {
       files = await parentFiles(r.chunks, r.parent.manifest);
     } catch (err) {
@@ -51,9 +63,12 @@ export async function syncSource(r: SyncRequest): Promise<PendingSync> {
       warnings.push(`previous recovery point ${r.parent.id} is unreadable (${(err as Error).message}); reading every file`);
     }
   }
+  // Only the btrfs tracker hands its written files back; the others read or keep their own parent.
+  const keep: KeptFiles | undefined = tracker === btrfsTracker ? { files: new Map(), maxRefs: KEEP_MAX_REFS, refs: 0, whole: true } : undefined;
   const ctx: TrackerContext = {
     r,
     parentFiles: files,
+    keep,
     state: new TrackerState(r.stateDir, r.source.name, tracker.name),
     warnings,
     quiesce: async (take) => {
@@ -62,7 +77,15 @@ export async function syncSource(r: SyncRequest): Promise<PendingSync> {
       return q.value;
     },
   };
-  return tracker.sync(ctx);
+  const pending = await tracker.sync(ctx);
+  if (!keep) return pending;
+  return {
+    ...pending,
+    committed: async (pointId) => {
+      await pending.committed(pointId);
+      if (keep.whole) committedFiles.set(r.source.name, { manifest: manifestKey(pending.outcome.manifest), files: keep.files });
+    },
+  };
 }
 
 async function pickTracker(r: SyncRequest, warnings: string[]): Promise<Tracker> {

@@ -6,8 +6,20 @@ import { cdcSplit, MANIFEST_CDC } from './chunker.js';
 import { digestOf } from './digest.js';
 import { encodeChunk } from './codec.js';
 import type { ChunkSink, ChunkSource, NewChunk } from './chunk-io.js';
-import { checkContentShape, decodeEntry, decodeHeader, encodeLine, hasContent, MANIFEST_VERSION, type ChunkRef, type Entry, type ManifestHeader } from './manifest.js';
+import { checkContentShape, decodeEntry, decodeHeader, encodeLine, hasContent, MANIFEST_VERSION, type ChunkRef, type Entry, type FileEntry, type ManifestHeader } from './manifest.js';
 import { HoldfastError } from './errors.js';
+
+/**
+ * The files a manifest holds, by path, as `parentFiles` would read them back (a content-bearing
+ * hard link as a file), kept while writing: up to `maxRefs` chunk references, else none at all.
+ */
+export interface KeptFiles {
+  files: Map<string, FileEntry>;
+  maxRefs: number;
+  refs: number;
+  /** false once the manifest outgrew maxRefs (files is then empty) */
+  whole: boolean;
+}
 
 export class ManifestWriter {
   private parts: Buffer[] = [];
@@ -18,6 +30,7 @@ export class ManifestWriter {
   constructor(
     private readonly sink: ChunkSink,
     kind: ManifestHeader['kind'],
+    private readonly keep?: KeptFiles,
   ) {
     this.append(encodeLine({ holdfast: 'manifest', v: MANIFEST_VERSION, kind } satisfies ManifestHeader));
   }
@@ -26,6 +39,7 @@ export class ManifestWriter {
     // Never commit an entry the reader would refuse: a bug here must fail the backup, not the restore.
     if (hasContent(e)) checkContentShape(e);
     this.entries++;
+    if (this.keep?.whole && hasContent(e)) this.keepFile(this.keep, e);
     this.append(encodeLine(e));
     if (this.bytes >= 4 * MANIFEST_CDC.max) await this.cut(false);
   }
@@ -33,6 +47,16 @@ export class ManifestWriter {
   async finish(): Promise<ChunkRef[]> {
     await this.cut(true);
     return this.refs;
+  }
+
+  private keepFile(k: KeptFiles, e: FileEntry): void {
+    k.refs += e.chunks.length + 1;
+    if (k.refs > k.maxRefs) {
+      k.whole = false;
+      k.files.clear();
+      return;
+    }
+    k.files.set(e.path, e.type === 'file' ? e : { ...e, type: 'file' });
   }
 
   private append(line: string): void {

@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process';
 import { lstat, mkdir, open, readdir, readlink, stat, statfs } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
-import { ManifestWriter } from '../../core/manifest-io.js';
+import { ManifestWriter, type KeptFiles } from '../../core/manifest-io.js';
 import { chunkOffsets, type ChunkRef, type Entry, type FileEntry } from '../../core/manifest.js';
 import { HoldfastError, errnoCode } from '../../core/errors.js';
 import { backupDir, type BackupOutcome, type BackupProgress } from '../backup-dir.js';
@@ -66,7 +66,7 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
     else if (t.why) ctx.warnings.push(t.why);
     if (prevOk && state && ctx.parentFiles && r.tracker !== 'full') {
       const changes = sendChanges(await sendStream(state.snapshot, snapshot, r.signal));
-      outcome = await incrementalBackup(r, snapshot, state.snapshot, exclude, ctx.parentFiles, changes);
+      outcome = await incrementalBackup(r, snapshot, state.snapshot, exclude, ctx.parentFiles, changes, ctx.keep);
       incremental = true;
     } else {
       outcome = await backupDir({
@@ -79,6 +79,7 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
         exclude,
         verifyContent: r.consistencyCheck === 'heavy',
         fixedChunks: (it) => isDiskImageFile(it.rel, it.st.size),
+        keep: ctx.keep,
         signal: r.signal,
         onProgress: r.onProgress,
       });
@@ -192,12 +193,12 @@ async function changesByInode(root: string, c: SendChanges): Promise<Map<bigint,
  * The snapshot's manifest: the walk gives every object and its metadata; file data comes from
  * the parent point unless btrfs reported the file created or written.
  */
-async function incrementalBackup(r: SyncRequest, root: string, prevRoot: string, exclude: string[], parent: Map<string, FileEntry>, changes: SendChanges): Promise<BackupOutcome> {
+async function incrementalBackup(r: SyncRequest, root: string, prevRoot: string, exclude: string[], parent: Map<string, FileEntry>, changes: SendChanges, keep?: KeptFiles): Promise<BackupOutcome> {
   const warnings: string[] = [];
   const counters = { readBytes: 0 };
   const progress: BackupProgress = { entries: 0, bytesDone: 0, readBytes: 0 };
   const ctx: ChunkingContext = { sink: r.sink, batcher: r.batcher, cdc: r.cdc, imageChunk: r.imageChunk, signal: r.signal, counters };
-  const manifest = new ManifestWriter(r.sink, 'dir');
+  const manifest = new ManifestWriter(r.sink, 'dir', keep);
   const links = new Map<string, FileEntry>();
   let logicalBytes = 0;
   const byIno = await changesByInode(root, changes);

@@ -37,6 +37,8 @@ export interface TrackerFixture {
 export class MemoryStore implements ChunkSink, ChunkSource {
   readonly compressionLevel = 0;
   private readonly chunks = new Map<string, NewChunk>();
+  /** digests read through read(), for tests of what a sync reads back */
+  readonly readDigests = new Set<string>();
 
   want(digests: string[]): Promise<boolean[]> {
     return Promise.resolve(digests.map((d) => !this.chunks.has(d)));
@@ -48,6 +50,7 @@ export class MemoryStore implements ChunkSink, ChunkSource {
   read(refs: ChunkRef[]): Promise<Uint8Array[]> {
     return Promise.resolve(
       refs.map(([digest, length]) => {
+        this.readDigests.add(digest);
         const c = this.chunks.get(digest);
         if (!c) throw new Error(`chunk ${digest} is missing`);
         const r = decodeChunk(c.encoded.data, c.encoded.flags, length, digest);
@@ -124,6 +127,19 @@ export function trackerContract(name: string, fixture: TrackerFixture): void {
       assert.equal(s.outcome.tracker, fixture.tracker, s.outcome.warnings.join('; '));
       assert.ok(s.outcome.readBytes <= bound, `read ${s.outcome.readBytes} bytes for a change that allows ${bound}`);
       await matches(s, 'after a change');
+      await commit(s);
+    });
+
+    // An agent daemon's btrfs syncs keep the committed point's files for the next sync (sync-source.ts).
+    test('btrfs, one process: the next sync takes its parent from the last commit, not from its manifest', { skip: fixture.tracker !== 'btrfs' }, async () => {
+      const bound = await fixture.change();
+      const parentManifest = (parent as { manifest: ChunkRef[] }).manifest;
+      store.readDigests.clear();
+      const s = await sync();
+      assert.equal(s.outcome.tracker, fixture.tracker, s.outcome.warnings.join('; '));
+      assert.ok(s.outcome.readBytes <= bound, `read ${s.outcome.readBytes} bytes for a change that allows ${bound}`);
+      assert.deepEqual(parentManifest.filter(([d]) => store.readDigests.has(d)), [], 'the parent manifest was read back');
+      await matches(s, 'after a change, parent from the last commit');
       await commit(s);
     });
 

@@ -9,6 +9,7 @@
  */
 import type { ChunkSink, ChunkSource } from '../../core/chunk-io.js';
 import type { CdcParams } from '../../core/chunker.js';
+import type { KeptFiles } from '../../core/manifest-io.js';
 import type { ChunkRef, FileEntry } from '../../core/manifest.js';
 import type { CodecBatcher } from '../../workers/codec-batcher.js';
 import type { BackupOutcome, BackupProgress } from '../backup-dir.js';
@@ -88,6 +89,8 @@ export interface TrackerContext {
   r: SyncRequest;
   /** the parent point's files by path; undefined without a (readable) parent */
   parentFiles?: Map<string, FileEntry>;
+  /** where a tracker that reads parentFiles keeps the files of the manifest it writes (sync-source.ts) */
+  keep?: KeptFiles;
   /** this source's state file for this tracker */
   state: TrackerState;
   /** runs `take` (the snapshot moment) inside the pre/post commands and fsfreeze */
