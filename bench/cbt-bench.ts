@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startProtection, type Protection } from './cbt-server.js';
+import { cpuOf, startProtection, type Protection } from './cbt-server.js';
 import { treeBench, treeReport } from './cbt-tree.js';
 
 const KiB = 1024;
@@ -36,17 +36,20 @@ interface Step {
   seconds: number;
   /** through the server: the job's own time (agent pickup to commit) */
   jobSeconds?: number;
+  /** the command's CPU time; through the server, the server's and agent's (and their tools') during the sync */
+  cpuSeconds: number;
   readBytes?: number;
   /** undefined through the server: its one pool serves both targets, so the second dedups */
   growth?: number;
 }
 
-function run(argv: string[], env: Record<string, string> = {}): { seconds: number; stdout: string } {
+function run(argv: string[], env: Record<string, string> = {}): { seconds: number; cpuSeconds: number; stdout: string } {
+  const cpu0 = cpuOf('self', true);
   const t0 = process.hrtime.bigint();
   const r = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', env: { ...process.env, ...env }, maxBuffer: 64 * MiB });
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   if (r.status !== 0 && !(argv[0] === 'borg' && r.status === 1)) throw new Error(`${argv.join(' ')} exited ${r.status}: ${r.stderr}`);
-  return { seconds, stdout: r.stdout };
+  return { seconds, cpuSeconds: cpuOf('self', true) - cpu0, stdout: r.stdout };
 }
 
 function du(path: string): number {
@@ -167,18 +170,18 @@ async function imageBench(): Promise<string[]> {
         const before = du(pool);
         const h = run(['node', cli, 'backup', '--pool', pool, '--source', `s${i}`, '--json', ...r.t.holdfast]);
         const j = JSON.parse(h.stdout) as { readBytes: number; tracker: string };
-        steps.push({ target: r.t.name, tool: `holdfast (${j.tracker})`, step, seconds: h.seconds, readBytes: j.readBytes, growth: du(pool) - before });
+        steps.push({ target: r.t.name, tool: `holdfast (${j.tracker})`, step, seconds: h.seconds, cpuSeconds: h.cpuSeconds, readBytes: j.readBytes, growth: du(pool) - before });
         dropCaches();
         const a = server.cliSync(`a${i}`);
-        steps.push({ target: r.t.name, tool: `holdfast server (${a.tracker})`, step, seconds: a.cliMs / 1000, jobSeconds: a.jobMs / 1000, readBytes: a.readBytes });
+        steps.push({ target: r.t.name, tool: `holdfast server (${a.tracker})`, step, seconds: a.cliMs / 1000, cpuSeconds: a.cpuSeconds, jobSeconds: a.jobMs / 1000, readBytes: a.readBytes });
         dropCaches();
         let b = du(r.restic);
         const rs = run(['restic', 'backup', '--quiet', r.t.file], resticEnv(r.restic));
-        steps.push({ target: r.t.name, tool: 'restic', step, seconds: rs.seconds, growth: du(r.restic) - b });
+        steps.push({ target: r.t.name, tool: 'restic', step, seconds: rs.seconds, cpuSeconds: rs.cpuSeconds, growth: du(r.restic) - b });
         dropCaches();
         b = du(r.borg);
         const bs = run(['borg', 'create', '--compression', 'zstd,3', `${r.borg}::a${n++}`, r.t.file], borgEnv);
-        steps.push({ target: r.t.name, tool: 'borg', step, seconds: bs.seconds, growth: du(r.borg) - b });
+        steps.push({ target: r.t.name, tool: 'borg', step, seconds: bs.seconds, cpuSeconds: bs.cpuSeconds, growth: du(r.borg) - b });
         process.stderr.write(`${step} ${r.t.name}: done\n`);
       });
     };
@@ -195,11 +198,11 @@ async function imageBench(): Promise<string[]> {
     }
 
     const mib = (b: number): string => (b / MiB).toFixed(1);
-    const lines = ['| target | step | tool | time (s) | job (s) | read (MiB) | growth (MiB) |', '|---|---|---|---|---|---|---|'];
+    const lines = ['| target | step | tool | time (s) | job (s) | CPU (s) | read (MiB) | growth (MiB) |', '|---|---|---|---|---|---|---|---|'];
     for (const s of steps) {
-      lines.push(`| ${s.target} | ${s.step} | ${s.tool} | ${s.seconds.toFixed(2)} | ${s.jobSeconds?.toFixed(2) ?? ''} | ${s.readBytes === undefined ? '' : mib(s.readBytes)} | ${s.growth === undefined ? '' : mib(s.growth)} |`);
+      lines.push(`| ${s.target} | ${s.step} | ${s.tool} | ${s.seconds.toFixed(2)} | ${s.jobSeconds?.toFixed(2) ?? ''} | ${s.cpuSeconds.toFixed(2)} | ${s.readBytes === undefined ? '' : mib(s.readBytes)} | ${s.growth === undefined ? '' : mib(s.growth)} |`);
     }
-    lines.push('', 'Time = the whole command (Holdfast: `holdfast backup --pool`, or through the server `holdfast sync --wait`, start-up included); job = the server\'s job record, agent pickup to commit.');
+    lines.push('', 'Time = the whole command (Holdfast: `holdfast backup --pool`, or through the server `holdfast sync --wait`, start-up included); job = the server\'s job record, agent pickup to commit; CPU = the command\'s CPU time with its children (through the server: the server\'s and agent\'s and their tools\' during the sync, the sync CLI\'s own not counted).');
     lines.push('', 'Targets (issue 4):');
     for (const t of targets) {
       for (const step of Object.keys(changed)) {
@@ -214,7 +217,8 @@ async function imageBench(): Promise<string[]> {
         const pct = (s: number): string => `${((100 * s) / r.seconds).toFixed(1)}%`;
         if (step.startsWith('1%')) {
           const server = sv ? `; through the server: job ${pct(sv.jobSeconds ?? NaN)}, CLI round trip ${pct(sv.seconds)}` : '';
-          lines.push(`- ${t.name}, ${step}: time (target ≤ 5% of restic's) local CLI ${pct(h.seconds)}${server}; read ${((h.readBytes ?? 0) / c).toFixed(2)}x and growth ${(hg / c).toFixed(2)}x the ${mib(c)} MiB changed (targets ≤ 2x)`);
+          const cpu = `; CPU ${h.cpuSeconds.toFixed(2)} s local, ${sv ? sv.cpuSeconds.toFixed(2) : '?'} s server+agent, restic ${r.cpuSeconds.toFixed(2)} s`;
+          lines.push(`- ${t.name}, ${step}: time (target ≤ 5% of restic's) local CLI ${pct(h.seconds)}${server}; read ${((h.readBytes ?? 0) / c).toFixed(2)}x and growth ${(hg / c).toFixed(2)}x the ${mib(c)} MiB changed (targets ≤ 2x)${cpu}`);
         } else lines.push(`- ${t.name}, ${step}: growth ${mib(hg)} MiB vs restic's ${mib(rg)} MiB (${((100 * hg) / Math.max(1, rg)).toFixed(1)}%, target ≤ 10%)`);
       }
     }
