@@ -4,7 +4,7 @@
  * (the agent sets archive_command). Needs root (to act as postgres) and Debian's PostgreSQL.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
 import { freePort } from './server-harness.js';
@@ -23,19 +23,26 @@ export const pgSkip: string | false =
   process.getuid?.() !== 0 ? 'needs root (to run PostgreSQL as postgres)' : !existsSync(join(PG_BIN, 'initdb')) ? `needs PostgreSQL at ${PG_BIN}` : !PG_USER ? 'needs the postgres user' : false;
 
 export class TestPg {
+  /** where postgresql.conf lives: the data directory, or DIR/etc in the Debian layout */
+  private confDir: string;
+  /** the role the tests connect as: postgres (trust), or root (the Debian layout's peer authentication) */
+  user = 'postgres';
+
   private constructor(
     readonly dir: string,
     readonly dataDir: string,
     readonly port: number,
-  ) {}
+  ) {
+    this.confDir = dataDir;
+  }
 
   /** libpq URL over the Unix socket in `dir` */
   get url(): string {
-    return `postgresql://postgres@/postgres?host=${encodeURIComponent(this.dir)}&port=${this.port}`;
+    return `postgresql://${this.user}@/postgres?host=${encodeURIComponent(this.dir)}&port=${this.port}`;
   }
 
   /** initdb in DIR/data (DIR made reachable for the postgres user), configured and started. */
-  static async init(dir: string, conf: Record<string, string> = {}): Promise<TestPg> {
+  static async init(dir: string, conf: Record<string, string> = {}, layout: 'data' | 'debian' = 'data'): Promise<TestPg> {
     const u = PG_USER as { uid: number; gid: number };
     mkdirSync(dir, { recursive: true });
     chmodSync(dir, 0o755);
@@ -54,18 +61,43 @@ export class TestPg {
       ...conf,
     };
     appendFileSync(join(p.dataDir, 'postgresql.conf'), `\n${Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n')}\n`);
+    if (layout === 'debian') p.debianLayout();
     p.start();
     return p;
   }
 
+  /**
+   * Debian's layout: postgresql.conf, pg_hba.conf and pg_ident.conf under DIR/etc (a conf.d
+   * include, data_directory, an external pid file), peer authentication only; the tests and the
+   * agent (root) connect as the superuser role root.
+   */
+  private debianLayout(): void {
+    const u = PG_USER as { uid: number; gid: number };
+    const as = { uid: u.uid, gid: u.gid, cwd: this.dir };
+    execFileSync(join(PG_BIN, 'postgres'), ['--single', '-D', this.dataDir, 'postgres'], { ...as, input: 'CREATE ROLE root SUPERUSER LOGIN;\n', stdio: ['pipe', 'ignore', 'pipe'] });
+    const etc = join(this.dir, 'etc');
+    mkdirSync(join(etc, 'conf.d'), { recursive: true });
+    for (const f of ['postgresql.conf', 'pg_ident.conf']) renameSync(join(this.dataDir, f), join(etc, f));
+    rmSync(join(this.dataDir, 'pg_hba.conf'));
+    writeFileSync(join(etc, 'pg_hba.conf'), 'local all all peer\n');
+    writeFileSync(join(etc, 'conf.d', '10-site.conf'), "work_mem = '7MB'\n");
+    appendFileSync(
+      join(etc, 'postgresql.conf'),
+      `data_directory = '${this.dataDir}'\nhba_file = '${etc}/pg_hba.conf'\nident_file = '${etc}/pg_ident.conf'\nexternal_pid_file = '${this.dir}/live.pid'\ninclude_dir = 'conf.d'\n`,
+    );
+    execFileSync('chown', ['-R', `${u.uid}:${u.gid}`, etc]);
+    this.confDir = etc;
+    this.user = 'root';
+  }
+
   start(): void {
     const u = PG_USER as { uid: number; gid: number };
-    execFileSync(join(PG_BIN, 'pg_ctl'), ['-D', this.dataDir, '-l', join(this.dir, 'server.log'), '-w', '-t', '60', 'start'], { uid: u.uid, gid: u.gid, stdio: 'pipe', cwd: this.dir });
+    execFileSync(join(PG_BIN, 'pg_ctl'), ['-D', this.confDir, '-l', join(this.dir, 'server.log'), '-w', '-t', '60', 'start'], { uid: u.uid, gid: u.gid, stdio: 'pipe', cwd: this.dir });
   }
 
   stop(): void {
     const u = PG_USER as { uid: number; gid: number };
-    spawnSync(join(PG_BIN, 'pg_ctl'), ['-D', this.dataDir, '-m', 'immediate', '-w', 'stop'], { uid: u.uid, gid: u.gid, stdio: 'pipe', cwd: this.dir });
+    spawnSync(join(PG_BIN, 'pg_ctl'), ['-D', this.confDir, '-m', 'immediate', '-w', 'stop'], { uid: u.uid, gid: u.gid, stdio: 'pipe', cwd: this.dir });
   }
 
   get log(): string {
@@ -73,7 +105,7 @@ export class TestPg {
   }
 
   async client(): Promise<pg.Client> {
-    const c = new pg.Client({ host: this.dir, port: this.port, user: 'postgres', database: 'postgres' });
+    const c = new pg.Client({ host: this.dir, port: this.port, user: this.user, database: 'postgres' });
     c.on('error', () => undefined);
     await c.connect();
     return c;
@@ -91,8 +123,8 @@ export class TestPg {
 }
 
 /** A client for a restored copy the agent started (its socket is in the WAL directory it reports). */
-export async function connectRestored(socket: string, port: number): Promise<pg.Client> {
-  const c = new pg.Client({ host: socket, port, user: 'postgres', database: 'postgres' });
+export async function connectRestored(socket: string, port: number, user = 'postgres'): Promise<pg.Client> {
+  const c = new pg.Client({ host: socket, port, user, database: 'postgres' });
   c.on('error', () => undefined);
   await c.connect();
   return c;

@@ -20,6 +20,7 @@ import { backupDir } from '../backup-dir.js';
 import type { PendingSync, Tracker, TrackerContext } from '../trackers/tracker.js';
 import type pg from 'pg';
 import { configureArchiving, pgConnect } from './postgres-archive.js';
+import { outsideConfig } from './postgres-config.js';
 
 /** Directories whose contents a base backup leaves out (they are recreated empty). */
 export const PG_EMPTY_DIRS = ['pg_wal', 'pg_replslot', 'pg_dynshmem', 'pg_notify', 'pg_serial', 'pg_snapshots', 'pg_stat_tmp', 'pg_subtrans'];
@@ -37,6 +38,8 @@ export interface PgPointMeta {
   startWal: string;
   stopWal: string;
   pgVersion: number;
+  /** the configuration kept outside the data directory (Debian: /etc/postgresql/…), as files a restore writes into the copy */
+  config?: Record<string, string>;
 }
 
 async function excludes(dataDir: string): Promise<string[]> {
@@ -158,6 +161,8 @@ export const postgresTracker: Tracker = {
       // The stop record is at stop.lsn; the segment holding the byte before it is the last one needed.
       const stopWal = walName(timeline, lsnValue(stop.lsn) - 1, segSize);
       const meta: PgPointMeta = { backupLabel: stop.labelfile, tablespaceMap: stop.spcmapfile ?? '', startLsn, stopLsn: stop.lsn, timeline, startWal, stopWal, pgVersion: version };
+      const config = await outsideConfig(client, r.source.path, warnings);
+      if (config) meta.config = config;
       return {
         outcome: { ...outcome, warnings: [...warnings, ...outcome.warnings], tracker: 'postgres-backup', meta, pointTime },
         committed: () => Promise.resolve(),

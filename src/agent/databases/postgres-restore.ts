@@ -29,6 +29,7 @@ import type { ServerClient } from '../remote/server-client.js';
 import { PG_EMPTY_DIRS } from './postgres-backup.js';
 import { freePort } from './free-port.js';
 import { feedWal, writeRestoreCommand, FAILED_FILE, type WalFeed } from './wal-feed.js';
+import { writeConfig } from './postgres-config.js';
 
 export interface PgPrepareOptions {
   chunks: ChunkSource;
@@ -97,6 +98,7 @@ export async function preparePostgres(o: PgPrepareOptions): Promise<PgPrepared> 
       await own(join(dataDir, name));
     };
     await writeOwned('backup_label', label);
+    await writeConfig(dataDir, o.pointMeta.config, uid, gid); // Debian's layout: the configuration the point kept
     const map = await placeTablespaces(dataDir, o.pointMeta.tablespaceMap, uid, gid);
     if (map) await writeOwned('tablespace_map', map);
     await own(walDir);
@@ -159,9 +161,9 @@ async function pgBin(dataDir: string, bin?: string): Promise<string> {
   return access(join(debian, 'pg_ctl')).then(() => debian, () => '');
 }
 
-function run(cmd: string, args: string[], o: { uid: number; gid: number; cwd: string }): Promise<{ code: number | null; out: string }> {
+function run(cmd: string, args: string[], o: { uid: number; gid: number; cwd: string; env?: NodeJS.ProcessEnv }): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { uid: o.uid, gid: o.gid, cwd: o.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { uid: o.uid, gid: o.gid, cwd: o.cwd, env: o.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -200,8 +202,27 @@ export async function startRecovery(p: { dataDir: string; walDir: string; uid: n
   const r = await run(pgCtl, ['-D', p.dataDir, '-l', logFile, '-o', opts, '-W', 'start'], { uid: p.uid, gid: p.gid, cwd: p.walDir });
   if (r.code !== 0) throw new HoldfastError('JOB_FAILED', `pg_ctl could not start the restored copy in ${p.dataDir}: ${r.out.trim().slice(-2000)}`, { path: p.dataDir });
   const readLog = (): Promise<string> => readFile(logFile, 'utf8').catch(() => '');
-  const deadline = Date.now() + (p.timeoutMs ?? 30 * 60_000);
   const user = await ownerName(p.dataDir);
+  const psql = { cmd: bin ? join(bin, 'psql') : 'psql', user };
+  // A connection as the owner's role; the copy's own pg_hba.conf may allow only peer
+  // authentication (Debian's default), which the agent's user fails: then psql as the owner.
+  let peerOnly = false;
+  const ask = async (): Promise<boolean | undefined> => {
+    if (peerOnly) return recoveryState(psql, port, p);
+    const client = new pg.Client({ host: p.walDir, port, user, database: 'postgres', connectionTimeoutMillis: 2000 });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      return (await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r;
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === '28000' || code === '28P01') peerOnly = true;
+      return undefined;
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  };
+  const deadline = Date.now() + (p.timeoutMs ?? 30 * 60_000);
   let accepting: number | undefined;
   for (;;) {
     if (p.signal?.aborted) throw new HoldfastError('ABORTED', 'restore aborted');
@@ -209,18 +230,9 @@ export async function startRecovery(p: { dataDir: string; walDir: string; uid: n
     if (/recovery ended before configured recovery target was reached/.test(log)) {
       throw new HoldfastError('JOB_FAILED', `PostgreSQL ended recovery before the target${p.targetTime ? ` ${p.targetTime}` : ''}: the shipped WAL does not reach it (the copy in ${p.dataDir} was not promoted)\n${tailLines(log, 8)}`, { path: p.dataDir });
     }
-    const client = new pg.Client({ host: p.walDir, port, user, database: 'postgres', connectionTimeoutMillis: 2000 });
-    client.on('error', () => undefined);
-    let inRecovery: boolean | undefined;
-    try {
-      await client.connect();
-      accepting ??= Date.now() - started;
-      inRecovery = (await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r;
-    } catch {
-      // not accepting connections yet (replaying), or gone: the log and the pid file say which
-    } finally {
-      await client.end().catch(() => undefined);
-    }
+    // undefined: not accepting connections yet (replaying), or gone: the log and the pid file say which
+    const inRecovery = await ask();
+    if (inRecovery !== undefined) accepting ??= Date.now() - started;
     if (inRecovery === false) {
       const stopped = /recovery stopping [^\n]*/.exec(await readLog())?.[0] ?? null;
       return { port, socketDir: p.walDir, logFile, stopped, durationMs: Date.now() - started, startMs: accepting ?? null };
@@ -231,6 +243,18 @@ export async function startRecovery(p: { dataDir: string; walDir: string; uid: n
     if (Date.now() > deadline) throw new HoldfastError('JOB_FAILED', `recovery of ${p.dataDir} did not finish in time; PostgreSQL keeps running (log ${logFile})`, { path: p.dataDir });
     await sleep(100);
   }
+}
+
+/** pg_is_in_recovery() asked by psql running as the data directory's owner (peer authentication). */
+async function recoveryState(psql: { cmd: string; user: string }, port: number, p: { walDir: string; uid: number; gid: number }): Promise<boolean | undefined> {
+  const r = await run(psql.cmd, ['-X', '-A', '-t', '-h', p.walDir, '-p', String(port), '-U', psql.user, '-d', 'postgres', '-c', 'SELECT pg_is_in_recovery()'], {
+    uid: p.uid,
+    gid: p.gid,
+    cwd: p.walDir,
+    env: { ...process.env, PGCONNECT_TIMEOUT: '2', PGOPTIONS: '' },
+  });
+  const v = r.code === 0 ? r.out.trim() : '';
+  return v === 't' ? true : v === 'f' ? false : undefined;
 }
 
 const tailLines = (text: string, n: number): string => text.trim().split('\n').slice(-n).join('\n');
