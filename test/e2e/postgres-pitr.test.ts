@@ -99,7 +99,7 @@ describe('PostgreSQL: express fulls, WAL shipping and point-in-time restore', { 
   const archiver = async (): Promise<{ archived_count: number; failed_count: number; last_archived_wal: string | null; last_failed_wal: string | null }> =>
     (await db.query<{ archived_count: number; failed_count: number; last_archived_wal: string | null; last_failed_wal: string | null }>('SELECT archived_count::int, failed_count::int, last_archived_wal, last_failed_wal FROM pg_stat_archiver'))[0] as never;
   /** Switches WAL and waits until that segment is on the server: everything committed before is shippable. */
-  const flushWal = async (timeoutMs = 60_000): Promise<string> => {
+  const flushWal = async (timeoutMs = 180_000): Promise<string> => {
     const seg = (await db.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS f; '))[0]?.f as string;
     await db.query('SELECT pg_switch_wal()');
     await until(`segment ${seg} on the server`, async () => (await logs()).some((l) => l.name >= seg && !l.name.endsWith('.history')), timeoutMs, 300);
