@@ -66,6 +66,8 @@ export interface PgPrepared {
 }
 
 const RECOVERY_MARK = '# holdfast restore';
+/** WAL segments fetched alongside the data directory before PostgreSQL starts */
+const EARLY_LOGS = 4;
 
 /** '2026-11-26 02:16:36.607+00': the form recovery_target_time accepts (not ISO 8601's 'T…Z'). */
 export const pgTime = (iso: string): string => new Date(iso).toISOString().replace('T', ' ').replace('Z', '+00');
@@ -82,7 +84,9 @@ export async function preparePostgres(o: PgPrepareOptions): Promise<PgPrepared> 
   // only the owner may enter once it is known, so PostgreSQL can read every one the moment it lands.
   await mkdir(walDir, { recursive: true, mode: 0o700 });
   await rm(join(walDir, FAILED_FILE), { force: true }); // an earlier attempt's
-  const feed = feedWal({ source: o.chunks, codec: o.codec, logs: o.logs, dir: walDir, durable: !o.background, signal: o.signal });
+  // Started at once, a few segments only: the rest would compete with the data directory, which
+  // PostgreSQL needs first; they come while it replays (released when it starts).
+  const feed = feedWal({ source: o.chunks, codec: o.codec, logs: o.logs, dir: walDir, durable: !o.background, holdAfter: o.background ? EARLY_LOGS : undefined, signal: o.signal });
   try {
     const out = await restore({ source: o.chunks, manifest: o.manifest, kind: 'dir', target: dataDir, overwrite: false, signal: o.signal, onProgress: o.onProgress, label: o.label, codec: o.codec, flush: true });
     const { uid, gid } = await stat(dataDir);
@@ -331,6 +335,7 @@ export async function runPostgresRestoreJob(ctx: PgRestoreJobContext, spec: Rest
         throw err;
       },
     );
+    feed.release();
     try {
       const s = await Promise.race([
         startRecovery({ dataDir: prepared.dataDir, walDir: prepared.walDir, uid: prepared.uid, gid: prepared.gid, port: db.port, bin: db.bin, targetTime: db.targetTime, signal: AbortSignal.any([ctx.signal, failed.signal]) }),

@@ -107,6 +107,17 @@ test('restore_command waits for each listed segment the feed fetches, refuses na
     await failing.stop();
     assert.deepEqual(readdirSync(walDir).filter((n) => n.endsWith('.part')), [], 'no partial file left');
 
+    // Held after the first log until released (PostgreSQL started): then the rest comes.
+    source.damaged.clear();
+    rmSync(walDir, { recursive: true });
+    spawnSync('mkdir', ['-p', walDir]);
+    const gated = feedWal({ source, codec, logs, dir: walDir, durable: false, holdAfter: 1 });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(gated.fetched(), 1, 'only the first before release');
+    gated.release();
+    await gated.done;
+    assert.equal(gated.fetched(), 4);
+
     // Stopped while a read is held: done rejects as stopped, no failure mark, nothing partial.
     source.damaged.clear();
     rmSync(walDir, { recursive: true });

@@ -34,6 +34,8 @@ export interface WalFeed {
   bytes(): number;
   /** ms from the start to the end of fetching (or to now) */
   elapsedMs(): number;
+  /** lifts `holdAfter`: fetch the rest (PostgreSQL has started) */
+  release(): void;
   /** stops fetching (recovery is over) and removes unfinished files; never throws */
   stop(): Promise<void>;
 }
@@ -78,6 +80,8 @@ export function feedWal(o: {
   dir: string;
   /** fsync each file (a prepared directory started later); not needed while the copy replays */
   durable: boolean;
+  /** fetch only this many logs until release(): the data directory goes first, the rest overlaps replay */
+  holdAfter?: number;
   signal?: AbortSignal;
 }): WalFeed {
   const stopper = new AbortController();
@@ -87,11 +91,23 @@ export function feedWal(o: {
   let ended: number | undefined;
   let fetched = 0;
   let bytes = 0;
+  let limit = o.holdAfter ?? Infinity;
+  let openGate!: () => void;
+  const opened = new Promise<void>((r) => (openGate = r));
+  const release = (): void => {
+    limit = Infinity;
+    openGate();
+  };
+  signal.addEventListener('abort', release, { once: true });
   const run = async (): Promise<number> => {
     let next = 0;
     let failed = false;
     const worker = async (): Promise<void> => {
       while (next < order.length && !signal.aborted && !failed) {
+        if (next >= limit) {
+          await opened;
+          continue;
+        }
         const l = order[next++] as { name: string; manifest: ChunkRef[] };
         try {
           const n = await fetchLog(o.source, o.codec, l, o.dir, { mode: 0o644, durable: o.durable, signal });
@@ -135,6 +151,7 @@ export function feedWal(o: {
     fetched: () => fetched,
     bytes: () => bytes,
     elapsedMs: () => (ended ?? Date.now()) - started,
+    release,
     stop: async () => {
       stopper.abort();
       await done.catch(() => undefined);
