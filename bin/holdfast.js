@@ -2,7 +2,19 @@
 // Thin launcher: the CLI is compiled to dist/ by `npm install` (prepare script).
 // More libuv threads: a backup keeps many small-file reads in flight at once.
 process.env.UV_THREADPOOL_SIZE ??= '16';
-import('../dist/src/cli/main.js').then((m) => m.main(process.argv)).catch((err) => {
+import { statSync } from 'node:fs';
+
+// The esbuild bundle (dist/bundle, built last by `npm run build`) loads a few files instead of
+// ~150 modules; it is used unless a later `tsc` left dist/src newer than it, or
+// HOLDFAST_NO_BUNDLE is set.
+const bundle = new URL('../dist/bundle/holdfast.mjs', import.meta.url);
+const compiled = new URL('../dist/src/cli/main.js', import.meta.url);
+const mtime = (url) => statSync(url, { throwIfNoEntry: false })?.mtimeMs;
+const bundled = mtime(bundle);
+const useBundle = !process.env.HOLDFAST_NO_BUNDLE && bundled !== undefined && bundled >= (mtime(compiled) ?? 0);
+if (useBundle) process.setSourceMapsEnabled(true);
+
+import(useBundle ? bundle.href : compiled.href).then((m) => m.main(process.argv)).catch((err) => {
   console.error(err);
   process.exit(70);
 });
