@@ -70,12 +70,13 @@ describe('launcher', () => {
 });
 
 describe('the bundle', { skip: freshBundle() ? false : 'dist/bundle is missing or older than dist/src: run npm run build' }, () => {
-  const viaBundle = (args: string[]): ReturnType<typeof run> =>
-    run(['--enable-source-maps', '--input-type=module', '-e', `const m = await import(${JSON.stringify(BUNDLE)}); await m.main(['node', 'holdfast', ...${JSON.stringify(args)}]);`]);
-
-  test('backs up a tree and an image into a local pool and restores them byte for byte', (t) => {
+  test('backs up a tree into a local pool and restores it byte for byte', (t) => {
     const { dir, cleanup } = scratch();
     t.after(cleanup);
+    // A script file, not --eval: worker threads inherit the execArgv, and --input-type with it.
+    const launcher = join(dir, 'run-bundle.mjs');
+    writeFileSync(launcher, `const m = await import(${JSON.stringify(BUNDLE)});\nawait m.main(['node', 'holdfast', ...process.argv.slice(2)]);\n`);
+    const viaBundle = (args: string[]): ReturnType<typeof run> => run([launcher, ...args]);
     const src = join(dir, 'src');
     buildTree(src, prng(7), { files: 300, bigFile: 3 * 1024 * 1024 });
     const pool = join(dir, 'pool');
@@ -93,7 +94,9 @@ describe('the bundle', { skip: freshBundle() ? false : 'dist/bundle is missing o
     const db = new Database(file);
     db.exec('CREATE TABLE orders (id INTEGER PRIMARY KEY, note TEXT); CREATE INDEX orders_note ON orders (note)');
     const insert = db.prepare('INSERT INTO orders (note) VALUES (?)');
-    for (let i = 0; i < 2000; i++) insert.run(`order ${i}`);
+    db.transaction(() => {
+      for (let i = 0; i < 2000; i++) insert.run(`order ${i}`);
+    })();
     db.close();
     const { checkSqlite } = (await import(join(REPO, 'dist', 'bundle', 'sqlite-check.mjs'))) as typeof import('../../src/agent/databases/sqlite-check.js');
     const good = await checkSqlite({ file, query: 'SELECT count(*) FROM orders' });
