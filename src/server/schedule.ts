@@ -21,6 +21,25 @@ export function lastSlot(points: string[], now: Date): Date | undefined {
   return best;
 }
 
+/** Kinds whose logs ship at the group's frequency between express fulls (archive_timeout, the SQLite shipper). */
+const DATABASE_KINDS = new Set(['postgres', 'sqlite']);
+
+/**
+ * How often a source syncs by the clock, as DPM does it: a file or image source at the group's
+ * frequency; a database source ships its logs at that frequency instead and takes an express full
+ * only at the group's point times, or once a day when it has none (an express full reads the whole
+ * cluster; back to back they would also hold up every restore). Null: not by the clock.
+ */
+export function syncIntervalMs(kind: string, g: Pick<GroupRow, 'syncEveryMs' | 'points'>): number | null {
+  if (!DATABASE_KINDS.has(kind)) return g.syncEveryMs;
+  return g.syncEveryMs && g.points.length === 0 ? DAY : null;
+}
+
+/** The group as a source of `kind` follows it: its clock-driven syncs (see syncIntervalMs). */
+export function scheduleFor(kind: string, g: GroupRow): GroupRow {
+  return { ...g, syncEveryMs: syncIntervalMs(kind, g) };
+}
+
 /** How late a point may be before the objective counts as missed: a sync takes time. */
 export function graceMs(g: GroupRow): number {
   return Math.max(10_000, Math.min(30 * 60_000, (g.syncEveryMs ?? 15 * 60_000) * 2));

@@ -1,11 +1,12 @@
 /**
  * The scheduler's tick (once a second): syncs that fell due by a group's frequency or its
- * recovery point times, recovery point objectives, agents that went silent, and storage
+ * recovery point times (a database source: express fulls at the point times, or daily; its logs
+ * ship at the frequency), recovery point objectives, agents that went silent, and storage
  * maintenance that fell due (prune, gc, verify, storage check: maintenance.ts), and drills
  * (drills.ts).
  */
 import type { ProtectionServer } from './protection-server.js';
-import { lastSlot, rpoState } from './schedule.js';
+import { lastSlot, rpoState, scheduleFor } from './schedule.js';
 
 export class Scheduler {
   private timer: NodeJS.Timeout | undefined;
@@ -34,9 +35,10 @@ export class Scheduler {
     const s = this.server;
     const open = s.db.openJobs();
     for (const src of s.db.sources()) {
-      const g = s.db.group(src.group);
+      const group = s.db.group(src.group);
       const agent = s.db.agent(src.agentId);
-      if (!g || !agent || agent.revoked) continue;
+      if (!group || !agent || agent.revoked) continue;
+      const g = scheduleFor(src.kind, group);
       const pending = open.some((j) => j.type === 'sync' && j.source === src.name);
       const slot = lastSlot(g.points, now);
       if (slot && slot.getTime() >= Date.parse(src.created) && (!src.lastPointSlot || src.lastPointSlot < slot.toISOString())) {
@@ -46,8 +48,7 @@ export class Scheduler {
         const last = src.lastSync ? Date.parse(src.lastSync) : 0;
         if (now.getTime() - last >= g.syncEveryMs) s.requestSync(src.name, 'schedule');
       }
-      const latest = s.pool.catalog.latestPoint(src.name);
-      const rpo = rpoState(g, new Date(src.created), latest ? new Date(latest.time) : undefined, now);
+      const rpo = rpoState(g, new Date(src.created), this.newest(src.name), now);
       const key = `rpo:${src.name}`;
       if (rpo.compliant) s.alerts.resolve(key);
       else s.alerts.raise(key, 'rpo-missed', 'warning', src.name, `source '${src.name}' missed its recovery point objective: ${rpo.reason}`);
@@ -64,5 +65,12 @@ export class Scheduler {
     s.queue.wake(); // retries whose time has come
     s.maintenance.tick(now);
     s.drills.tick(now);
+  }
+
+  /** The newest moment a source can be restored to: its latest point, or a log shipped after it. */
+  private newest(source: string): Date | undefined {
+    const c = this.server.pool.catalog;
+    const times = [c.latestPoint(source)?.time, c.lastLog(source)?.time].filter((t): t is string => t !== undefined).map((t) => Date.parse(t));
+    return times.length > 0 ? new Date(Math.max(...times)) : undefined;
   }
 }
