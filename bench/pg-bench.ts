@@ -101,9 +101,9 @@ async function main(): Promise<void> {
     if (agents.some((a) => a.status === 'online')) break;
     await sleep(300);
   }
-  // No schedule: a group's sync frequency also schedules express fulls, and one running when the
-  // timed full or the restore is asked for makes it wait (up to 100 s at 1 GiB). archive_timeout is
-  // set to 10 s by hand after the full (the express full sets it from the group's frequency).
+  // No schedule: the bench asks for the one express full it times (a scheduled one would make a
+  // request wait). archive_timeout is set to 10 s by hand after the full (an express full sets it
+  // from the group's frequency).
   hf(url, token, ['group', 'create', 'g', '--sync-every', 'off']);
   hf(url, token, ['source', 'add', '--group', 'g', '--agent', 'pg', '--kind', 'postgres', '--connect', `postgresql://postgres@/postgres?host=${encodeURIComponent(dir)}&port=${port}`, 'db', data]);
   t = Date.now();
