@@ -14,5 +14,10 @@ function collect(dir, out) {
 }
 const filter = process.argv[2];
 const files = [...collect('dist/src', []), ...collect('dist/test', [])].filter((f) => !filter || f.includes(filter)).sort();
+if (files.length === 0) {
+  // node --test with no files would look for tests by itself and run the whole suite.
+  console.error(`no compiled test file matches '${filter}' (under dist/src and dist/test)`);
+  process.exit(2);
+}
 const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=spec', ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

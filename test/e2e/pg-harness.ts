@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { freePort } from './server-harness.js';
+import { TestAgent, TestServer, freePort, until } from './server-harness.js';
 
 export const PG_BIN = process.env.HOLDFAST_PG_BIN ?? '/usr/lib/postgresql/15/bin';
 
@@ -140,4 +140,45 @@ export function writeFileOwned(path: string, text: string): void {
   writeFileSync(path, text);
   const u = PG_USER as { uid: number; gid: number };
   chownSync(path, u.uid, u.gid);
+}
+
+/**
+ * A cluster under protection: a server, an agent 'dbhost' and the cluster as source 'db' of an
+ * unscheduled group 'g'. `prepare` runs on the cluster before the source is added.
+ */
+export class ProtectedPg {
+  /** restored copies to stop when done */
+  readonly restored: string[] = [];
+
+  private constructor(
+    readonly server: TestServer,
+    readonly agent: TestAgent,
+    readonly db: TestPg,
+  ) {}
+
+  static async start(dir: (name: string) => string, o: { layout?: 'data' | 'debian'; prepare?: (db: TestPg) => Promise<void> } = {}): Promise<ProtectedPg> {
+    const server = await TestServer.start(dir('server'), ['--gc-every', 'off', '--verify-every', 'off']);
+    const agent = await TestAgent.start(server, 'dbhost', dir('agent'));
+    const db = await TestPg.init(dir('pg'), {}, o.layout);
+    await o.prepare?.(db);
+    await server.cliOk(['group', 'create', 'g', '--sync-every', 'off']);
+    await server.cliOk(['source', 'add', '--group', 'g', '--agent', 'dbhost', '--kind', 'postgres', '--connect', db.url, 'db', db.dataDir]);
+    return new ProtectedPg(server, agent, db);
+  }
+
+  /** Closes the current WAL segment and waits until the server holds it: every commit so far is restorable. */
+  async shipCurrentSegment(timeoutMs = 60_000): Promise<string> {
+    const seg = (await this.db.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS f'))[0]?.f as string;
+    await this.db.query('SELECT pg_switch_wal()');
+    const shipped = async (): Promise<boolean> => (await this.server.admin().json<Array<{ name: string }>>('GET', '/api/v1/sources/db/logs')).some((l) => l.name >= seg && !l.name.endsWith('.history'));
+    await until(`segment ${seg} on the server`, shipped, timeoutMs, 300);
+    return seg;
+  }
+
+  async stop(): Promise<void> {
+    for (const r of this.restored) stopRestored(r);
+    this.db.stop();
+    await this.agent.kill();
+    await this.server.kill();
+  }
 }

@@ -10,48 +10,40 @@ import assert from 'node:assert/strict';
 import { chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { scratch } from './cli-harness.js';
-import { TestAgent, TestServer, until } from './server-harness.js';
-import { TestPg, connectRestored, pgSkip, stopRestored } from './pg-harness.js';
+import { ProtectedPg, connectRestored, pgSkip, stopRestored } from './pg-harness.js';
 
 describe("PostgreSQL in Debian's layout (configuration outside the data directory)", { skip: pgSkip, timeout: 300_000 }, () => {
   const tmp = scratch('holdfast-pgdeb-');
   const dir = (n: string): string => join(tmp.dir, n);
-  let server: TestServer;
-  let agent: TestAgent;
-  let db: TestPg;
-  const restored: string[] = [];
+  let p: ProtectedPg;
 
   before(async () => {
     chmodSync(tmp.dir, 0o755);
-    server = await TestServer.start(dir('server'), ['--gc-every', 'off', '--verify-every', 'off']);
-    agent = await TestAgent.start(server, 'dbhost', dir('agent'));
-    db = await TestPg.init(dir('pg'), {}, 'debian');
-    await db.query('CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL)');
-    await db.query("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 500) g");
-    await server.cliOk(['group', 'create', 'g', '--sync-every', 'off']);
-    await server.cliOk(['source', 'add', '--group', 'g', '--agent', 'dbhost', '--kind', 'postgres', '--connect', db.url, 'db', db.dataDir]);
+    p = await ProtectedPg.start(dir, {
+      layout: 'debian',
+      prepare: async (db) => {
+        await db.query('CREATE TABLE t (id int PRIMARY KEY, v text NOT NULL)');
+        await db.query("INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 500) g");
+      },
+    });
   });
 
   after(async () => {
-    for (const r of restored) stopRestored(r);
-    db?.stop();
-    await agent?.kill();
-    await server?.kill();
+    await p?.stop();
     tmp.cleanup();
   });
 
   it('a restore writes the configuration into the copy, never the live paths, and recovers to the latest commit', async () => {
+    const { server, db } = p;
     await server.cliOk(['sync', 'db', '--wait']);
     await db.query("INSERT INTO t SELECT g, 'later' FROM generate_series(501, 800) g");
-    const seg = (await db.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS f'))[0]?.f as string;
-    await db.query('SELECT pg_switch_wal()');
-    await until(`segment ${seg} on the server`, async () => (await server.admin().json<Array<{ name: string }>>('GET', '/api/v1/sources/db/logs')).some((l) => l.name >= seg && !l.name.endsWith('.history')), 60_000, 300);
+    await p.shipCurrentSegment();
 
     const livePid = readFileSync(join(db.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0];
     const to = dir('restore');
     const r = await server.cli(['restore', '--source', 'db', '--latest', '--to', to, '--json']);
     assert.equal(r.code, 0, r.stderr);
-    restored.push(to);
+    p.restored.push(to);
     const conf = readFileSync(join(to, 'postgresql.conf'), 'utf8');
     assert.match(conf, /^work_mem = '7MB'$/m, 'the conf.d include is part of the configuration');
     assert.doesNotMatch(conf, /data_directory|external_pid_file|hba_file|ident_file/, 'nothing that names the live cluster');
@@ -73,7 +65,7 @@ describe("PostgreSQL in Debian's layout (configuration outside the data director
   });
 
   it('a drill of the point starts the copy with its configuration and passes', async () => {
-    const r = await server.cli(['drill', 'db', '--wait', '--json']);
+    const r = await p.server.cli(['drill', 'db', '--wait', '--json']);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     assert.equal((JSON.parse(r.stdout) as { ok: boolean }).ok, true);
   });

@@ -9,16 +9,12 @@ import assert from 'node:assert/strict';
 import { chmodSync, chownSync, mkdirSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { scratch } from './cli-harness.js';
-import { TestAgent, TestServer, until } from './server-harness.js';
-import { PG_USER, TestPg, connectRestored, pgSkip, stopRestored } from './pg-harness.js';
+import { PG_USER, ProtectedPg, connectRestored, pgSkip, stopRestored } from './pg-harness.js';
 
 describe('PostgreSQL: a tablespace outside the data directory', { skip: pgSkip, timeout: 300_000 }, () => {
   const tmp = scratch('holdfast-pgts-');
   const dir = (n: string): string => join(tmp.dir, n);
-  let server: TestServer;
-  let agent: TestAgent;
-  let db: TestPg;
-  const restored: string[] = [];
+  let p: ProtectedPg;
   let point = '';
 
   const tablespaceFiles = (): string[] => {
@@ -35,9 +31,9 @@ describe('PostgreSQL: a tablespace outside the data directory', { skip: pgSkip, 
 
   const restoreTo = async (name: string, args: string[]): Promise<{ count: number; sum: number; to: string }> => {
     const to = dir(name);
-    const r = await server.cli(['restore', '--source', 'db', ...args, '--to', to, '--json']);
+    const r = await p.server.cli(['restore', '--source', 'db', ...args, '--to', to, '--json']);
     assert.equal(r.code, 0, `restore ${args.join(' ')}: ${r.stderr}`);
-    restored.push(to);
+    p.restored.push(to);
     const d = (JSON.parse(r.stdout) as { database: { port: number; socket: string } }).database;
     const c = await connectRestored(d.socket, d.port);
     try {
@@ -51,30 +47,26 @@ describe('PostgreSQL: a tablespace outside the data directory', { skip: pgSkip, 
 
   before(async () => {
     chmodSync(tmp.dir, 0o755);
-    server = await TestServer.start(dir('server'), ['--gc-every', 'off', '--verify-every', 'off']);
-    agent = await TestAgent.start(server, 'dbhost', dir('agent'));
-    db = await TestPg.init(dir('pg'));
-    const u = PG_USER as { uid: number; gid: number };
-    mkdirSync(dir('ts'), { mode: 0o700 });
-    chownSync(dir('ts'), u.uid, u.gid);
-    await db.query(`CREATE TABLESPACE ts LOCATION '${dir('ts')}'`);
-    await db.query('CREATE TABLE tt (id int PRIMARY KEY, v text NOT NULL) TABLESPACE ts');
-    await db.query("INSERT INTO tt SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 2000) g");
-    await server.cliOk(['group', 'create', 'g', '--sync-every', 'off']);
-    await server.cliOk(['source', 'add', '--group', 'g', '--agent', 'dbhost', '--kind', 'postgres', '--connect', db.url, 'db', db.dataDir]);
+    p = await ProtectedPg.start(dir, {
+      prepare: async (db) => {
+        const u = PG_USER as { uid: number; gid: number };
+        mkdirSync(dir('ts'), { mode: 0o700 });
+        chownSync(dir('ts'), u.uid, u.gid);
+        await db.query(`CREATE TABLESPACE ts LOCATION '${dir('ts')}'`);
+        await db.query('CREATE TABLE tt (id int PRIMARY KEY, v text NOT NULL) TABLESPACE ts');
+        await db.query("INSERT INTO tt SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 2000) g");
+      },
+    });
   });
 
   after(async () => {
-    for (const r of restored) stopRestored(r);
-    db?.stop();
-    await agent?.kill();
-    await server?.kill();
+    await p?.stop();
     tmp.cleanup();
   });
 
   it('the express full holds the tablespace; a restore of the point brings back its rows inside the copy', async () => {
-    point = (await server.json<{ point: string }>(['sync', 'db', '--wait'])).point;
-    await db.query("INSERT INTO tt SELECT g, 'after the full' FROM generate_series(2001, 3000) g");
+    point = (await p.server.json<{ point: string }>(['sync', 'db', '--wait'])).point;
+    await p.db.query("INSERT INTO tt SELECT g, 'after the full' FROM generate_series(2001, 3000) g");
     const before = tablespaceFiles();
     const { count, sum, to } = await restoreTo('restore-point', ['--point', point]);
     assert.equal(count, 2000, 'the rows of the express full, read from the restored tablespace');
@@ -85,14 +77,12 @@ describe('PostgreSQL: a tablespace outside the data directory', { skip: pgSkip, 
     assert.equal(readlinkSync(link), join(`${to}.tablespaces`, links[0] as string), "the copy's tablespace lives beside it, not at the live cluster's location");
     assert.ok(statSync(link).isDirectory());
     assert.deepEqual(tablespaceFiles(), before, 'the live tablespace was not touched');
-    const live = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM tt'))[0];
+    const live = (await p.db.query<{ n: number }>('SELECT count(*)::int AS n FROM tt'))[0];
     assert.equal(live?.n, 3000, 'the source cluster still reads its own rows');
   });
 
   it('a point-in-time restore replays the WAL into the restored tablespace', async () => {
-    const seg = (await db.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS f'))[0]?.f as string;
-    await db.query('SELECT pg_switch_wal()');
-    await until(`segment ${seg} on the server`, async () => (await server.admin().json<Array<{ name: string }>>('GET', '/api/v1/sources/db/logs')).some((l) => l.name >= seg && !l.name.endsWith('.history')), 60_000, 300);
+    await p.shipCurrentSegment();
     const { count, sum } = await restoreTo('restore-latest', ['--latest']);
     assert.equal(count, 3000, 'every committed row, the later ones from the shipped WAL');
     assert.equal(sum, (3000 * 3001) / 2);
