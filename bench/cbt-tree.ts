@@ -11,12 +11,11 @@
  * each time). restic and borg are timed around their process. Caches stay warm (the tree was
  * just written): the conservative comparison for Holdfast, whose journal reads nothing.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fetchPinnedCa, ServerClient } from '../src/agent/remote/server-client.js';
-import { parseAdminToken } from '../src/core/tokens.js';
+import { startProtection } from './cbt-server.js';
 
 export interface TreeStep {
   step: string;
@@ -76,38 +75,13 @@ function change100(src: string, round: number): number {
 
 export async function treeBench(cli: string, work: string, log: (s: string) => void): Promise<{ steps: TreeStep[]; changedBytes: number }> {
   const src = join(work, 'tree');
-  const serverDir = join(work, 'tree-server');
-  rmSync(serverDir, { recursive: true, force: true });
   log(`making a ${DIRS * FILES_PER_DIR}-file tree…`);
   makeTree(src);
-  const server = spawn(process.execPath, [cli, 'server', '--data', serverDir, '--listen', '127.0.0.1:0', '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  server.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  server.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  let agent: ReturnType<typeof spawn> | undefined;
-  let api: ServerClient | undefined;
+  const p = await startProtection(cli, join(work, 'tree-protection'), 'bench');
   try {
-    let url: string | undefined;
-    for (let i = 0; !url; i++) {
-      if (server.exitCode !== null || i > 6000) throw new Error(`the server did not start: ${out}`);
-      url = /listening on (https:\/\/\S+)/.exec(out)?.[1];
-      await sleep(50);
-    }
-    const token = parseAdminToken(readFileSync(join(serverDir, 'admin-token'), 'utf8').trim());
-    const admin = new ServerClient(url, { ca: await fetchPinnedCa(url, token.caFingerprint), bearer: token.secret }, 4);
-    api = admin;
-    const { token: joinToken } = await admin.json<{ token: string }>('POST', '/api/v1/agent-tokens', { expires: '1h', name: 'bench' });
-    agent = spawn(process.execPath, [cli, 'agent', '--server', url, '--join', joinToken, '--state', join(work, 'tree-agent'), '--name', 'bench', '--log-level', 'warn'], { stdio: 'ignore' });
-    for (let i = 0; ; i++) {
-      const agents = await admin.json<Array<{ name: string; status: string }>>('GET', '/api/v1/agents');
-      if (agents.some((a) => a.name === 'bench' && a.status === 'online')) break;
-      if (i > 3000) throw new Error('the agent did not come online');
-      await sleep(100);
-    }
+    const { admin, env, pool } = p;
     await admin.json('POST', '/api/v1/groups', { name: 'tree', syncEvery: '0s', points: [], retain: '14d', compress: true });
     await admin.json('POST', '/api/v1/sources', { name: 'tree', group: 'tree', agent: 'bench', kind: 'dir', path: src });
-    const pool = join(serverDir, 'pool');
-    const env = { HOLDFAST_SERVER: url, HOLDFAST_TOKEN: readFileSync(join(serverDir, 'admin-token'), 'utf8').trim() };
 
     const steps: TreeStep[] = [];
     const syncApi = async (): Promise<{ ms: number; job: JobView }> => {
@@ -164,10 +138,7 @@ export async function treeBench(cli: string, work: string, log: (s: string) => v
     log('tree: 100-file changes done');
     return { steps, changedBytes };
   } finally {
-    await api?.close().catch(() => undefined);
-    agent?.kill('SIGTERM');
-    server.kill('SIGTERM');
-    await new Promise((r) => (server.exitCode !== null ? r(undefined) : server.once('exit', r)));
+    await p.stop();
   }
 }
 
