@@ -39,6 +39,9 @@ then the same data goes through one agent, for the ratio.
                     folder holds all N sets) or "sources" (N sources, synced at once, --jobs N)
   --phases LIST     fanin,single (default both)
   --dir DIR         work folder (default ./bench-data/fanin)
+  --max-jobs N      the server's limit on jobs running at once (default: the server's own
+                    default, 16: syncs requested beyond it wait in its queue, as they would in use;
+                    --max-jobs 50 runs all 50 at once)
   --agent-nice N    run the agents at this niceness (default 19; 0 = the server's priority):
                     on one machine 50 agents would otherwise starve the server of CPU, which
                     real agents on their own hosts do not
@@ -58,6 +61,8 @@ interface Options {
   dir: string;
   timeoutS: number;
   agentNice: number;
+  /** the server's --max-jobs; undefined: its default */
+  maxJobs?: number;
   holdfast: string;
   json?: string;
   keep: boolean;
@@ -75,6 +80,7 @@ function parseOptions(args: readonly string[]): Options {
       dir: { type: 'string', default: './bench-data/fanin' },
       timeout: { type: 'string', default: '3600' },
       'agent-nice': { type: 'string', default: '19' },
+      'max-jobs': { type: 'string' },
       holdfast: { type: 'string', default: join(projectRoot, 'bin', 'holdfast.js') },
       json: { type: 'string' },
       keep: { type: 'boolean', default: false },
@@ -94,8 +100,11 @@ function parseOptions(args: readonly string[]): Options {
   if (!(timeoutS > 0)) throw new Error(`--timeout must be a positive number of seconds, not ${values.timeout}`);
   const agentNice = Number(values['agent-nice']);
   if (!Number.isInteger(agentNice) || agentNice < 0 || agentNice > 19) throw new Error(`--agent-nice must be a whole number from 0 to 19, not ${values['agent-nice']}`);
+  const maxJobs = values['max-jobs'] === undefined ? undefined : Number(values['max-jobs']);
+  if (maxJobs !== undefined && !(Number.isInteger(maxJobs) && maxJobs >= 1)) throw new Error(`--max-jobs must be a whole number from 1, not ${values['max-jobs']}`);
   return {
     agentNice,
+    ...(maxJobs !== undefined ? { maxJobs } : {}),
     holdfast: resolve(values.holdfast),
     agents,
     mib,
@@ -122,7 +131,7 @@ function report(o: Options, machine: string, results: readonly PhaseResult[]): s
   const single = results.find((r) => r.label === 'single');
   const out: string[] = [];
   out.push(`Fan-in benchmark: ${o.agents} agent(s) x ${o.mib} MiB (${(o.agents * o.mib * MiB / GiB).toFixed(2)} GiB) into one server; ${machine}`);
-  out.push(`agents run at niceness ${o.agentNice}; single agent: ${o.single === 'source' ? `one agent, one source holding all ${o.agents} sets` : `one agent, ${o.agents} sources synced at once (--jobs ${o.agents})`}`);
+  out.push(`server --max-jobs ${o.maxJobs ?? 'default (16)'}; agents run at niceness ${o.agentNice}; single agent: ${o.single === 'source' ? `one agent, one source holding all ${o.agents} sets` : `one agent, ${o.agents} sources synced at once (--jobs ${o.agents})`}`);
   out.push('');
   out.push(
     ...table(
@@ -204,7 +213,7 @@ async function main(args: readonly string[]): Promise<number> {
           workDir,
           agents,
           dataBytes,
-          maxJobs: Math.max(16, o.agents),
+          ...(o.maxJobs !== undefined ? { maxJobs: o.maxJobs } : {}),
           agentNice: o.agentNice,
           agentJobs: phase === 'single' && o.single === 'sources' ? o.agents : 2,
           timeoutMs: o.timeoutS * 1000,
