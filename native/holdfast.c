@@ -1,7 +1,8 @@
 /*
  * holdfast_native: the Linux file-system calls that Node's fs lacks and that a faithful backup
  * and restore need (extended attributes and ACLs without following symlinks, SEEK_DATA/SEEK_HOLE
- * for sparse files, device and fifo nodes, nanosecond times on symlinks). All synchronous.
+ * for sparse files, device and fifo nodes, nanosecond times on symlinks), and the content-defined
+ * chunker's inner loop, which JavaScript runs several times slower. All synchronous.
  *
  * Failed system calls throw an Error shaped like Node's fs errors: code (errno name), errno
  * (negative), syscall, path (when there is one) and the message "CODE: text, syscall 'path'".
@@ -14,6 +15,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -785,6 +787,116 @@ static napi_value js_inotify_read(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Content-defined chunking                                                                    */
+
+/* The gear table of src/core/chunker.ts: xorshift32 from the seed 0x9e3779b9. Cut points are part
+ * of the storage format (dedup against existing pools needs the same cuts), so this must stay
+ * bit-identical to the JavaScript; src/workers/cdc.test.ts compares the two. */
+static uint32_t gear[256];
+static pthread_once_t gear_once = PTHREAD_ONCE_INIT;
+
+static void gear_init(void) {
+  uint32_t x = 0x9e3779b9u;
+  for (int i = 0; i < 256; i++) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    gear[i] = x;
+  }
+}
+
+/* cdcNext of src/core/chunker.ts over p[0, avail): the length of the next chunk, or 0 when the
+ * input is not final and holds fewer than `max` bytes. Same 32-bit wrapping hash, same masks
+ * (computed by the caller), same min / normal / max rules. */
+static uint64_t cdc_next(const uint8_t *p, uint64_t avail, uint64_t min, uint64_t avg, uint64_t max,
+                         uint32_t small, uint32_t large, bool final) {
+  if (avail == 0) return 0;
+  if (avail < max && !final) return 0;
+  if (avail <= min) return avail;
+  uint64_t n = avail < max ? avail : max;
+  uint64_t normal = avg < n ? avg : n;
+  uint32_t h = 0;
+  uint64_t i = min;
+  for (; i < normal; i++) {
+    h = (h << 1) + gear[p[i]];
+    if ((h & small) == 0) return i + 1;
+  }
+  for (; i < n; i++) {
+    h = (h << 1) + gear[p[i]];
+    if ((h & large) == 0) return i + 1;
+  }
+  return n;
+}
+
+static bool get_int32(napi_env env, napi_value value, const char *what, int32_t *out) {
+  if (!check_type(env, value, napi_number, what, "number")) return false;
+  if (napi_get_value_int32(env, value, out) != napi_ok) {
+    throw_napi_failure(env);
+    return false;
+  }
+  return true;
+}
+
+/* cdcSplit(view: Uint8Array, min, avg, max, maskSmall, maskLarge, final: boolean,
+ *          lengths: Uint32Array): number
+ * Cuts view from its start as repeated cdcNext calls would, writing the chunk lengths into
+ * `lengths`; returns how many it wrote. It stops when no complete chunk is left or `lengths` is
+ * full (then the caller continues after the chunks it got). One call per buffer, not per chunk. */
+static napi_value cdc_split(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  if (!get_args(env, info, 8, argv)) return NULL;
+  bool is_typed = false;
+  napi_typedarray_type type;
+  size_t length;
+  void *data = NULL;
+  if (napi_is_typedarray(env, argv[0], &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "The \"view\" argument must be a Uint8Array");
+    return NULL;
+  }
+  size_t out_length;
+  void *out_data = NULL;
+  if (napi_is_typedarray(env, argv[7], &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, argv[7], &type, &out_length, &out_data, NULL, NULL) != napi_ok || type != napi_uint32_array) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "The \"lengths\" argument must be a Uint32Array");
+    return NULL;
+  }
+  uint64_t min, avg, max;
+  int32_t small, large;
+  bool final;
+  if (!get_uint53(env, argv[1], "min", &min) || !get_uint53(env, argv[2], "avg", &avg) || !get_uint53(env, argv[3], "max", &max) ||
+      !get_int32(env, argv[4], "maskSmall", &small) || !get_int32(env, argv[5], "maskLarge", &large) ||
+      !check_type(env, argv[6], napi_boolean, "final", "boolean")) {
+    return NULL;
+  }
+  if (napi_get_value_bool(env, argv[6], &final) != napi_ok) {
+    throw_napi_failure(env);
+    return NULL;
+  }
+  if (min > UINT32_MAX || max > UINT32_MAX) { /* so every length fits the Uint32Array */
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "The \"min\" and \"max\" arguments must fit 32 bits");
+    return NULL;
+  }
+  pthread_once(&gear_once, gear_init);
+  const uint8_t *p = data;
+  uint32_t *out = out_data;
+  uint64_t pos = 0;
+  size_t count = 0;
+  while (count < out_length) {
+    uint64_t len = cdc_next(p + pos, length - pos, min, avg, max, (uint32_t)small, (uint32_t)large, final);
+    if (len == 0) break;
+    out[count++] = (uint32_t)len;
+    pos += len;
+  }
+  napi_value result;
+  if (napi_create_double(env, (double)count, &result) != napi_ok) {
+    throw_napi_failure(env);
+    return NULL;
+  }
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_property_descriptor properties[] = {
       {"listXattrs", NULL, list_xattrs, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -801,6 +913,7 @@ NAPI_MODULE_INIT() {
       {"inotifyRmWatch", NULL, js_inotify_rm, NULL, NULL, NULL, napi_enumerable, NULL},
       {"inotifyRead", NULL, js_inotify_read, NULL, NULL, NULL, napi_enumerable, NULL},
       {"addressMod", NULL, address_mod, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"cdcSplit", NULL, cdc_split, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties) != napi_ok) {
     throw_napi_failure(env);

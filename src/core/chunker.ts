@@ -30,7 +30,11 @@ const GEAR = (() => {
   return t;
 })();
 
-function masks(avg: number): { small: number; large: number } {
+/**
+ * The hash masks for an average chunk size: `small` (more bits, cuts rarer) before `avg` bytes,
+ * `large` after. Exported for the native cutter (src/native), which takes them ready-made.
+ */
+export function cdcMasks(avg: number): { small: number; large: number } {
   const bits = Math.round(Math.log2(avg));
   // Top bits of the 32-bit gear hash depend on the last 32 bytes; low bits on too few.
   const top = (n: number): number => (n >= 32 ? -1 : ~((1 << (32 - n)) - 1)) | 0;
@@ -48,7 +52,7 @@ export function cdcNext(buf: Uint8Array, start: number, end: number, p: CdcParam
   if (avail <= p.min) return avail;
   const n = Math.min(avail, p.max);
   const normal = Math.min(p.avg, n);
-  const { small, large } = masks(p.avg);
+  const { small, large } = cdcMasks(p.avg);
   let h = 0;
   let i = start + p.min;
   const normalEnd = start + normal;

@@ -2,7 +2,8 @@
  * Typed access to the holdfast_native addon (native/holdfast.c): the Linux calls that Node's fs
  * lacks but a faithful backup and restore need — extended attributes (and so POSIX ACLs) without
  * following symlinks, SEEK_DATA/SEEK_HOLE to walk sparse files, mknod for fifos and devices, and
- * nanosecond times on symlinks and open files. Every call is synchronous.
+ * nanosecond times on symlinks and open files; and the content-defined chunker's inner loop in C.
+ * Every call is synchronous.
  *
  * Failures throw errors shaped like Node's fs errors (see {@link NativeError}), e.g.
  * `ENODATA: no data available, lgetxattr '/x'` with code 'ENODATA', errno -61, syscall, path.
@@ -46,6 +47,8 @@ interface Binding {
   inotifyRead(fd: number, buffer: Buffer): number;
   /** absent in an addon built before it: callers then skip direct I/O */
   addressMod?(view: Uint8Array, align: number): number;
+  /** absent in an addon built before it: callers then cut in JavaScript */
+  cdcSplit?(view: Uint8Array, min: number, avg: number, max: number, maskSmall: number, maskLarge: number, final: boolean, lengths: Uint32Array): number;
 }
 
 // Relative to the compiled file, dist/src/native/index.js.
@@ -188,4 +191,19 @@ export function alignedBuffer(size: number): Buffer | undefined {
   const raw = Buffer.allocUnsafeSlow(size + DIRECT_ALIGN);
   const skip = (DIRECT_ALIGN - binding.addressMod(raw, DIRECT_ALIGN)) % DIRECT_ALIGN;
   return raw.subarray(skip, skip + size);
+}
+
+/** Whether the addon has the native content-defined cutter (one built before it does not). */
+export const hasCdcCuts = typeof binding.cdcSplit === 'function';
+
+/**
+ * Content-defined cut lengths of `view` from its start, exactly as repeated cdcNext calls of
+ * src/core/chunker.ts would give them with these sizes and masks (cdcMasks(avg)), written into
+ * `lengths`; returns how many. Stops when no complete chunk is left (fewer than `max` bytes and
+ * not `final`) or `lengths` is full: then continue after the chunks returned. Only when
+ * {@link hasCdcCuts}.
+ */
+export function cdcCuts(view: Uint8Array, sizes: { min: number; avg: number; max: number }, masks: { small: number; large: number }, final: boolean, lengths: Uint32Array): number {
+  if (!binding.cdcSplit) throw new Error('the native addon predates cdcSplit: rebuild it (npm run build:native)');
+  return binding.cdcSplit(view, sizes.min, sizes.avg, sizes.max, masks.small, masks.large, final, lengths);
 }
