@@ -29,13 +29,17 @@ export interface HashedPiece {
 const sha256Hex: (d: Uint8Array) => string =
   typeof crypto.hash === 'function' ? (d) => crypto.hash('sha256', d, 'hex') : (d) => crypto.createHash('sha256').update(d).digest('hex');
 
-export function splitAndHash(buf: Uint8Array, rule: SplitRule, detectZero: boolean): HashedPiece {
+/**
+ * Cuts and hashes one buffer. `cut` is the content-defined splitter: the codec workers pass the
+ * native one (src/workers/cdc.ts), which must cut exactly like this module's default.
+ */
+export function splitAndHash(buf: Uint8Array, rule: SplitRule, detectZero: boolean, cut: typeof cdcSplit = cdcSplit): HashedPiece {
   let lengths: number[];
   let used = buf.length;
   if (rule.kind === 'whole') lengths = buf.length > 0 ? [buf.length] : [];
   else if (rule.kind === 'fixed') lengths = fixedSplit(buf.length, rule.size);
   else {
-    const r = cdcSplit(buf, rule.params, rule.final);
+    const r = cut(buf, rule.params, rule.final);
     lengths = r.lengths;
     used = buf.length - r.rest;
   }

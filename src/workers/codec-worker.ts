@@ -6,6 +6,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { decodeMany, encodeMany, splitAndHash, type PlacedDecode, type StoredChunk } from '../core/codec.js';
+import { cdcSplit } from './cdc.js';
 import { constants as osConstants } from 'node:os';
 import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -243,13 +244,13 @@ parentPort?.on('message', (msg: CodecRequest) => {
     switch (msg.op) {
       case 'hash': {
         held.set(msg.id, msg.items.map((it) => it.buf));
-        reply({ id: msg.id, op: 'hash', items: msg.items.map((it) => splitAndHash(it.buf, it.rule, it.detectZero)) });
+        reply({ id: msg.id, op: 'hash', items: msg.items.map((it) => splitAndHash(it.buf, it.rule, it.detectZero, cdcSplit)) });
         return;
       }
       case 'readRanges': {
         const bufs = msg.items.map(readRange);
         held.set(msg.id, bufs);
-        reply({ id: msg.id, op: 'hash', items: msg.items.map((it, i) => splitAndHash(bufs[i] as Uint8Array, it.rule, it.detectZero)) });
+        reply({ id: msg.id, op: 'hash', items: msg.items.map((it, i) => splitAndHash(bufs[i] as Uint8Array, it.rule, it.detectZero, cdcSplit)) });
         return;
       }
       case 'readHash': {
@@ -258,7 +259,7 @@ parentPort?.on('message', (msg: CodecRequest) => {
           try {
             const { buf, same } = readSmallFile(it.path, it.expect);
             bufs.push(buf);
-            return { ok: true, piece: splitAndHash(buf, it.rule, false), same };
+            return { ok: true, piece: splitAndHash(buf, it.rule, false, cdcSplit), same };
           } catch (err) {
             bufs.push(new Uint8Array(0));
             return { ok: false, code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: (err as Error).message };

@@ -11,12 +11,13 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import type { ChunkSink, NewChunk } from '../../core/chunk-io.js';
-import { cdcNext, type CdcParams } from '../../core/chunker.js';
+import type { CdcParams } from '../../core/chunker.js';
 import { encodeChunk } from '../../core/codec.js';
 import { digestOf } from '../../core/digest.js';
 import { throwIfAborted } from '../../core/errors.js';
 import type { ChunkRef } from '../../core/manifest.js';
 import type { ByteRange } from '../nbd/nbd-client.js';
+import { cdcNext } from '../../workers/cdc.js';
 
 export interface RechunkContext {
   sink: ChunkSink;
