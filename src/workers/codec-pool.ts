@@ -161,8 +161,13 @@ export class CodecPool {
     }
   }
 
-  /** Workers start on first use: a command that finds nothing to do never pays for them. */
+  /** Workers start on first use (or warm()): a command that finds nothing to do never pays for them. */
   constructor(private readonly workers = Math.max(1, availableParallelism())) {}
+
+  /** Starts the workers now, if not started yet, so that the first job does not wait for them. */
+  warm(): void {
+    if (!this.closed && this.slots.length === 0) this.start();
+  }
 
   private start(): void {
     const url = new URL('./codec-worker.js', import.meta.url);

@@ -107,6 +107,8 @@ export async function runAgent(o: AgentOptions): Promise<void> {
     }
     if (!hello) return;
     o.log.info({ agent: hello.name, server: state.server }, 'agent connected');
+    // Codec workers start now, while the daemon is idle, not inside its first sync's time.
+    codec.warm();
     // Change journals of dir sources start now: a sync may trust one only from its start on.
     const journal = (source: { name: string; kind: string; path: string }): void => {
       if (source.kind !== 'dir') return;
