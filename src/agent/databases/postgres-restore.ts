@@ -10,7 +10,8 @@
  * Then, unless asked only to prepare, PostgreSQL is started as the data directory's owner (pg_ctl,
  * on the port given or a free one, its socket in the WAL directory) right away, while the
  * segments are still being fetched (restore_command waits for each), and the restore waits until
- * recovery has reached the target and the copy is promoted; then fetching stops. If PostgreSQL
+ * recovery has reached the target and the copy is promoted (paused there, then promoted by the
+ * restore: no end-of-recovery checkpoint to wait for); then fetching stops. If PostgreSQL
  * ends recovery before the target (the logs do not reach it) or fetching fails, the restore fails
  * and says so. Prepared only, every segment is fetched (and fsynced) before the job ends.
  */
@@ -106,6 +107,7 @@ export async function preparePostgres(o: PgPrepareOptions): Promise<PgPrepared> 
     const map = await placeTablespaces(dataDir, o.pointMeta.tablespaceMap, uid, gid);
     if (map) await writeOwned('tablespace_map', map);
     await own(walDir);
+    await feed.setOwner({ uid, gid });
     const dataMs = Date.now() - t0;
     const restoreCommand = await writeRestoreCommand(walDir, o.logs.map((l) => l.name), { uid, gid });
     const target = o.immediate ? "recovery_target = 'immediate'" : o.targetTime ? `recovery_target_time = '${pgTime(o.targetTime)}'` : '';
@@ -193,7 +195,19 @@ export interface PgStarted {
  * Starts the prepared copy as its owner and waits until recovery is over (promoted). Fails with
  * PostgreSQL's own words when it ends recovery before the target or does not start.
  */
-export async function startRecovery(p: { dataDir: string; walDir: string; uid: number; gid: number; port?: number; bin?: string; targetTime?: string; timeoutMs?: number; signal?: AbortSignal }): Promise<PgStarted> {
+export async function startRecovery(p: {
+  dataDir: string;
+  walDir: string;
+  uid: number;
+  gid: number;
+  port?: number;
+  bin?: string;
+  targetTime?: string;
+  /** the recovery settings name a target (a time or 'immediate'): pause there, then promote */
+  hasTarget?: boolean;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}): Promise<PgStarted> {
   const started = Date.now();
   if (p.uid === 0) throw new HoldfastError('BAD_ARGUMENT', `data directory ${p.dataDir} is owned by root; PostgreSQL runs only as an unprivileged owner`, { path: p.dataDir });
   const bin = await pgBin(p.dataDir, p.bin);
@@ -202,7 +216,13 @@ export async function startRecovery(p: { dataDir: string; walDir: string; uid: n
   const logFile = join(p.walDir, 'postgresql.log');
   // Its first act is to fsync the data directory: syncfs, one call, rather than an fsync per file
   // (the restore already wrote the large files back while the rest arrived).
-  const opts = `-p ${port} -k ${p.walDir} -c listen_addresses=localhost -c recovery_init_sync_method=syncfs`;
+  // At a target, pause and promote from here rather than let recovery_target_action 'promote' end
+  // recovery: that one waits for a full end-of-recovery checkpoint before the copy opens, while a
+  // promotion asked for writes an end-of-recovery record and checkpoints in the background (as
+  // crash-safe: the record is in the WAL). Given on the command line, so the data directory keeps
+  // 'promote' for a later start by hand.
+  const pause = p.hasTarget ? ' -c recovery_target_action=pause -c hot_standby=on' : '';
+  const opts = `-p ${port} -k ${p.walDir} -c listen_addresses=localhost -c recovery_init_sync_method=syncfs${pause}`;
   const r = await run(pgCtl, ['-D', p.dataDir, '-l', logFile, '-o', opts, '-W', 'start'], { uid: p.uid, gid: p.gid, cwd: p.walDir });
   if (r.code !== 0) throw new HoldfastError('JOB_FAILED', `pg_ctl could not start the restored copy in ${p.dataDir}: ${r.out.trim().slice(-2000)}`, { path: p.dataDir });
   const readLog = (): Promise<string> => readFile(logFile, 'utf8').catch(() => '');
@@ -211,13 +231,13 @@ export async function startRecovery(p: { dataDir: string; walDir: string; uid: n
   // A connection as the owner's role; the copy's own pg_hba.conf may allow only peer
   // authentication (Debian's default), which the agent's user fails: then psql as the owner.
   let peerOnly = false;
-  const ask = async (): Promise<boolean | undefined> => {
-    if (peerOnly) return recoveryState(psql, port, p);
+  const ask = async (sql: string): Promise<string | undefined> => {
+    if (peerOnly) return psqlValue(psql, port, p, sql);
     const client = new pg.Client({ host: p.walDir, port, user, database: 'postgres', connectionTimeoutMillis: 2000 });
     client.on('error', () => undefined);
     try {
       await client.connect();
-      return (await client.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r')).rows[0]?.r;
+      return String((await client.query<{ v: unknown }>(`SELECT (${sql})::text AS v`)).rows[0]?.v);
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code === '28000' || code === '28P01') peerOnly = true;
@@ -235,13 +255,18 @@ export async function startRecovery(p: { dataDir: string; walDir: string; uid: n
       throw new HoldfastError('JOB_FAILED', `PostgreSQL ended recovery before the target${p.targetTime ? ` ${p.targetTime}` : ''}: the shipped WAL does not reach it (the copy in ${p.dataDir} was not promoted)\n${tailLines(log, 8)}`, { path: p.dataDir });
     }
     // undefined: not accepting connections yet (replaying), or gone: the log and the pid file say which
-    const inRecovery = await ask();
-    if (inRecovery !== undefined) accepting ??= Date.now() - started;
-    if (inRecovery === false) {
+    // 'replaying', 'paused' (at the target: only recovery_target_action pauses this copy) or 'promoted'
+    const state = await ask("CASE WHEN NOT pg_is_in_recovery() THEN 'promoted' WHEN pg_is_wal_replay_paused() THEN 'paused' ELSE 'replaying' END");
+    if (state !== undefined) accepting ??= Date.now() - started;
+    if (state === 'paused') {
+      await ask('pg_promote(true, 300)');
+      continue;
+    }
+    if (state === 'promoted') {
       const stopped = /recovery stopping [^\n]*/.exec(await readLog())?.[0] ?? null;
       return { port, socketDir: p.walDir, logFile, stopped, durationMs: Date.now() - started, startMs: accepting ?? null };
     }
-    if (inRecovery === undefined && !(await postmasterAlive(p.dataDir)) && Date.now() - started > 3000) {
+    if (state === undefined && !(await postmasterAlive(p.dataDir)) && Date.now() - started > 3000) {
       throw new HoldfastError('JOB_FAILED', `the restored PostgreSQL in ${p.dataDir} stopped before recovery finished:\n${tailLines(await readLog(), 12)}`, { path: p.dataDir });
     }
     if (Date.now() > deadline) throw new HoldfastError('JOB_FAILED', `recovery of ${p.dataDir} did not finish in time; PostgreSQL keeps running (log ${logFile})`, { path: p.dataDir });
@@ -249,16 +274,15 @@ export async function startRecovery(p: { dataDir: string; walDir: string; uid: n
   }
 }
 
-/** pg_is_in_recovery() asked by psql running as the data directory's owner (peer authentication). */
-async function recoveryState(psql: { cmd: string; user: string }, port: number, p: { walDir: string; uid: number; gid: number }): Promise<boolean | undefined> {
-  const r = await run(psql.cmd, ['-X', '-A', '-t', '-h', p.walDir, '-p', String(port), '-U', psql.user, '-d', 'postgres', '-c', 'SELECT pg_is_in_recovery()'], {
+/** One value asked by psql running as the data directory's owner (peer authentication). */
+async function psqlValue(psql: { cmd: string; user: string }, port: number, p: { walDir: string; uid: number; gid: number }, sql: string): Promise<string | undefined> {
+  const r = await run(psql.cmd, ['-X', '-A', '-t', '-h', p.walDir, '-p', String(port), '-U', psql.user, '-d', 'postgres', '-c', `SELECT (${sql})::text`], {
     uid: p.uid,
     gid: p.gid,
     cwd: p.walDir,
     env: { ...process.env, PGCONNECT_TIMEOUT: '2', PGOPTIONS: '' },
   });
-  const v = r.code === 0 ? r.out.trim() : '';
-  return v === 't' ? true : v === 'f' ? false : undefined;
+  return r.code === 0 ? r.out.trim() : undefined;
 }
 
 const tailLines = (text: string, n: number): string => text.trim().split('\n').slice(-n).join('\n');
@@ -338,13 +362,24 @@ export async function runPostgresRestoreJob(ctx: PgRestoreJobContext, spec: Rest
     feed.release();
     try {
       const s = await Promise.race([
-        startRecovery({ dataDir: prepared.dataDir, walDir: prepared.walDir, uid: prepared.uid, gid: prepared.gid, port: db.port, bin: db.bin, targetTime: db.targetTime, signal: AbortSignal.any([ctx.signal, failed.signal]) }),
+        startRecovery({
+          dataDir: prepared.dataDir,
+          walDir: prepared.walDir,
+          uid: prepared.uid,
+          gid: prepared.gid,
+          port: db.port,
+          bin: db.bin,
+          targetTime: db.targetTime,
+          hasTarget: db.immediate === true || db.targetTime !== undefined,
+          signal: AbortSignal.any([ctx.signal, failed.signal]),
+        }),
         fetchFailed,
       ]);
       Object.assign(database, { started: true, port: s.port, socket: s.socketDir, log: s.logFile, stopped: s.stopped, startMs: s.startMs, recoveryMs: s.durationMs });
     } finally {
       await feed.stop();
     }
+    await feed.removeLogs(); // promoted: the copy has what it needs in pg_wal
   }
   Object.assign(database, { logsFetched: feed.fetched(), logBytes: feed.bytes(), fetchMs: feed.elapsedMs(), agentMs: Date.now() - t0 });
   const report: RestoreReport = { entries: prepared.entries, bytes: prepared.bytes, target: prepared.dataDir, warnings: prepared.warnings, database };

@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, existsSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, existsSync, statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,10 +42,10 @@ class StoredChunks implements ChunkSource {
 }
 
 /** The script as PostgreSQL runs it (system(): /bin/sh -c), without blocking the feed. */
-const runScript = (script: string, name: string, to: string): Promise<{ code: number | null; stderr: string; ms: number }> =>
+const runScript = (script: string, name: string, to: string, as?: { uid: number; gid: number }): Promise<{ code: number | null; stderr: string; ms: number }> =>
   new Promise((resolve) => {
     const t = Date.now();
-    const c = spawn('/bin/sh', ['-c', script.replace('%f', name).replace('%p', to)], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 20_000 });
+    const c = spawn('/bin/sh', ['-c', script.replace('%f', name).replace('%p', to)], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 20_000, ...as });
     let stderr = '';
     c.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     c.on('exit', (code) => resolve({ code, stderr, ms: Date.now() - t }));
@@ -128,6 +128,63 @@ test('restore_command waits for each listed segment the feed fetches, refuses na
     await stopped.stop();
     assert.ok(!existsSync(join(walDir, FAILED_FILE)), 'a stop is not a failure');
     assert.deepEqual(readdirSync(walDir).filter((n) => n.endsWith('.part')), []);
+  } finally {
+    await codec.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('segments go to the cluster owner: restore_command links them once they are its own, copies them while they are root\'s', async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root (chown, and the script run as another user)');
+  const pgUser = { uid: 65534, gid: 65534 }; // nobody: PostgreSQL's user stand-in
+  const dir = mkdtempSync(join(tmpdir(), 'hf-walfeed-own-'));
+  chmodSync(dir, 0o755);
+  const codec = new CodecPool(2);
+  try {
+    const source = new StoredChunks();
+    const names = ['000000010000000000000007', '000000010000000000000008', '000000010000000000000009'];
+    const logs: Array<{ name: string; manifest: ChunkRef[]; bytes: Buffer }> = [];
+    for (const name of names) {
+      const bytes = randomBytes(1024 * 1024 + 5);
+      const frames = await logFrames(codec, bytes);
+      for (const f of frames) source.chunks.set(f.digest, { digest: f.digest, length: f.length, flags: f.flags, data: f.data });
+      logs.push({ name, manifest: frames.map((f) => [f.digest, f.length] as ChunkRef), bytes });
+    }
+    const walDir = join(dir, 'data.holdfast-wal');
+    const out = join(dir, 'pg_wal');
+    for (const d of [walDir, out]) {
+      mkdirSync(d, { mode: 0o700 });
+      chownSync(d, pgUser.uid, pgUser.gid);
+    }
+    const script = await writeRestoreCommand(walDir, names, pgUser);
+    const feed = feedWal({ source, codec, logs, dir: walDir, durable: false, holdAfter: 1 });
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(feed.fetched(), 1);
+    // Fetched before the owner was known: root's, so copied (a link would be a root-owned file
+    // in pg_wal that PostgreSQL could not recycle).
+    const copied = await runScript(script, names[0] as string, join(out, 'RECOVERYXLOG'), pgUser);
+    assert.equal(copied.code, 0, copied.stderr);
+    const c = statSync(join(out, 'RECOVERYXLOG'));
+    assert.notEqual(c.ino, statSync(join(walDir, names[0] as string)).ino, 'a copy');
+    assert.equal(c.uid, pgUser.uid);
+    assert.deepEqual(readFileSync(join(out, 'RECOVERYXLOG')), logs[0]?.bytes);
+    await feed.setOwner(pgUser);
+    assert.equal(statSync(join(walDir, names[0] as string)).uid, pgUser.uid, 'fetched earlier: chowned by setOwner');
+    feed.release();
+    await feed.done;
+    for (const [i, name] of names.entries()) {
+      const st = statSync(join(walDir, name));
+      assert.equal(st.uid, pgUser.uid, `${name} is the owner's`);
+      if (i === 0) continue;
+      const to = join(out, `got-${i}`);
+      const r = await runScript(script, name, to, pgUser);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(statSync(to).ino, st.ino, `${name} linked, not copied`);
+      assert.deepEqual(readFileSync(to), logs[i]?.bytes);
+    }
+    await feed.removeLogs();
+    assert.deepEqual(readdirSync(walDir).filter((n) => names.includes(n)), [], 'the feed\'s names are gone after recovery');
+    assert.deepEqual(readFileSync(join(out, 'got-2')), logs[2]?.bytes, 'PostgreSQL\'s link keeps the data');
   } finally {
     await codec.close();
     rmSync(dir, { recursive: true, force: true });

@@ -5,7 +5,9 @@
  * restore_command is a small script that
  *  - answers "no such file" (exit 1) at once for a name not in the job's list: past the end of the
  *    chain (the end of recovery for --latest), or a timeline history PostgreSQL probes for;
- *  - waits for a listed name until the fetcher has put it in place, then copies it;
+ *  - waits for a listed name until the fetcher has put it in place, then hard-links it to %p when
+ *    the file is already the cluster owner's (a link costs nothing; PostgreSQL's startup process
+ *    waits for restore_command, so a 16 MiB copy per segment slows replay), else copies it;
  *  - aborts recovery (exit 127: PostgreSQL treats it as fatal, not as the end of the archive) when
  *    the fetcher failed, the agent running it is gone or the copy fails, so a restore never stops
  *    short silently.
@@ -36,6 +38,13 @@ export interface WalFeed {
   elapsedMs(): number;
   /** lifts `holdAfter`: fetch the rest (PostgreSQL has started) */
   release(): void;
+  /**
+   * The cluster owner, once the data directory says who it is: the logs fetched so far and from
+   * now on are chowned to it, so restore_command can link rather than copy them.
+   */
+  setOwner(owner: { uid: number; gid: number }): Promise<void>;
+  /** removes the fetched logs (recovery is over: PostgreSQL has its own links or copies) */
+  removeLogs(): Promise<void>;
   /** stops fetching (recovery is over) and removes unfinished files; never throws */
   stop(): Promise<void>;
 }
@@ -56,7 +65,9 @@ export async function writeRestoreCommand(walDir: string, names: string[], owner
     `  if [ ! -d /proc/${process.pid} ]; then echo "holdfast: the agent fetching $1 is gone" >&2; exit 127; fi`,
     '  sleep 0.05',
     'done',
-    'cp "$d/$1" "$2" || { echo "holdfast: cannot copy $1 to $2" >&2; exit 127; }',
+    // Owned by PostgreSQL's user: it renames the restored file into pg_wal and may later recycle
+    // (rewrite) it, which a root-owned file would refuse.
+    '{ [ -O "$d/$1" ] && ln -f "$d/$1" "$2" 2>/dev/null; } || cp "$d/$1" "$2" || { echo "holdfast: cannot copy $1 to $2" >&2; exit 127; }',
     '',
   ].join('\n');
   await writeFile(script, text, { mode: 0o755 });
@@ -91,6 +102,9 @@ export function feedWal(o: {
   let ended: number | undefined;
   let fetched = 0;
   let bytes = 0;
+  const names: string[] = [];
+  let owner: { uid: number; gid: number } | undefined;
+  const own = (name: string): Promise<void> => (owner ? chown(join(o.dir, name), owner.uid, owner.gid).catch(() => undefined) : Promise.resolve());
   let limit = o.holdAfter ?? Infinity;
   let openGate!: () => void;
   const opened = new Promise<void>((r) => (openGate = r));
@@ -113,6 +127,8 @@ export function feedWal(o: {
           const n = await fetchLog(o.source, o.codec, l, o.dir, { mode: 0o644, durable: o.durable, signal });
           bytes += n;
           fetched++;
+          names.push(l.name); // no await between this and own(): setOwner sees the name or own() sees the owner
+          await own(l.name);
         } catch (err) {
           failed = true;
           throw err;
@@ -152,6 +168,13 @@ export function feedWal(o: {
     bytes: () => bytes,
     elapsedMs: () => (ended ?? Date.now()) - started,
     release,
+    setOwner: async (who) => {
+      owner = who;
+      for (const n of [...names]) await own(n);
+    },
+    removeLogs: async () => {
+      for (const n of names) await unlink(join(o.dir, n)).catch(() => undefined);
+    },
     stop: async () => {
       stopper.abort();
       await done.catch(() => undefined);
