@@ -53,6 +53,11 @@ export interface RestoreOptions {
    * directory first, which then finds little left to write.
    */
   flush?: boolean;
+  /**
+   * Largest single write (RangeWriteItem.maxWrite): a database's copy, which it will write 8 KiB at
+   * a time, goes in small pieces so the page cache keeps small folios.
+   */
+  writeSize?: number;
 }
 
 export interface RestoreOutcome {
@@ -151,7 +156,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
     return abs;
   };
 
-  const small = new SmallFileWriter(o.source, o.codec, o.label, o.signal);
+  const small = new SmallFileWriter(o.source, o.codec, o.label, o.signal, o.writeSize);
   /** Writes a file's content; small files get their metadata too (returns true then). */
   const writeContent = async (e: FileEntry, abs: string): Promise<boolean> => {
     if (o.overwrite) await clearFor(abs, 'file');
@@ -167,7 +172,8 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
     // this thread, which keeps it (and its garbage collector) out of the data path.
     const writeBatch = async (batch: Array<{ ref: ChunkRef; offset: number }>, bytes: number): Promise<void> => {
       const stored = await o.source.readEncoded(batch.map((b) => b.ref), o.signal);
-      const r = await o.codec.writeAt({ fd: fh.fd, pieces: stored.map((s, i) => ({ ...s, offset: (batch[i] as { offset: number }).offset })) });
+      const pieces = stored.map((s, i) => ({ ...s, offset: (batch[i] as { offset: number }).offset }));
+      const r = await o.codec.writeAt({ fd: fh.fd, pieces, ...(o.writeSize ? { maxWrite: o.writeSize } : {}) });
       if (!r.ok) {
         if (r.code === 'CHUNK_CORRUPT') throw new HoldfastError('CHUNK_CORRUPT', `${o.label}: ${e.path}: ${r.message}`, { path: e.path });
         throw Object.assign(new Error(`${abs}: ${r.message}`), { code: r.code });

@@ -28,6 +28,8 @@ export class SmallFileWriter {
     private readonly codec: CodecPool,
     private readonly label: string,
     private readonly signal?: AbortSignal,
+    /** largest single write (RangeWriteItem.maxWrite) */
+    private readonly maxWrite?: number,
   ) {}
 
   /** Writes the file and applies its metadata; resolves with any metadata warnings. */
@@ -61,6 +63,7 @@ export class SmallFileWriter {
       size: p.e.size,
       pieces: [...chunkOffsets(p.e)].map((c) => ({ ...stored[k++]!, offset: c.offset })),
       meta: { type: p.e.type, path: p.e.path, mode: p.e.mode, uid: p.e.uid, gid: p.e.gid, mtimeNs: p.e.mtimeNs, atimeNs: p.e.atimeNs, xattrs: p.e.xattrs },
+      ...(this.maxWrite ? { maxWrite: this.maxWrite } : {}),
     }));
     const results = await this.codec.writeFiles(items);
     results.forEach((r, i) => {

@@ -44,11 +44,19 @@ export interface FileWriteItem {
   size: number;
   pieces: Array<StoredChunk & { offset: number }>;
   meta: MetaOf;
+  /** largest single write (see RangeWriteItem) */
+  maxWrite?: number;
 }
 /** Chunks of one open file to verify and write at their offsets (a batch of a large file). */
 export interface RangeWriteItem {
   fd: number;
   pieces: Array<StoredChunk & { offset: number }>;
+  /**
+   * Largest single write. The kernel sizes page cache folios by the write (ext4 on Linux 6.x), and
+   * every later small write into a large folio costs per-folio work: a database copy that will be
+   * written 8 KiB at a time is written in small pieces.
+   */
+  maxWrite?: number;
 }
 export type FileWriteResult = { ok: true; warnings: string[] } | { ok: false; code: string; message: string };
 /** lstat fields a walk needs, as bigints (structured clone carries them). */

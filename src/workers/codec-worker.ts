@@ -158,8 +158,9 @@ function writeAt(it: RangeWriteItem): FileWriteResult {
         if ((it.pieces[i] as { offset: number }).offset !== at + len || p.offset !== first.offset + len) break;
         len += p.length;
       }
+      const step = it.maxWrite ?? len;
       let done = 0;
-      while (done < len) done += writeSync(it.fd, out, first.offset + done, len - done, at + done);
+      while (done < len) done += writeSync(it.fd, out, first.offset + done, Math.min(step, len - done), at + done);
     }
   } catch (err) {
     return { ok: false, code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: (err as Error).message };
@@ -187,8 +188,9 @@ function writeFile(it: FileWriteItem): FileWriteResult {
     placed.forEach((p, i) => {
       if (!p.ok) return;
       const at = (it.pieces[i] as { offset: number }).offset;
+      const step = it.maxWrite ?? p.length;
       let done = 0;
-      while (done < p.length) done += writeSync(fd, out, p.offset + done, p.length - done, at + done);
+      while (done < p.length) done += writeSync(fd, out, p.offset + done, Math.min(step, p.length - done), at + done);
       end = Math.max(end, at + p.length);
     });
     // Only a trailing hole needs a truncate (on ext4 an extending truncate is slow: orphan list).
