@@ -39,9 +39,9 @@ then the same data goes through one agent, for the ratio.
                     folder holds all N sets) or "sources" (N sources, synced at once, --jobs N)
   --phases LIST     fanin,single (default both)
   --dir DIR         work folder (default ./bench-data/fanin)
-  --max-jobs N      the server's limit on jobs running at once (default: the server's own
-                    default, 16: syncs requested beyond it wait in its queue, as they would in use;
-                    --max-jobs 50 runs all 50 at once)
+  --max-jobs N      the server's limit on jobs running at once (default: max(16, agents), so
+                    every sync runs at once; e.g. 16, the server's own default, makes syncs beyond
+                    it wait in the server's queue)
   --agent-nice N    run the agents at this niceness (default 19; 0 = the server's priority):
                     on one machine 50 agents would otherwise starve the server of CPU, which
                     real agents on their own hosts do not
@@ -61,7 +61,7 @@ interface Options {
   dir: string;
   timeoutS: number;
   agentNice: number;
-  /** the server's --max-jobs; undefined: its default */
+  /** the server's --max-jobs; undefined: max(16, agents), all at once */
   maxJobs?: number;
   holdfast: string;
   json?: string;
@@ -131,7 +131,7 @@ function report(o: Options, machine: string, results: readonly PhaseResult[]): s
   const single = results.find((r) => r.label === 'single');
   const out: string[] = [];
   out.push(`Fan-in benchmark: ${o.agents} agent(s) x ${o.mib} MiB (${(o.agents * o.mib * MiB / GiB).toFixed(2)} GiB) into one server; ${machine}`);
-  out.push(`server --max-jobs ${o.maxJobs ?? 'default (16)'}; agents run at niceness ${o.agentNice}; single agent: ${o.single === 'source' ? `one agent, one source holding all ${o.agents} sets` : `one agent, ${o.agents} sources synced at once (--jobs ${o.agents})`}`);
+  out.push(`server --max-jobs ${o.maxJobs ?? Math.max(16, o.agents)}; agents run at niceness ${o.agentNice}; single agent: ${o.single === 'source' ? `one agent, one source holding all ${o.agents} sets` : `one agent, ${o.agents} sources synced at once (--jobs ${o.agents})`}`);
   out.push('');
   out.push(
     ...table(
@@ -213,7 +213,7 @@ async function main(args: readonly string[]): Promise<number> {
           workDir,
           agents,
           dataBytes,
-          ...(o.maxJobs !== undefined ? { maxJobs: o.maxJobs } : {}),
+          maxJobs: o.maxJobs ?? Math.max(16, o.agents),
           agentNice: o.agentNice,
           agentJobs: phase === 'single' && o.single === 'sources' ? o.agents : 2,
           timeoutMs: o.timeoutS * 1000,

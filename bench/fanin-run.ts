@@ -33,8 +33,7 @@ export interface PhasePlan {
   readonly agents: readonly AgentPlan[];
   /** bytes of source data in all sources together */
   readonly dataBytes: number;
-  /** the server's --max-jobs; undefined: its default */
-  readonly maxJobs?: number;
+  readonly maxJobs: number;
   /** niceness of the agent processes (0: the server's priority) */
   readonly agentNice: number;
   /** `--jobs` of each agent (syncs it runs at once) */
@@ -148,7 +147,7 @@ async function waitFor<T>(what: string, timeoutMs: number, signal: AbortSignal, 
 async function startServer(plan: PhasePlan, dataDir: string, logsDir: string): Promise<{ child: Child; url: string }> {
   const child = startChild(
     'server',
-    [process.execPath, plan.launcher, 'server', '--data', dataDir, '--listen', '127.0.0.1:0', ...(plan.maxJobs !== undefined ? ['--max-jobs', String(plan.maxJobs)] : []), '--heartbeat', '5s', '--retry-delay', '5s', '--log-level', 'warn'],
+    [process.execPath, plan.launcher, 'server', '--data', dataDir, '--listen', '127.0.0.1:0', '--max-jobs', String(plan.maxJobs), '--heartbeat', '5s', '--retry-delay', '5s', '--log-level', 'warn'],
     join(logsDir, 'server.log'),
   );
   let url: string | undefined;
