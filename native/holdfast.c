@@ -456,6 +456,21 @@ static napi_value seek_hole(napi_env env, napi_callback_info info) {
   return seek(env, info, SEEK_HOLE);
 }
 
+/* The data of a typed array argument; `want` < 0 accepts any element type. Throws
+ * ERR_INVALID_ARG_TYPE naming the argument and `type_name` otherwise. */
+static bool get_typed_array(napi_env env, napi_value value, int want, const char *what, const char *type_name, void **data, size_t *length) {
+  bool is_typed = false;
+  napi_typedarray_type type;
+  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, value, &type, length, data, NULL, NULL) != napi_ok || (want >= 0 && (int)type != want)) {
+    char message[128];
+    snprintf(message, sizeof message, "The \"%s\" argument must be a %s", what, type_name);
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", message);
+    return false;
+  }
+  return true;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Direct I/O                                                                                  */
 
@@ -464,22 +479,13 @@ static napi_value seek_hole(napi_env env, napi_callback_info info) {
 static napi_value address_mod(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (!get_args(env, info, 2, argv)) return NULL;
-  bool is_typed = false;
-  if (napi_is_typedarray(env, argv[0], &is_typed) != napi_ok || !is_typed) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "The \"view\" argument must be a Uint8Array");
-    return NULL;
-  }
+  size_t length;
+  void *data = NULL;
+  if (!get_typed_array(env, argv[0], -1, "view", "Uint8Array", &data, &length)) return NULL;
   uint64_t align;
   if (!get_uint53(env, argv[1], "align", &align)) return NULL;
   if (align == 0 || (align & (align - 1)) != 0) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "The \"align\" argument must be a power of two");
-    return NULL;
-  }
-  napi_typedarray_type type;
-  size_t length;
-  void *data = NULL;
-  if (napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok) {
-    throw_napi_failure(env);
     return NULL;
   }
   napi_value result;
@@ -846,22 +852,11 @@ static bool get_int32(napi_env env, napi_value value, const char *what, int32_t 
 static napi_value cdc_split(napi_env env, napi_callback_info info) {
   napi_value argv[8];
   if (!get_args(env, info, 8, argv)) return NULL;
-  bool is_typed = false;
-  napi_typedarray_type type;
-  size_t length;
-  void *data = NULL;
-  if (napi_is_typedarray(env, argv[0], &is_typed) != napi_ok || !is_typed ||
-      napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "The \"view\" argument must be a Uint8Array");
+  size_t length, out_length;
+  void *data = NULL, *out_data = NULL;
+  if (!get_typed_array(env, argv[0], napi_uint8_array, "view", "Uint8Array", &data, &length) ||
+      !get_typed_array(env, argv[7], napi_uint32_array, "lengths", "Uint32Array", &out_data, &out_length))
     return NULL;
-  }
-  size_t out_length;
-  void *out_data = NULL;
-  if (napi_is_typedarray(env, argv[7], &is_typed) != napi_ok || !is_typed ||
-      napi_get_typedarray_info(env, argv[7], &type, &out_length, &out_data, NULL, NULL) != napi_ok || type != napi_uint32_array) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "The \"lengths\" argument must be a Uint32Array");
-    return NULL;
-  }
   uint64_t min, avg, max;
   int32_t small, large;
   bool final;
