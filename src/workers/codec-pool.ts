@@ -120,9 +120,20 @@ interface Job {
 
 interface Slot {
   worker: Worker;
-  busy: Job | undefined;
+  /** jobs sent to this worker and not yet answered, by id */
+  running: Map<number, Job>;
+  /** how many of them are CPU jobs (at most one) */
+  cpu: number;
   pinned: Job[];
 }
+
+/**
+ * Jobs whose first part is file I/O, which the worker does asynchronously (libuv's thread pool):
+ * a worker takes up to IO_IN_FLIGHT of them beside one CPU job, so that it hashes or compresses
+ * while its next reads are under way, and the disk sees more than one request at a time.
+ */
+const IO_OPS = new Set<CodecRequest['op']>(['readRanges', 'readHash']);
+const IO_IN_FLIGHT = 2;
 
 /** The size of the segments that large files and images are read in. */
 export const RECYCLED_SIZE = 4 * 1024 * 1024;
@@ -183,7 +194,7 @@ export class CodecPool {
       // Small young generations: the workers' garbage is mostly freed buffers, not objects.
       const worker = new Worker(url, { resourceLimits: { maxYoungGenerationSizeMb: 8 } });
       worker.unref();
-      const slot: Slot = { worker, busy: undefined, pinned: [] };
+      const slot: Slot = { worker, running: new Map(), cpu: 0, pinned: [] };
       worker.on('message', (res: CodecResponse) => this.onMessage(slot, res));
       worker.on('error', (err) => this.onError(slot, err));
       this.slots.push(slot);
@@ -296,21 +307,38 @@ export class CodecPool {
   }
 
   private pump(): void {
-    this.slots.forEach((slot, i) => {
-      if (slot.busy) return;
-      const job = slot.pinned.shift() ?? this.shared.shift();
-      if (!job) return;
-      slot.busy = job;
-      job.worker = i;
-      slot.worker.ref();
-      slot.worker.postMessage(job.req, job.transfer);
-    });
+    for (;;) {
+      let sent = false;
+      for (const slot of this.slots) {
+        const job = this.nextFor(slot);
+        if (!job) continue;
+        job.worker = this.slots.indexOf(slot);
+        slot.running.set(job.req.id, job);
+        if (!IO_OPS.has(job.req.op)) slot.cpu++;
+        slot.worker.ref();
+        slot.worker.postMessage(job.req, job.transfer);
+        sent = true;
+      }
+      if (!sent) return;
+    }
+  }
+
+  /** The next job this worker may start now: its pinned jobs first, then shared ones, one CPU job at a time. */
+  private nextFor(slot: Slot): Job | undefined {
+    const io = slot.running.size - slot.cpu;
+    const fits = (j: Job | undefined): boolean => j !== undefined && (IO_OPS.has(j.req.op) ? io < IO_IN_FLIGHT : slot.cpu === 0);
+    if (fits(slot.pinned[0])) return slot.pinned.shift();
+    // A read may start while a pinned encode waits for the worker's CPU job to end.
+    const next = this.shared[0];
+    if (fits(next) && (slot.pinned.length === 0 || IO_OPS.has((next as Job).req.op))) return this.shared.shift();
+    return undefined;
   }
 
   private onMessage(slot: Slot, res: CodecResponse): void {
-    const job = slot.busy;
-    slot.busy = undefined;
-    slot.worker.unref();
+    const job = slot.running.get(res.id);
+    slot.running.delete(res.id);
+    if (job && !IO_OPS.has(job.req.op)) slot.cpu--;
+    if (slot.running.size === 0) slot.worker.unref();
     if (job) {
       if (res.op === 'error') job.reject(new Error(`codec worker failed: ${res.message}`));
       else job.resolve({ res, worker: job.worker });
@@ -319,9 +347,9 @@ export class CodecPool {
   }
 
   private onError(slot: Slot, err: Error): void {
-    const job = slot.busy;
-    slot.busy = undefined;
-    job?.reject(err);
+    for (const job of slot.running.values()) job.reject(err);
+    slot.running.clear();
+    slot.cpu = 0;
     for (const j of slot.pinned.splice(0)) j.reject(err);
   }
 }

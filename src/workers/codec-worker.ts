@@ -8,7 +8,8 @@ import { parentPort } from 'node:worker_threads';
 import { decodeMany, encodeMany, splitAndHash, type PlacedDecode, type StoredChunk } from '../core/codec.js';
 import { cdcSplit } from './cdc.js';
 import { constants as osConstants } from 'node:os';
-import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { close, closeSync, constants, fstat, ftruncateSync, open, openSync, read, unlinkSync, writeSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { readXattrs } from './xattrs.js';
 import { alignedBuffer, DIRECT_ALIGN, listDirStats, STAT, STAT_FIELDS, type DirStats } from '../native/index.js';
@@ -16,6 +17,13 @@ import { applyMetaSync } from './apply-meta.js';
 import { RECYCLED_SIZE, transferList, type CodecRequest, type CodecResponse, type DirListing, type FileWriteItem, type FileWriteResult, type ListedEntry, type RangeItem, type RangeWriteItem, type RawStat, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
 
 const held = new Map<number, Uint8Array[]>();
+
+// Reads go through libuv's thread pool, so this thread computes while they wait on the disk.
+const openAsync = promisify(open);
+const readAsync = (fd: number, buf: Buffer, off: number, len: number, at: number): Promise<number> =>
+  new Promise((res, rej) => read(fd, buf, off, len, at, (err, n) => (err ? rej(err) : res(n))));
+const fstatAsync = promisify(fstat);
+const closeAsync = promisify(close);
 
 /** Aligned read buffers of this worker (RECYCLED_SIZE), reused once their hold is released. */
 const freeBuffers: Buffer[] = [];
@@ -50,10 +58,10 @@ function openDirect(fd: number): number | undefined {
 }
 
 /** Reads into buf from fd at `at` until `want` bytes or the end of the file; returns the count. */
-function readInto(fd: number, buf: Buffer, want: number, at: number): number {
+async function readInto(fd: number, buf: Buffer, want: number, at: number): Promise<number> {
   let got = 0;
   while (got < want) {
-    const n = readSync(fd, buf, got, want - got, at + got);
+    const n = await readAsync(fd, buf, got, want - got, at + got);
     if (n === 0) break;
     got += n;
   }
@@ -66,10 +74,10 @@ function readInto(fd: number, buf: Buffer, want: number, at: number): number {
  * more than the read); a range that is not aligned, or a file system that refuses, is read
  * buffered.
  */
-function readRange(it: RangeItem): Uint8Array {
+async function readRange(it: RangeItem): Promise<Uint8Array> {
   if (it.length > RECYCLED_SIZE || it.offset % DIRECT_ALIGN !== 0) {
     const buf = Buffer.allocUnsafeSlow(it.length);
-    return buf.subarray(0, readInto(it.fd, buf, it.length, it.offset));
+    return buf.subarray(0, await readInto(it.fd, buf, it.length, it.offset));
   }
   const buf = freeBuffers.pop() ?? alignedBuffer(RECYCLED_SIZE) ?? Buffer.allocUnsafeSlow(RECYCLED_SIZE);
   let got = -1;
@@ -80,7 +88,7 @@ function readRange(it: RangeItem): Uint8Array {
       const padded = Math.ceil(it.length / DIRECT_ALIGN) * DIRECT_ALIGN;
       got = 0;
       while (got < it.length) {
-        const n = readSync(dfd, buf, got, padded - got, it.offset + got);
+        const n = await readAsync(dfd, buf, got, padded - got, it.offset + got);
         got += n;
         if (n === 0 || got % DIRECT_ALIGN !== 0) break;
       }
@@ -93,40 +101,55 @@ function readRange(it: RangeItem): Uint8Array {
       closeSync(dfd);
     }
   }
-  if (got < 0) got = readInto(it.fd, buf, it.length, it.offset);
+  if (got < 0) got = await readInto(it.fd, buf, it.length, it.offset);
   const view = buf.subarray(0, got);
   ownViews.set(view, buf);
   return view;
 }
 
-function openNoFollow(path: string): number {
+async function openNoFollow(path: string): Promise<number> {
   const flags = constants.O_RDONLY | constants.O_NOFOLLOW;
   try {
-    return openSync(path, flags | constants.O_NOATIME);
+    return await openAsync(path, flags | constants.O_NOATIME);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') throw err;
-    return openSync(path, flags); // O_NOATIME needs ownership or CAP_FOWNER
+    return await openAsync(path, flags); // O_NOATIME needs ownership or CAP_FOWNER
   }
 }
 
 /** Reads a whole small file; `same` tells whether it held still since the walk's stat. */
-function readSmallFile(path: string, expect: SmallFileItem['expect']): { buf: Buffer; same: boolean } {
-  const fd = openNoFollow(path);
+async function readSmallFile(path: string, expect: SmallFileItem['expect']): Promise<{ buf: Buffer; same: boolean }> {
+  const fd = await openNoFollow(path);
   try {
     const buf = Buffer.allocUnsafeSlow(expect.size);
-    let got = 0;
-    while (got < buf.length) {
-      const n = readSync(fd, buf, got, buf.length - got, got);
-      if (n === 0) break;
-      got += n;
-    }
-    const st = fstatSync(fd, { bigint: true });
+    const got = await readInto(fd, buf, buf.length, 0);
+    const st = await fstatAsync(fd, { bigint: true });
     const same =
       got === expect.size && st.size === BigInt(expect.size) && st.mtimeNs.toString() === expect.mtimeNs && st.ctimeNs.toString() === expect.ctimeNs && st.ino.toString() === expect.ino;
     return { buf: got === buf.length ? buf : buf.subarray(0, got), same };
   } finally {
-    closeSync(fd);
+    await closeAsync(fd);
   }
+}
+
+/** Reads a batch of small files, all at once, and hashes each; a file that fails is reported, not thrown. */
+async function readHashFiles(items: SmallFileItem[]): Promise<{ bufs: Uint8Array[]; results: SmallFileResult[] }> {
+  const read = await Promise.all(items.map((it) => readSmallFile(it.path, it.expect).catch((err: unknown) => err as NodeJS.ErrnoException)));
+  const bufs: Uint8Array[] = [];
+  const results = read.map((r, i): SmallFileResult => {
+    if (r instanceof Error) {
+      bufs.push(new Uint8Array(0));
+      return { ok: false, code: r.code ?? 'EIO', message: r.message };
+    }
+    bufs.push(r.buf);
+    return { ok: true, piece: splitAndHash(r.buf, (items[i] as SmallFileItem).rule, false, cdcSplit), same: r.same };
+  });
+  return { bufs, results };
+}
+
+/** Runs an asynchronous request; its failure becomes the error reply. */
+function later(id: number, work: () => Promise<void>): void {
+  work().catch((err: unknown) => reply({ id, op: 'error', message: (err as Error).stack ?? String(err) }));
 }
 
 function reply(res: CodecResponse, buffers: Uint8Array[] = []): void {
@@ -250,25 +273,19 @@ parentPort?.on('message', (msg: CodecRequest) => {
         return;
       }
       case 'readRanges': {
-        const bufs = msg.items.map(readRange);
-        held.set(msg.id, bufs);
-        reply({ id: msg.id, op: 'hash', items: msg.items.map((it, i) => splitAndHash(bufs[i] as Uint8Array, it.rule, it.detectZero, cdcSplit)) });
+        later(msg.id, async () => {
+          const bufs = await Promise.all(msg.items.map(readRange));
+          held.set(msg.id, bufs);
+          reply({ id: msg.id, op: 'hash', items: msg.items.map((it, i) => splitAndHash(bufs[i] as Uint8Array, it.rule, it.detectZero, cdcSplit)) });
+        });
         return;
       }
       case 'readHash': {
-        const bufs: Uint8Array[] = [];
-        const items = msg.items.map((it): SmallFileResult => {
-          try {
-            const { buf, same } = readSmallFile(it.path, it.expect);
-            bufs.push(buf);
-            return { ok: true, piece: splitAndHash(buf, it.rule, false, cdcSplit), same };
-          } catch (err) {
-            bufs.push(new Uint8Array(0));
-            return { ok: false, code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: (err as Error).message };
-          }
+        later(msg.id, async () => {
+          const { bufs, results } = await readHashFiles(msg.items);
+          held.set(msg.id, bufs);
+          reply({ id: msg.id, op: 'readHashed', items: results });
         });
-        held.set(msg.id, bufs);
-        reply({ id: msg.id, op: 'readHashed', items });
         return;
       }
       case 'encodeHeld': {
