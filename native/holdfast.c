@@ -114,8 +114,11 @@ static bool set_string_property(napi_env env, napi_value object, const char *key
          napi_set_named_property(env, object, key, v) == napi_ok;
 }
 
-/* Throws a Node-style system error for errno `code`; `path` may be NULL (fd-based calls). */
-static void throw_errno(napi_env env, int code, const char *syscall, const char *path) {
+/*
+ * A Node-style system error for errno `code`; `path` may be NULL (fd-based calls). NULL when it
+ * could not be made (a Node-API failure is then pending or describable).
+ */
+static napi_value errno_error(napi_env env, int code, const char *syscall, const char *path) {
   const char *name;
   const char *text;
   describe_errno(code, &name, &text);
@@ -123,10 +126,7 @@ static void throw_errno(napi_env env, int code, const char *syscall, const char 
   char *message = NULL;
   int n = path != NULL ? asprintf(&message, "%s: %s, %s '%s'", name, text, syscall, path)
                        : asprintf(&message, "%s: %s, %s", name, text, syscall);
-  if (n < 0) {
-    napi_throw_error(env, name, text);
-    return;
-  }
+  if (n < 0) return NULL;
 
   napi_value code_v, message_v, err, errno_v;
   bool ok = napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code_v) == napi_ok &&
@@ -137,7 +137,13 @@ static void throw_errno(napi_env env, int code, const char *syscall, const char 
             set_string_property(env, err, "syscall", syscall) &&
             (path == NULL || set_string_property(env, err, "path", path));
   free(message);
-  if (ok) {
+  return ok ? err : NULL;
+}
+
+/* Throws errno_error(). */
+static void throw_errno(napi_env env, int code, const char *syscall, const char *path) {
+  napi_value err = errno_error(env, code, syscall, path);
+  if (err != NULL) {
     napi_throw(env, err);
   } else {
     throw_napi_failure(env);
@@ -601,87 +607,209 @@ static bool fields_push(fields_t *f, int64_t x) {
   return true;
 }
 
+/* One directory's listing, gathered without Node-API so that it can run on a libuv pool thread. */
+typedef struct {
+  char *dir;
+  char *names; /* NUL-terminated names, one after another */
+  size_t names_len, names_cap;
+  uint32_t count;
+  fields_t f;
+  int err; /* errno of the failed call, 0 when the listing is whole */
+  const char *syscall;
+  napi_async_work work;
+  napi_deferred deferred;
+} dir_list_t;
+
+static bool names_push(dir_list_t *l, const char *name) {
+  size_t n = strlen(name) + 1;
+  if (l->names_len + n > l->names_cap) {
+    size_t cap = l->names_cap ? l->names_cap * 2 : 4096;
+    while (cap < l->names_len + n) cap *= 2;
+    char *v = realloc(l->names, cap);
+    if (v == NULL) return false;
+    l->names = v;
+    l->names_cap = cap;
+  }
+  memcpy(l->names + l->names_len, name, n);
+  l->names_len += n;
+  l->count++;
+  return true;
+}
+
+static void dir_list_free(dir_list_t *l) {
+  free(l->dir);
+  free(l->names);
+  free(l->f.v);
+  free(l);
+}
+
 /*
- * listDirStats(dir) -> { names: string[], stats: BigInt64Array }: every entry of a directory
- * (not . and ..) and, per entry, STAT_FIELDS int64s from lstat plus the size of its xattr name
- * list; mode 0 and the errno in the uid slot when lstat failed. One call and one typed array per
- * directory: creating an object with bigint properties per entry cost more than the syscalls.
+ * Every entry of l->dir (not . and ..) and, per entry, STAT_FIELDS int64s from lstat plus the
+ * size of its xattr name list; mode 0 and the errno in the uid slot when lstat failed.
  */
-static napi_value list_dir_stats(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  if (!get_args(env, info, 1, argv)) return NULL;
-  char *dir = NULL;
-  if (!get_string(env, argv[0], "path", &dir)) return NULL;
-  DIR *d = opendir(dir);
+static void dir_list_collect(dir_list_t *l) {
+  DIR *d = opendir(l->dir);
   if (d == NULL) {
-    throw_errno(env, errno, "opendir", dir);
-    free(dir);
-    return NULL;
+    l->err = errno;
+    l->syscall = "opendir";
+    return;
   }
   int dfd = dirfd(d);
-  size_t dirlen = strlen(dir);
-  fields_t f = {NULL, 0, 0};
+  size_t dirlen = strlen(l->dir);
   char *path = NULL;
-  napi_value names, result, buffer, typed;
-  uint32_t n = 0;
-  if (napi_create_array(env, &names) != napi_ok) goto napi_fail;
+  fields_t *f = &l->f;
   for (;;) {
     errno = 0;
     struct dirent *de = readdir(d);
     if (de == NULL) {
       if (errno != 0) {
-        throw_errno(env, errno, "readdir", dir);
-        goto done_fail;
+        l->err = errno;
+        l->syscall = "readdir";
       }
       break;
     }
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
-    napi_value name;
-    if (napi_create_string_utf8(env, de->d_name, NAPI_AUTO_LENGTH, &name) != napi_ok || napi_set_element(env, names, n++, name) != napi_ok) goto napi_fail;
+    if (!names_push(l, de->d_name)) goto nomem;
     struct stat st;
     bool ok;
     if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
       int e = errno;
-      ok = fields_push(&f, 0) && fields_push(&f, e);
-      for (int i = 2; ok && i < STAT_FIELDS; i++) ok = fields_push(&f, 0);
+      ok = fields_push(f, 0) && fields_push(f, e);
+      for (int i = 2; ok && i < STAT_FIELDS; i++) ok = fields_push(f, 0);
     } else {
       /* Most files have no xattrs: asking the size here spares a call per file from JS. */
       size_t plen = dirlen + 1 + strlen(de->d_name) + 1;
       char *p = realloc(path, plen);
       if (p == NULL) goto nomem;
       path = p;
-      snprintf(path, plen, "%s/%s", dir, de->d_name);
+      snprintf(path, plen, "%s/%s", l->dir, de->d_name);
       ssize_t xs = llistxattr(path, NULL, 0);
-      ok = fields_push(&f, (int64_t)st.st_mode) && fields_push(&f, (int64_t)st.st_uid) && fields_push(&f, (int64_t)st.st_gid) &&
-           fields_push(&f, (int64_t)st.st_size) && fields_push(&f, (int64_t)st.st_blocks) && fields_push(&f, (int64_t)st.st_ino) &&
-           fields_push(&f, (int64_t)st.st_dev) && fields_push(&f, (int64_t)st.st_nlink) && fields_push(&f, (int64_t)st.st_rdev) &&
-           fields_push(&f, ns_of(st.st_mtim)) && fields_push(&f, ns_of(st.st_ctim)) && fields_push(&f, xs < 0 ? 0 : (int64_t)xs);
+      ok = fields_push(f, (int64_t)st.st_mode) && fields_push(f, (int64_t)st.st_uid) && fields_push(f, (int64_t)st.st_gid) &&
+           fields_push(f, (int64_t)st.st_size) && fields_push(f, (int64_t)st.st_blocks) && fields_push(f, (int64_t)st.st_ino) &&
+           fields_push(f, (int64_t)st.st_dev) && fields_push(f, (int64_t)st.st_nlink) && fields_push(f, (int64_t)st.st_rdev) &&
+           fields_push(f, ns_of(st.st_mtim)) && fields_push(f, ns_of(st.st_ctim)) && fields_push(f, xs < 0 ? 0 : (int64_t)xs);
     }
     if (!ok) goto nomem;
   }
-  void *data = NULL;
-  if (napi_create_arraybuffer(env, f.len * sizeof(int64_t), &data, &buffer) != napi_ok) goto napi_fail;
-  if (f.len > 0) memcpy(data, f.v, f.len * sizeof(int64_t));
-  if (napi_create_typedarray(env, napi_bigint64_array, f.len, buffer, 0, &typed) != napi_ok || napi_create_object(env, &result) != napi_ok ||
-      napi_set_named_property(env, result, "names", names) != napi_ok || napi_set_named_property(env, result, "stats", typed) != napi_ok) {
-    goto napi_fail;
-  }
   closedir(d);
-  free(dir);
   free(path);
-  free(f.v);
-  return result;
+  return;
 nomem:
-  napi_throw_error(env, "ENOMEM", "not enough memory");
-  goto done_fail;
-napi_fail:
-  throw_napi_failure(env);
-done_fail:
+  l->err = ENOMEM;
+  l->syscall = "malloc";
   closedir(d);
-  free(dir);
   free(path);
-  free(f.v);
-  return NULL;
+}
+
+/* { names: string[], stats: BigInt64Array } of a whole listing; NULL on a Node-API failure. */
+static napi_value dir_list_value(napi_env env, const dir_list_t *l) {
+  napi_value names, result, buffer, typed;
+  if (napi_create_array_with_length(env, l->count, &names) != napi_ok) return NULL;
+  const char *name = l->names;
+  for (uint32_t i = 0; i < l->count; i++) {
+    napi_value v;
+    size_t n = strlen(name);
+    if (napi_create_string_utf8(env, name, n, &v) != napi_ok || napi_set_element(env, names, i, v) != napi_ok) return NULL;
+    name += n + 1;
+  }
+  void *data = NULL;
+  if (napi_create_arraybuffer(env, l->f.len * sizeof(int64_t), &data, &buffer) != napi_ok) return NULL;
+  if (l->f.len > 0) memcpy(data, l->f.v, l->f.len * sizeof(int64_t));
+  if (napi_create_typedarray(env, napi_bigint64_array, l->f.len, buffer, 0, &typed) != napi_ok || napi_create_object(env, &result) != napi_ok ||
+      napi_set_named_property(env, result, "names", names) != napi_ok || napi_set_named_property(env, result, "stats", typed) != napi_ok) {
+    return NULL;
+  }
+  return result;
+}
+
+/* The listing of argv[0] to be, or NULL with an exception pending. */
+static dir_list_t *dir_list_new(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  dir_list_t *l = calloc(1, sizeof *l);
+  if (l == NULL) {
+    napi_throw_error(env, "ENOMEM", "not enough memory");
+    return NULL;
+  }
+  if (!get_string(env, argv[0], "path", &l->dir)) {
+    free(l);
+    return NULL;
+  }
+  return l;
+}
+
+/*
+ * listDirStats(dir) -> { names: string[], stats: BigInt64Array }: see dir_list_collect. One call
+ * and one typed array per directory: creating an object with bigint properties per entry cost
+ * more than the syscalls.
+ */
+static napi_value list_dir_stats(napi_env env, napi_callback_info info) {
+  dir_list_t *l = dir_list_new(env, info);
+  if (l == NULL) return NULL;
+  dir_list_collect(l);
+  napi_value result = NULL;
+  if (l->err != 0) {
+    throw_errno(env, l->err, l->syscall, l->dir);
+  } else if ((result = dir_list_value(env, l)) == NULL) {
+    throw_napi_failure(env);
+  }
+  dir_list_free(l);
+  return result;
+}
+
+static void dir_list_execute(napi_env env, void *data) {
+  (void)env;
+  dir_list_collect((dir_list_t *)data);
+}
+
+static void dir_list_complete(napi_env env, napi_status status, void *data) {
+  dir_list_t *l = (dir_list_t *)data;
+  napi_value value = NULL;
+  bool ok = false;
+  if (status == napi_ok && l->err == 0) {
+    value = dir_list_value(env, l);
+    ok = value != NULL;
+  } else if (status == napi_ok) {
+    value = errno_error(env, l->err, l->syscall, l->dir);
+  }
+  if (value == NULL) {
+    napi_value message;
+    napi_create_string_utf8(env, "listDirStatsAsync: Node-API call failed", NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, NULL, message, &value);
+  }
+  if (ok) {
+    napi_resolve_deferred(env, l->deferred, value);
+  } else {
+    napi_reject_deferred(env, l->deferred, value);
+  }
+  napi_delete_async_work(env, l->work);
+  dir_list_free(l);
+}
+
+/* listDirStatsAsync(dir) -> Promise of listDirStats(dir)'s result, the system calls on a libuv pool thread. */
+static napi_value list_dir_stats_async(napi_env env, napi_callback_info info) {
+  dir_list_t *l = dir_list_new(env, info);
+  if (l == NULL) return NULL;
+  napi_value promise, resource;
+  if (napi_create_promise(env, &l->deferred, &promise) != napi_ok ||
+      napi_create_string_utf8(env, "holdfast.listDirStats", NAPI_AUTO_LENGTH, &resource) != napi_ok) {
+    dir_list_free(l);
+    throw_napi_failure(env);
+    return NULL;
+  }
+  if (napi_create_async_work(env, NULL, resource, dir_list_execute, dir_list_complete, l, &l->work) != napi_ok) {
+    /* The promise stays pending; nobody else holds it. */
+    dir_list_free(l);
+    throw_napi_failure(env);
+    return NULL;
+  }
+  if (napi_queue_async_work(env, l->work) != napi_ok) {
+    napi_delete_async_work(env, l->work);
+    dir_list_free(l);
+    throw_napi_failure(env);
+    return NULL;
+  }
+  return promise;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -903,6 +1031,7 @@ NAPI_MODULE_INIT() {
       {"utimensNoFollow", NULL, utimens_no_follow, NULL, NULL, NULL, napi_enumerable, NULL},
       {"futimens", NULL, fd_utimens, NULL, NULL, NULL, napi_enumerable, NULL},
       {"listDirStats", NULL, list_dir_stats, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"listDirStatsAsync", NULL, list_dir_stats_async, NULL, NULL, NULL, napi_enumerable, NULL},
       {"inotifyInit", NULL, js_inotify_init, NULL, NULL, NULL, napi_enumerable, NULL},
       {"inotifyAddWatch", NULL, js_inotify_add, NULL, NULL, NULL, napi_enumerable, NULL},
       {"inotifyRmWatch", NULL, js_inotify_rm, NULL, NULL, NULL, napi_enumerable, NULL},

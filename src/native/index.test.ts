@@ -306,6 +306,23 @@ describe('listDirStats', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('listDirStatsAsync gives the same listing from a pool thread, and rejects like fs', async () => {
+    const { listDirStats, listDirStatsAsync } = await import('./index.js');
+    const dir = fs.mkdtempSync(join(tmpdir(), 'hf-lds-async-'));
+    try {
+      for (let i = 0; i < 300; i++) fs.writeFileSync(join(dir, `f${i}-${'x'.repeat(i % 40)}`), String(i));
+      fs.mkdirSync(join(dir, 'sub'));
+      const [a, b] = await Promise.all([listDirStatsAsync(dir), listDirStatsAsync(join(dir, 'sub'))]);
+      const sync = listDirStats(dir);
+      assert.deepEqual(a.names, sync.names);
+      assert.deepEqual([...a.stats], [...sync.stats]);
+      assert.deepEqual(b.names, []);
+      await assert.rejects(listDirStatsAsync(join(dir, 'missing')), (err: NodeJS.ErrnoException) => err.code === 'ENOENT' && err.syscall === 'opendir' && err.path === join(dir, 'missing'));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('direct I/O buffers', () => {

@@ -33,6 +33,8 @@ export const STAT_FIELDS = 12;
 
 interface Binding {
   listDirStats(path: string): DirStats;
+  /** absent in an addon built before it: callers then list synchronously */
+  listDirStatsAsync?(path: string): Promise<DirStats>;
   listXattrs(path: string): string[];
   getXattr(path: string, name: string): Buffer;
   setXattr(path: string, name: string, value: Uint8Array): void;
@@ -111,6 +113,12 @@ export function futimens(fd: number, atimeNs: bigint, mtimeNs: bigint): void {
  */
 export function listDirStats(path: string): DirStats {
   return binding.listDirStats(path);
+}
+
+/** listDirStats with its system calls on a libuv pool thread: a cold tree is read with many listings in flight. */
+export function listDirStatsAsync(path: string): Promise<DirStats> {
+  if (!binding.listDirStatsAsync) return new Promise((resolve) => resolve(binding.listDirStats(path)));
+  return binding.listDirStatsAsync(path);
 }
 
 /** inotify event bits (linux/inotify.h) that the dir tracker's change journal uses. */

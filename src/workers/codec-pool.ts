@@ -132,7 +132,7 @@ interface Slot {
  * a worker takes up to IO_IN_FLIGHT of them beside one CPU job, so that it hashes or compresses
  * while its next reads are under way, and the disk sees more than one request at a time.
  */
-const IO_OPS = new Set<CodecRequest['op']>(['readRanges', 'readHash']);
+const IO_OPS = new Set<CodecRequest['op']>(['readRanges', 'readHash', 'listDirs']);
 const IO_IN_FLIGHT = 2;
 
 /** The size of the segments that large files and images are read in. */

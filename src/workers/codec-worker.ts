@@ -12,7 +12,7 @@ import { close, closeSync, constants, fstat, ftruncateSync, open, openSync, read
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { readXattrs } from './xattrs.js';
-import { alignedBuffer, DIRECT_ALIGN, listDirStats, STAT, STAT_FIELDS, type DirStats } from '../native/index.js';
+import { alignedBuffer, DIRECT_ALIGN, listDirStatsAsync, STAT, STAT_FIELDS, type DirStats } from '../native/index.js';
 import { applyMetaSync } from './apply-meta.js';
 import { RECYCLED_SIZE, transferList, type CodecRequest, type CodecResponse, type DirListing, type FileWriteItem, type FileWriteResult, type ListedEntry, type RangeItem, type RangeWriteItem, type RawStat, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
 
@@ -239,10 +239,10 @@ function writeFile(it: FileWriteItem): FileWriteResult {
 
 
 /** Lists and stats one directory with one native call; xattrs are read only where there are some. */
-function listDir(dir: string): DirListing {
+async function listDir(dir: string): Promise<DirListing> {
   let raw: DirStats;
   try {
-    raw = listDirStats(dir);
+    raw = await listDirStatsAsync(dir);
   } catch (err) {
     return { ok: false, code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: (err as Error).message };
   }
@@ -308,7 +308,7 @@ parentPort?.on('message', (msg: CodecRequest) => {
         return;
       }
       case 'listDirs': {
-        reply({ id: msg.id, op: 'listed', listings: msg.paths.map(listDir) });
+        later(msg.id, async () => reply({ id: msg.id, op: 'listed', listings: await Promise.all(msg.paths.map(listDir)) }));
         return;
       }
       case 'decode': {
