@@ -6,7 +6,7 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { cpSync, mkdirSync, openSync, closeSync, writeSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, openSync, closeSync, writeSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { holdfast, holdfastJson, scratch, snapshotTree, diffSnapshots, type NodeSnapshot } from './cli-harness.js';
 import { writeRandomFile } from './tree-fixtures.js';
@@ -159,5 +159,24 @@ describe('incremental backups', () => {
     const r = await holdfastJson<{ point: string }>(['restore', '--pool', pool, '--source', 'disk', '--at', between, '--to', ra]);
     assert.equal(r.point, a.point);
     assert.equal(sha(ra), original);
+  });
+
+  test('image source unchanged: nothing is read, the point restores; a chmod afterwards is in the next point', async () => {
+    const img = join(s.dir, 'still.img');
+    writeRandomFile(img, 8 * MiB);
+    chmodSync(img, 0o644);
+    const original = sha(img);
+    await backup('still', img, ['--kind', 'image']);
+    const same = await backup('still', img, ['--kind', 'image']);
+    assert.equal(same.readBytes, 0, 'an unchanged image is not read again');
+    assert.equal(same.newBytes, 0);
+    chmodSync(img, 0o600);
+    const moded = await backup('still', img, ['--kind', 'image']);
+    for (const [point, mode] of [[same.point, 0o644], [moded.point, 0o600]] as const) {
+      const to = join(s.dir, `still-${point}.img`);
+      await holdfastJson(['restore', '--pool', pool, '--source', 'still', '--point', point, '--to', to]);
+      assert.equal(sha(to), original);
+      assert.equal(statSync(to).mode & 0o7777, mode, `mode restored from point ${point}`);
+    }
   });
 });

@@ -16,7 +16,7 @@ export const fullTracker: Tracker = {
     const files = ctx.parentFiles;
     const outcome = await ctx.quiesce(() =>
       r.source.kind === 'image'
-        ? backupImage({ ...common, path: r.source.path, parent: files ? [...files.values()][0] : undefined })
+        ? backupImage({ ...common, path: r.source.path, parent: files ? [...files.values()][0] : undefined, parentManifest: files?.size === 1 ? r.parent?.manifest : undefined })
         : backupDir({ ...common, root: r.source.path, parent: files, exclude: r.exclude, verifyContent: r.consistencyCheck === 'heavy' }),
     );
     return {
