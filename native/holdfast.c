@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -1020,7 +1021,19 @@ static napi_value cdc_split(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * Large blocks (read segments, encoded batches, packs, upload bodies: 1-8 MiB each, many per
+ * second) are mapped and unmapped by malloc, at a fixed threshold. glibc's default threshold
+ * rises after the first such free, and from then on they are carved from the heap and the
+ * threads' arenas, which keep the freed space: a 2 GiB image backup peaked at 350 MB RSS.
+ */
+static pthread_once_t malloc_once = PTHREAD_ONCE_INIT;
+static void malloc_init(void) {
+  mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
+}
+
 NAPI_MODULE_INIT() {
+  pthread_once(&malloc_once, malloc_init);
   napi_property_descriptor properties[] = {
       {"listXattrs", NULL, list_xattrs, NULL, NULL, NULL, napi_enumerable, NULL},
       {"getXattr", NULL, get_xattr, NULL, NULL, NULL, napi_enumerable, NULL},

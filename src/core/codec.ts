@@ -83,6 +83,7 @@ function compressor(level: number): InstanceType<typeof zstd.CCtx> {
 }
 let dctx: InstanceType<typeof zstd.DCtx> | undefined;
 let scratch = Buffer.alloc(0);
+const DIRECT_OUT = 1024 * 1024;
 
 function scratchOf(size: number): Buffer {
   if (scratch.length < size) scratch = Buffer.allocUnsafeSlow(Math.max(size, scratch.length * 2));
@@ -119,7 +120,11 @@ export function looksIncompressible(p: Uint8Array): boolean {
 export function encodeMany(pieces: Uint8Array[], level: number): { out: Buffer; placed: Placed[] } {
   let bound = 0;
   for (const p of pieces) bound += Math.max(zstd.compressBound(p.length), p.length);
-  const work = scratchOf(bound);
+  // A large batch is compressed straight into its own buffer, no copy: malloc maps blocks this
+  // big fresh (native mallopt), and the kernel backs only the pages written. Small ones go
+  // through the scratch buffer and leave with a right-sized copy.
+  const direct = bound >= DIRECT_OUT;
+  const work = direct ? Buffer.allocUnsafeSlow(bound) : scratchOf(bound);
   const placed: Placed[] = [];
   let at = 0;
   for (const p of pieces) {
@@ -136,12 +141,13 @@ export function encodeMany(pieces: Uint8Array[], level: number): { out: Buffer; 
     placed.push({ offset: at, length: len, flags });
     at += len;
   }
-  return { out: Buffer.from(work.subarray(0, at)), placed };
+  return { out: direct ? work : Buffer.from(work.subarray(0, at)), placed };
 }
 
 export function encodeChunk(plain: Uint8Array, level: number): EncodedChunk {
   const { out, placed } = encodeMany([plain], level);
-  return { data: out, flags: (placed[0] as Placed).flags };
+  const p = placed[0] as Placed;
+  return { data: out.subarray(p.offset, p.offset + p.length), flags: p.flags };
 }
 
 export type DecodeResult = { ok: true; data: Uint8Array } | { ok: false; reason: string };
