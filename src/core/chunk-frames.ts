@@ -23,8 +23,10 @@ export function framesLength(frames: ChunkFrame[]): number {
   return n;
 }
 
-export function encodeFrames(frames: ChunkFrame[]): Buffer {
-  const out = Buffer.allocUnsafe(framesLength(frames));
+/** The frames as one body; written into `into` (returned as a view of it) when it is large enough. */
+export function encodeFrames(frames: ChunkFrame[], into?: Buffer): Buffer {
+  const n = framesLength(frames);
+  const out = into && into.length >= n ? into.subarray(0, n) : Buffer.allocUnsafe(n);
   let o = 0;
   for (const f of frames) {
     out.write(f.digest, o, 32, 'hex');

@@ -12,6 +12,16 @@ const BODY_BYTES = 4 * 1024 * 1024;
 // Two bodies in flight keep the link busy; more only cost the server memory when many agents sync.
 const MAX_IN_FLIGHT = 2;
 const WANT_BATCH = 4096;
+/** A body's buffer: BODY_BYTES and the largest chunk (1 MiB) that may push it over, with its frame. */
+const BODY_ALLOC = BODY_BYTES + 1024 * 1024 + 64 * 1024;
+
+/**
+ * Body buffers of finished uploads, reused by the next ones of any job: a fresh 4 MiB buffer per
+ * body cost page faults and, as external memory growing fast, frequent full garbage collections
+ * of the agent's heap (a quarter of its main thread's time when 50 agents synced at once).
+ */
+const spareBodies: Buffer[] = [];
+const SPARE_BODIES = MAX_IN_FLIGHT + 1;
 
 interface WantWaiter {
   digests: string[];
@@ -87,7 +97,10 @@ export class RemoteSink implements ChunkSink {
 
   private async sendBody(): Promise<void> {
     if (this.frames.length === 0) return;
-    const body = encodeFrames(this.frames);
+    const whole = spareBodies.pop() ?? Buffer.allocUnsafeSlow(BODY_ALLOC);
+    const body = encodeFrames(this.frames, whole);
+    const pooled = body.buffer === whole.buffer;
+    if (!pooled && spareBodies.length < SPARE_BODIES) spareBodies.push(whole);
     this.frames = [];
     this.frameBytes = 0;
     while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
@@ -98,6 +111,8 @@ export class RemoteSink implements ChunkSink {
       .then(
         () => {
           this.sentBytes += body.length;
+          // The server answered after reading the whole body: nothing refers to it any more.
+          if (pooled && spareBodies.length < SPARE_BODIES) spareBodies.push(whole);
         },
         (err: unknown) => {
           this.failure ??= err instanceof Error ? err : new Error(String(err));
