@@ -7,7 +7,7 @@
  */
 import { mkdir, open, readdir, realpath, rm, symlink, link, unlink, lstat } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { ChunkSource } from '../core/chunk-io.js';
 import { readManifest } from '../core/manifest-io.js';
 import { chunkOffsets, hasContent, type ChunkRef, type Entry, type FileEntry } from '../core/manifest.js';
@@ -78,6 +78,8 @@ async function imageDestination(target: string, name: string, overwrite: boolean
   const existing = dest === target ? st : await lstatOrUndefined(dest);
   if (existing && !overwrite) throw new HoldfastError('TARGET_NOT_EMPTY', `restore target ${dest} already exists (use --overwrite to replace it)`, { target: dest });
   if (existing && existing.isDirectory()) throw new HoldfastError('BAD_ARGUMENT', `restore target ${dest} is a directory`, { target: dest });
+  // A new file in a folder that does not exist yet: the folder is made, as a dir restore makes its target.
+  if (!st) await mkdir(dirname(dest), { recursive: true, mode: 0o700 });
   return dest;
 }
 

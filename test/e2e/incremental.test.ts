@@ -173,7 +173,8 @@ describe('incremental backups', () => {
     chmodSync(img, 0o600);
     const moded = await backup('still', img, ['--kind', 'image']);
     for (const [point, mode] of [[same.point, 0o644], [moded.point, 0o600]] as const) {
-      const to = join(s.dir, `still-${point}.img`);
+      // The restored image's folder does not exist yet: it is made.
+      const to = join(s.dir, `new-folder-${point}`, 'still.img');
       await holdfastJson(['restore', '--pool', pool, '--source', 'still', '--point', point, '--to', to]);
       assert.equal(sha(to), original);
       assert.equal(statSync(to).mode & 0o7777, mode, `mode restored from point ${point}`);
