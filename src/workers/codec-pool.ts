@@ -134,6 +134,8 @@ interface Slot {
  */
 const IO_OPS = new Set<CodecRequest['op']>(['readRanges', 'readHash', 'listDirs']);
 const IO_IN_FLIGHT = 2;
+/** how far into the shared queue a worker looks for a job it has room for */
+const SCAN = 8;
 
 /** The size of the segments that large files and images are read in. */
 export const RECYCLED_SIZE = 4 * 1024 * 1024;
@@ -328,10 +330,10 @@ export class CodecPool {
     const io = slot.running.size - slot.cpu;
     const fits = (j: Job | undefined): boolean => j !== undefined && (IO_OPS.has(j.req.op) ? io < IO_IN_FLIGHT : slot.cpu === 0);
     if (fits(slot.pinned[0])) return slot.pinned.shift();
-    // A read may start while a pinned encode waits for the worker's CPU job to end.
-    const next = this.shared[0];
-    if (fits(next) && (slot.pinned.length === 0 || IO_OPS.has((next as Job).req.op))) return this.shared.shift();
-    return undefined;
+    // A read may start while a pinned encode waits for the worker's CPU job to end; a CPU job may
+    // pass reads this worker has no room for. Only the head of the queue is looked at.
+    const k = this.shared.slice(0, SCAN).findIndex((j) => fits(j) && (slot.pinned.length === 0 || IO_OPS.has(j.req.op)));
+    return k < 0 ? undefined : this.shared.splice(k, 1)[0];
   }
 
   private onMessage(slot: Slot, res: CodecResponse): void {
