@@ -30,6 +30,9 @@ export interface PoolOpenOptions {
   codec?: CodecPool;
 }
 
+/** index files read at once when a pool opens */
+const INDEX_READ_AHEAD = 16;
+
 export class Pool {
   readonly index = new ChunkIndex();
   readonly reader: PackReader;
@@ -304,13 +307,24 @@ export class Pool {
     for (let attempt = 0; ; attempt++) {
       const names = (await readdir(this.paths.index)).filter((f) => f.endsWith('.idx')).sort();
       let vanished = false;
-      for (const name of names) {
-        let buf: Buffer;
-        try {
-          buf = await readFile(`${this.paths.index}/${name}`);
-        } catch (err) {
+      // Read ahead (a cold pool's index files are many small random reads), added in name order.
+      const read = (name: string): Promise<Buffer | undefined> => {
+        const p = readFile(`${this.paths.index}/${name}`).catch((err: unknown) => {
           if (errnoCode(err) !== 'ENOENT') throw err;
-          vanished = true; // gc deleted it after writing its replacement: list again
+          return undefined; // gc deleted it after writing its replacement: list again
+        });
+        p.catch(() => undefined); // a failure is seen when its turn comes
+        return p;
+      };
+      const ahead = names.slice(0, INDEX_READ_AHEAD).map(read);
+      for (let i = 0; i < names.length; i++) {
+        const name = names[i] as string;
+        const next = names[i + INDEX_READ_AHEAD];
+        if (next !== undefined) ahead.push(read(next));
+        const buf = await (ahead[i] as Promise<Buffer | undefined>);
+        ahead[i] = Promise.resolve(undefined); // let the buffer go
+        if (!buf) {
+          vanished = true;
           continue;
         }
         const body = indexBody(buf);
