@@ -317,12 +317,10 @@ export class Pool {
         return p;
       };
       const ahead = names.slice(0, INDEX_READ_AHEAD).map(read);
-      for (let i = 0; i < names.length; i++) {
-        const name = names[i] as string;
+      for (const [i, name] of names.entries()) {
         const next = names[i + INDEX_READ_AHEAD];
         if (next !== undefined) ahead.push(read(next));
-        const buf = await (ahead[i] as Promise<Buffer | undefined>);
-        ahead[i] = Promise.resolve(undefined); // let the buffer go
+        const buf = await (ahead.shift() as Promise<Buffer | undefined>);
         if (!buf) {
           vanished = true;
           continue;

@@ -134,9 +134,9 @@ async function readSmallFile(path: string, expect: SmallFileItem['expect']): Pro
 
 /** Reads a batch of small files, all at once, and hashes each; a file that fails is reported, not thrown. */
 async function readHashFiles(items: SmallFileItem[]): Promise<{ bufs: Uint8Array[]; results: SmallFileResult[] }> {
-  const read = await Promise.all(items.map((it) => readSmallFile(it.path, it.expect).catch((err: unknown) => err as NodeJS.ErrnoException)));
+  const files = await Promise.all(items.map((it) => readSmallFile(it.path, it.expect).catch((err: unknown) => err as NodeJS.ErrnoException)));
   const bufs: Uint8Array[] = [];
-  const results = read.map((r, i): SmallFileResult => {
+  const results = files.map((r, i): SmallFileResult => {
     if (r instanceof Error) {
       bufs.push(new Uint8Array(0));
       return { ok: false, code: r.code ?? 'EIO', message: r.message };
