@@ -40,8 +40,11 @@ export class LoginLimiter {
     }
   }
 
-  succeeded(ip: string, name: string): void {
-    this.failures.delete(`ip:${ip}`);
+  /**
+   * A good password clears the name's count only: the address's stays, or one valid account would
+   * let its holder reset the limit between guesses at other names.
+   */
+  succeeded(name: string): void {
     this.failures.delete(`user:${name}`);
   }
 }

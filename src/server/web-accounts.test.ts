@@ -57,3 +57,17 @@ test('login limiter: five failures per address or name in the window, then refus
   l.check('5.6.7.8', 'bob', t + 10);
   l.check('1.2.3.4', 'alice', t + 60_010);
 });
+
+test('login limiter: a good password clears its name only, never the address', () => {
+  const l = new LoginLimiter(5, 60_000);
+  const t = 1_000_000;
+  // Four guesses at other names, then the attacker's own valid login, then one more guess each time.
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < 4; i++) l.failed('1.2.3.4', `victim${i}`, t + round * 10 + i);
+    l.succeeded('mallory');
+  }
+  assert.throws(() => l.check('1.2.3.4', 'victim9', t + 100), /from this address/);
+  l.failed('5.6.7.8', 'alice', t);
+  l.succeeded('alice');
+  l.check('9.9.9.9', 'alice', t + 1);
+});

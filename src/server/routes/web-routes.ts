@@ -55,7 +55,7 @@ export async function registerWebRoutes(app: App, server: ProtectionServer): Pro
         limiter.failed(req.ip, name);
         throw new HoldfastError('UNAUTHORIZED', 'wrong name or password');
       }
-      limiter.succeeded(req.ip, name);
+      limiter.succeeded(name);
       const old = sessionCookieValue(req);
       if (old) server.web.accounts.closeSession(old); // a fresh id at each sign-in (no fixation)
       const s = server.web.accounts.openSession(user);
