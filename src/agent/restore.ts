@@ -42,6 +42,8 @@ export interface RestoreOptions {
    * reached without symbolic links, where the name must not exist yet (restore beside the original).
    */
   rename?: string;
+  /** whose the restored entries become, set-ID bits dropped (absent: as recorded) */
+  owner?: { uid: number; gid: number };
   signal?: AbortSignal;
   onProgress?: (p: RestoreProgress) => void;
   /** what the restore is of, for messages */
@@ -277,7 +279,8 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
   };
 
   let previous: string | undefined;
-  for await (const e of readManifest(o.source, o.manifest, o.signal)) {
+  for await (const recorded of readManifest(o.source, o.manifest, o.signal)) {
+    const e: Entry = o.owner ? { ...recorded, uid: o.owner.uid, gid: o.owner.gid, mode: recorded.mode & ~0o6000 } : recorded;
     // Strictly increasing walk order: no path twice, no child before its parent.
     if (previous !== undefined && compareWalkOrder(previous, e.path) >= 0) {
       throw new HoldfastError('UNSAFE_PATH', `${o.label}: entry ${e.path} is out of order or repeated after ${previous}; refusing to restore it`, { path: e.path });

@@ -63,6 +63,11 @@ export const RestoreJobSpec = Type.Object({
   overwrite: Type.Boolean(),
   /** a new name for the one restored entry (the portal's "restore beside the original") */
   rename: Type.Optional(Type.String()),
+  /**
+   * whose the restored entries become (the portal user restoring a file they do not own): as `cp`
+   * makes a copy, with set-user-ID and set-group-ID bits dropped
+   */
+  owner: Type.Optional(Type.Object({ uid: Type.Integer({ minimum: 0 }), gid: Type.Integer({ minimum: 0 }) })),
   /** a database source: what to do after the files are in place */
   database: Type.Optional(
     Type.Object({

@@ -20,6 +20,7 @@ export interface Principal {
 }
 
 const R = 4;
+const W = 2;
 const X = 1;
 
 const ACL_USER_OBJ = 0x01;
@@ -69,3 +70,5 @@ export const canRead = (e: Recorded, who: Principal): boolean => permits(e, who,
 export const canSearch = (e: Recorded, who: Principal): boolean => permits(e, who, X);
 /** listing a directory needs read and search */
 export const canList = (e: Recorded, who: Principal): boolean => permits(e, who, R | X);
+/** making an entry in a directory needs write and search on it */
+export const canCreate = (e: Recorded, who: Principal): boolean => permits(e, who, W | X);

@@ -8,7 +8,7 @@ import { readManifest } from '../core/manifest-io.js';
 import { sameChunkRefs } from '../core/manifest.js';
 import { ROOT_PATH } from '../core/entry-path.js';
 import type { Pool } from '../pool/pool.js';
-import { canRead, canSearch, type Principal } from './file-access.js';
+import { canCreate, canRead, canSearch, type Principal } from './file-access.js';
 import { VersionIndex, type IndexedPoint, type VersionRow } from './version-index.js';
 
 export interface PointVersion {
@@ -35,6 +35,12 @@ export function ancestors(path: string): string[] {
   const out = [ROOT_PATH];
   for (let i = 1; i < parts.length; i++) out.push(parts.slice(0, i).join('/'));
   return out;
+}
+
+/** What one search looks up again and again: each source's live points, each directory's versions. */
+interface SearchCache {
+  points: Map<string, IndexedPoint[]>;
+  dirs: Map<string, VersionRow[]>;
 }
 
 const covering = (versions: VersionRow[], seq: number): VersionRow | undefined => versions.find((v) => v.first <= seq && (v.last === null || seq <= v.last));
@@ -118,12 +124,12 @@ export class FileVersions {
   }
 
   /** A source's indexed points that are still in the catalog, in order (cached for one query). */
-  private livePoints(source: string, cache?: Map<string, IndexedPoint[]>): IndexedPoint[] {
-    let list = cache?.get(source);
+  private livePoints(source: string, cache?: SearchCache): IndexedPoint[] {
+    let list = cache?.points.get(source);
     if (!list) {
       const live = new Set(this.pool.catalog.points(source).map((p) => p.id));
       list = this.index.points(source).filter((p) => live.has(p.point));
-      cache?.set(source, list);
+      cache?.points.set(source, list);
     }
     return list;
   }
@@ -132,11 +138,11 @@ export class FileVersions {
    * `listing`: the path is being discovered (a search), not named: its directory must also have
    * been readable then, as `ls` needs; a name in a search-only (--x) directory stays unlisted.
    */
-  private versionsFor(source: string, path: string, who?: Principal, cache?: Map<string, IndexedPoint[]>, listing = false): PointVersion[] {
-    const id = this.index.pathId(source, path);
+  private versionsFor(source: string, path: string, who?: Principal, cache?: SearchCache, listing = false, pathId?: number): PointVersion[] {
+    const id = pathId ?? this.index.pathId(source, path);
     if (id === undefined) return [];
     const versions = this.index.versions(id);
-    const parents = who ? ancestors(path).map((a) => this.versionsOfPath(source, a)) : [];
+    const parents = who ? ancestors(path).map((a) => this.versionsOfPath(source, a, cache)) : [];
     const out: PointVersion[] = [];
     let prevHash: string | null | undefined;
     for (const p of this.livePoints(source, cache)) {
@@ -150,9 +156,15 @@ export class FileVersions {
     return out;
   }
 
-  private versionsOfPath(source: string, path: string): VersionRow[] {
-    const id = this.index.pathId(source, path);
-    return id === undefined ? [] : this.index.versions(id);
+  private versionsOfPath(source: string, path: string, cache?: SearchCache): VersionRow[] {
+    const key = `${source}\0${path}`;
+    let rows = cache?.dirs.get(key);
+    if (!rows) {
+      const id = this.index.pathId(source, path);
+      rows = id === undefined ? [] : this.index.versions(id);
+      cache?.dirs.set(key, rows);
+    }
+    return rows;
   }
 
   /** Whether `who` could read the path at one point (read on it, search on its parents). */
@@ -160,23 +172,45 @@ export class FileVersions {
     return (await this.pointVersions(source, path, who)).some((v) => v.point === point);
   }
 
-  /** Paths matching the text that `who` could read in at least one live point (all for an administrator). */
-  async search(sources: string[], text: string, who: Principal | undefined, limit = 50): Promise<Array<{ source: string; path: string; versions: PointVersion[] }>> {
+  /**
+   * Paths matching the text that `who` could read in at least one live point (all for an
+   * administrator). Candidates are read a page at a time until `limit` are visible or `budgetMs`
+   * has passed: a time bound, not a candidate count, so matches a user may not read (however many
+   * sort first) do not hide theirs, and a search still cannot run forever.
+   */
+  async search(sources: string[], text: string, who: Principal | undefined, limit = 50, budgetMs = 2000): Promise<Array<{ source: string; path: string; versions: PointVersion[] }>> {
     await this.ready();
     const out: Array<{ source: string; path: string; versions: PointVersion[] }> = [];
     const PAGE = 200;
-    const cache = new Map<string, IndexedPoint[]>();
-    // Pages of candidates until enough are visible; bounded so a search cannot scan forever.
-    for (let skip = 0; out.length < limit && skip < 20 * PAGE; skip += PAGE) {
-      const page = this.index.search(sources, text, PAGE, skip);
+    const cache: SearchCache = { points: new Map(), dirs: new Map() };
+    const deadline = Date.now() + budgetMs;
+    let after: { source: string; path: string } | undefined;
+    while (out.length < limit && Date.now() < deadline) {
+      const page = this.index.search(sources, text, PAGE, after);
       for (const c of page) {
-        const versions = this.versionsFor(c.source, c.path, who, cache, true);
+        const versions = this.versionsFor(c.source, c.path, who, cache, true, c.id);
         if (versions.length > 0) out.push({ source: c.source, path: c.path, versions });
         if (out.length >= limit) break;
       }
       if (page.length < PAGE) break;
+      after = page[page.length - 1];
     }
     return out;
+  }
+
+  /**
+   * Whether `who` may create a file in a directory of the source as it was at the newest live
+   * point that holds it: write and search on it, search on every directory above it. A portal
+   * restore writes beside the original only where the user could have written the copy themselves.
+   */
+  async canCreateIn(source: string, dir: string, who: Principal): Promise<boolean> {
+    await this.ready();
+    const points = this.livePoints(source);
+    const latest = points[points.length - 1];
+    if (!latest) return false;
+    const v = covering(this.versionsOfPath(source, dir), latest.seq);
+    if (!v || v.type !== 'dir' || !canCreate(v, who)) return false;
+    return ancestors(dir).every((a) => canSearchAt(this.versionsOfPath(source, a), latest.seq, who));
   }
 }
 

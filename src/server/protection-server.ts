@@ -334,6 +334,7 @@ export class ProtectionServer {
       subPath: job.params.subPath as string | undefined,
       overwrite: job.params.overwrite === true,
       rename: job.params.rename as string | undefined,
+      owner: job.params.owner as { uid: number; gid: number } | undefined,
       ...databaseSpecParts(this, job, s, p),
     };
   }

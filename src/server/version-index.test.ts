@@ -66,3 +66,61 @@ test('an unchanged point keeps every open version open without reading entries; 
     rmSync(tmp, { recursive: true, force: true });
   }
 });
+
+test('a search is bounded by time, not by candidates: thousands of unreadable matches that sort first do not hide a readable one', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'vi-'));
+  const index = new VersionIndex(join(tmp, 'v.sqlite'));
+  try {
+    const at = { id: 'p1', time: '2026-01-01T00:00:00.000Z' };
+    const entries: Entry[] = [dir('.'), dir('a-private', 0o700, 1001)];
+    for (let i = 0; i < 4500; i++) entries.push(file(`a-private/report-${String(i).padStart(4, '0')}.txt`, D, 5, 0o600, 1001));
+    entries.push(dir('b-mine', 0o755, 1000), file('b-mine/report-mine.txt', B, 7, 0o600, 1000));
+    await index.indexPoint('s', at, entries);
+    const pool = { catalog: { points: () => [at], sources: () => [] } } as unknown as Pool;
+    const fv = new FileVersions(index, pool, { warn: () => undefined });
+    const mine = await fv.search(['s'], 'report', { uid: 1000, gids: [1000] });
+    assert.deepEqual(mine.map((m) => m.path), ['b-mine/report-mine.txt']);
+    assert.equal((await fv.search(['s'], 'report', undefined, 4600)).length, 4501, 'every page is read, none twice');
+    assert.deepEqual(await fv.search(['s'], 'report', { uid: 1000, gids: [1000] }, 50, 0), [], 'a spent budget stops the search');
+    await fv.close();
+  } finally {
+    index.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('creating beside the original needs write and search on the directory, and search above it, at the newest point', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'vi-'));
+  const index = new VersionIndex(join(tmp, 'v.sqlite'));
+  try {
+    const at = (n: number): { id: string; time: string } => ({ id: `p${n}`, time: `2026-01-0${n}T00:00:00.000Z` });
+    const tree = (shared: number): Entry[] => [
+      dir('.'),
+      dir('home', 0o755),
+      dir('home/alice', 0o700, 1000),
+      dir('shared', shared),
+      { ...dir('shared/team', 0o770), gid: 100 },
+      dir('tmp', 0o1777),
+    ];
+    await index.indexPoint('s', at(1), tree(0o755));
+    await index.indexPoint('s', at(2), tree(0o700));
+    const pool = { catalog: { points: () => [at(1), at(2)], sources: () => [] } } as unknown as Pool;
+    const fv = new FileVersions(index, pool, { warn: () => undefined });
+    const alice = { uid: 1000, gids: [1000, 100] };
+    assert.equal(await fv.canCreateIn('s', 'home/alice', alice), true, 'her own home');
+    assert.equal(await fv.canCreateIn('s', 'home', alice), false, "root's 0755 folder");
+    assert.equal(await fv.canCreateIn('s', '.', alice), false, 'the source root, 0755 root');
+    assert.equal(await fv.canCreateIn('s', 'tmp', alice), true, 'a 1777 folder');
+    assert.equal(await fv.canCreateIn('s', 'home/alice', { uid: 1001, gids: [1001] }), false, "someone else's home");
+    assert.equal(await fv.canCreateIn('s', 'shared/team', alice), false, 'group-writable, but shared/ was closed (0700) at the newest point');
+    assert.equal(await fv.canCreateIn('s', 'nowhere', alice), false, 'a folder not in the point');
+    const older = { catalog: { points: () => [at(1)], sources: () => [] } } as unknown as Pool;
+    const fv1 = new FileVersions(index, older, { warn: () => undefined });
+    assert.equal(await fv1.canCreateIn('s', 'shared/team', alice), true, 'with only point 1 live, shared/ was open and team/ group-writable');
+    await fv.close();
+    await fv1.close();
+  } finally {
+    index.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});

@@ -12,7 +12,7 @@
  * rebuilds it from the manifests.
  */
 import { createHash } from 'node:crypto';
-import Database from 'better-sqlite3';
+import Database, { type Statement } from 'better-sqlite3';
 import type { Entry } from '../core/manifest.js';
 import { hasContent } from '../core/manifest.js';
 import { ROOT_PATH, baseName } from '../core/entry-path.js';
@@ -87,6 +87,9 @@ export class VersionIndex {
   readonly db: Database.Database;
   /** the open versions of the source indexed last, kept for its next point (saves reading them back) */
   private cache: { source: string; seq: number; open: Map<string, OpenVersion> } | undefined;
+  /** the statements of per-path lookups, which a search makes thousands of */
+  private pathIdStmt: Statement | undefined;
+  private versionsStmt: Statement | undefined;
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -192,26 +195,30 @@ export class VersionIndex {
   }
 
   pathId(source: string, path: string): number | undefined {
-    return (this.db.prepare('SELECT id FROM vi_paths WHERE source = ? AND path = ?').get(source, path) as { id: number } | undefined)?.id;
+    this.pathIdStmt ??= this.db.prepare('SELECT id FROM vi_paths WHERE source = ? AND path = ?');
+    return (this.pathIdStmt.get(source, path) as { id: number } | undefined)?.id;
   }
 
   /** Every version of one path, oldest first. */
   versions(pathId: number): VersionRow[] {
-    return (this.db.prepare('SELECT * FROM vi_versions WHERE path = ? ORDER BY first').all(pathId) as Raw[]).map(versionOf);
+    this.versionsStmt ??= this.db.prepare('SELECT * FROM vi_versions WHERE path = ? ORDER BY first');
+    return (this.versionsStmt.all(pathId) as Raw[]).map(versionOf);
   }
 
   /**
    * Paths whose name (or, when the text has a '/', whose path) contains the text, case-insensitive,
-   * in the given sources; at most `limit`, after `skip` (the caller filters by permission).
+   * in the given sources, in (source, path) order; at most `limit`, after the path `after` (the
+   * caller filters by permission and pages on: a key, not an offset, so page n costs no more than page 1).
    */
-  search(sources: string[], text: string, limit: number, skip = 0): Array<{ id: number; source: string; path: string }> {
+  search(sources: string[], text: string, limit: number, after?: { source: string; path: string }): Array<{ id: number; source: string; path: string }> {
     if (sources.length === 0) return [];
     const like = `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
     const col = text.includes('/') ? 'path' : 'name';
     const marks = sources.map(() => '?').join(',');
+    const from = after ? 'AND (source, path) > (?, ?)' : '';
     return this.db
-      .prepare(`SELECT id, source, path FROM vi_paths WHERE source IN (${marks}) AND ${col} LIKE ? ESCAPE '\\' ORDER BY source, path LIMIT ? OFFSET ?`)
-      .all(...sources, like, limit, skip) as Array<{ id: number; source: string; path: string }>;
+      .prepare(`SELECT id, source, path FROM vi_paths WHERE source IN (${marks}) AND ${col} LIKE ? ESCAPE '\\' ${from} ORDER BY source, path LIMIT ?`)
+      .all(...sources, like, ...(after ? [after.source, after.path] : []), limit) as Array<{ id: number; source: string; path: string }>;
   }
 
   /** Forgets a source (it was removed, or its points must be indexed again). */

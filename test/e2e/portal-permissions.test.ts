@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { scratch, sh } from './cli-harness.js';
 import { TestAgent, TestServer, until, type JobJson } from './server-harness.js';
 import { WebClient } from './web-client.js';
+import { LoopBtrfs } from './btrfs-fixtures.js';
 
 interface Version {
   point: string;
@@ -24,6 +25,8 @@ describe('portal permissions', { timeout: 300_000 }, () => {
   const data = join(tmp.dir, 'data');
   let server: TestServer;
   let agent: TestAgent;
+  const btrfs = new LoopBtrfs(tmp.dir);
+  let vol = '';
   const points: string[] = [];
   const web: Record<string, WebClient> = {};
   const PW = 'correct horse battery';
@@ -59,11 +62,23 @@ describe('portal permissions', { timeout: 300_000 }, () => {
     put('team/hidden.txt', 'root only', 0o600, 0, 0);
     dir('drop', 0o711, 0, 0);
     put('drop/public.txt', 'known by name', 0o644, 0, 0);
+    dir('pub', 0o1777, 0, 0);
+    put('pub/bob-tool', 'bob tool v1', 0o4755, 1001, 1001);
+    chmodSync(join(data, 'pub/bob-tool'), 0o4755); // chown cleared the set-user-ID bit
 
     server = await TestServer.start(join(tmp.dir, 'server'));
     agent = await TestAgent.start(server, 'host-a', join(tmp.dir, 'agent'));
     await server.cliOk(['group', 'create', 'files', '--sync-every', 'off']);
     await server.cliOk(['source', 'add', '--group', 'files', '--agent', 'host-a', '--kind', 'dir', 'docs', data]);
+    // A btrfs subvolume's points are a folder of files too: the portal serves them alike.
+    btrfs.setup(256);
+    vol = btrfs.subvolume('homes');
+    mkdirSync(join(vol, 'alice'), { mode: 0o700 });
+    chownSync(join(vol, 'alice'), 1000, 1000);
+    writeFileSync(join(vol, 'alice/thesis.txt'), 'thesis draft');
+    chownSync(join(vol, 'alice/thesis.txt'), 1000, 1000);
+    await server.cliOk(['source', 'add', '--group', 'files', '--agent', 'host-a', '--kind', 'btrfs', 'homes', vol]);
+    await server.cliOk(['sync', 'homes', '--wait']);
     await sync(); // point 1
     put('home/alice/report.docx', 'report v2, longer', 0o600, 1000, 1000);
     await sync(); // point 2: report changed
@@ -85,6 +100,7 @@ describe('portal permissions', { timeout: 300_000 }, () => {
     for (const w of Object.values(web)) await w.close();
     await agent?.kill();
     await server?.kill();
+    btrfs.teardown();
     tmp.cleanup();
   });
 
@@ -181,6 +197,38 @@ describe('portal permissions', { timeout: 300_000 }, () => {
     assert.equal((await (web.bob as WebClient).call('GET', `/api/v1/portal/jobs/${r.body.job}`)).status, 404);
     const jobs = await server.json<JobJson[]>(['jobs', '--source', 'docs']);
     assert.ok(jobs.some((j) => j.origin === 'portal:alice' && j.type === 'restore'));
+  });
+
+  it("refuses to restore beside the original where the user could not create the copy; a copy of another's file is the user's, without set-ID bits", async () => {
+    const w = web.alice as WebClient;
+    // alice reads team/plan.txt (group 100), but team/ is root's 0755.
+    const no = await w.call<{ error: { code: string; message: string } }>('POST', '/api/v1/portal/restore', { source: 'docs', path: 'team/plan.txt', point: points[0] });
+    assert.equal(no.status, 403);
+    assert.match(no.body.error.message, /may not create files in '.*\/team'/);
+    assert.deepEqual(readdirSync(join(data, 'team')).sort(), ['acl.txt', 'hidden.txt', 'plan.txt'], 'nothing written');
+    // pub/ is 1777: alice may copy bob's set-user-ID tool there, and the copy is hers.
+    const r = await w.call<{ job: string; restoredAs: string }>('POST', '/api/v1/portal/restore', { source: 'docs', path: 'pub/bob-tool', point: points[0] });
+    assert.equal(r.status, 202, JSON.stringify(r.body));
+    const job = await until('the portal restore', async () => {
+      const j = await w.call<{ state: string; error: unknown }>('GET', `/api/v1/portal/jobs/${r.body.job}`);
+      return j.body.state === 'succeeded' || j.body.state === 'failed' ? j.body : undefined;
+    }, 60_000, 500);
+    assert.equal(job.state, 'succeeded', JSON.stringify(job));
+    assert.equal(readFileSync(r.body.restoredAs, 'utf8'), 'bob tool v1');
+    const st = statSync(r.body.restoredAs);
+    assert.deepEqual([st.uid, st.gid, st.mode & 0o7777], [1000, 1000, 0o755]);
+    assert.equal(statSync(join(data, 'pub/bob-tool')).mode & 0o7777, 0o4755, 'the original is untouched');
+  });
+
+  it("serves a btrfs source's files too, with the same permission rule", async () => {
+    const s = await (web.alice as WebClient).call<Array<{ source: string; path: string }>>('GET', '/api/v1/portal/search?q=thesis');
+    assert.deepEqual(s.body.map((h) => [h.source, h.path]), [['homes', 'alice/thesis.txt']]);
+    const v = await (web.alice as WebClient).call<{ versions: Version[] }>('GET', '/api/v1/portal/versions?source=homes&path=alice/thesis.txt');
+    assert.equal(v.body.versions.length, 1);
+    const d = await (web.alice as WebClient).call('GET', `/api/v1/portal/download?source=homes&path=alice/thesis.txt&point=${v.body.versions[0]?.point as string}`);
+    assert.equal(d.raw.toString(), 'thesis draft');
+    assert.equal((await (web.carol as WebClient).call('GET', '/api/v1/portal/versions?source=homes&path=alice/thesis.txt')).status, 404);
+    assert.deepEqual((await (web.carol as WebClient).call<unknown[]>('GET', '/api/v1/portal/search?q=thesis')).body, []);
   });
 
   it('lets an administrator session browse a point and download a file and a directory (tar), and the bearer token still works', async () => {

@@ -127,6 +127,7 @@ async function runRestore(ctx: JobContext, spec: RestoreJobSpec): Promise<Record
       subPath: spec.subPath,
       overwrite: spec.overwrite,
       rename: spec.rename,
+      owner: spec.owner,
       signal: ctx.signal,
       onProgress: (p) => {
         seen = { entries: p.entries, bytesDone: p.bytes };

@@ -31,11 +31,24 @@ export function restoredName(name: string, time: Date): string {
   return `${stem} (restored ${stamp})${ext}`;
 }
 
+/** Source kinds whose points are a host's folder of user files (a database's data directory is not). */
+const HAS_USER_FILES: ReadonlySet<SourceRowC['kind']> = new Set(['dir', 'btrfs']);
+
+/**
+ * A user's copy of a file they do not own is theirs, as `cp` would make it. Accounts record no
+ * primary group: the copy keeps the file's group when the user is in it, else takes the group
+ * numbered as the user (Debian's user private groups), else the user's lowest group.
+ */
+function copyOwner(who: Principal, gid: number): { uid: number; gid: number } {
+  if (who.gids.includes(gid)) return { uid: who.uid, gid };
+  return { uid: who.uid, gid: who.gids.includes(who.uid) ? who.uid : (who.gids[0] ?? who.uid) };
+}
+
 const absolute = (s: SourceRowC, path: string): string => (path === '.' ? s.path : posix.join(s.path, path));
 
 export function registerPortalRoutes(app: App, server: ProtectionServer): void {
   const tags = ['portal'];
-  const dirSources = (): SourceRowC[] => server.sourcesFor().filter((s) => s.kind === 'dir');
+  const dirSources = (): SourceRowC[] => server.sourcesFor().filter((s) => HAS_USER_FILES.has(s.kind));
   /** undefined for an administrator: no filter */
   const principal = (req: AnyRequest): { who: Principal | undefined; name: string } => {
     const s = requireSession(server, req);
@@ -45,7 +58,7 @@ export function registerPortalRoutes(app: App, server: ProtectionServer): void {
   /** The versions the caller may read; none at all is answered as not found (nothing leaks). */
   const readable = async (who: Principal | undefined, source: string, path: string): Promise<{ s: SourceRowC; versions: PointVersion[] }> => {
     const s = server.db.source(source);
-    if (!s || s.kind !== 'dir') throw notFound(source, path);
+    if (!s || !HAS_USER_FILES.has(s.kind)) throw notFound(source, path);
     const versions = await server.web.versions.pointVersions(source, pointPath(path), who);
     if (versions.length === 0) throw notFound(source, path);
     return { s, versions };
@@ -97,9 +110,14 @@ export function registerPortalRoutes(app: App, server: ProtectionServer): void {
       const path = pointPath(req.body.path);
       const agent = server.agentById(s.agentId);
       if (!agent) throw new HoldfastError('CONFLICT', `the host of source '${s.name}' is no longer protected`);
+      const parent = posix.dirname(path);
+      if (who && !(await server.web.versions.canCreateIn(s.name, parent, who))) {
+        throw new HoldfastError('FORBIDDEN', `you may not create files in '${absolute(s, parent)}' (as of the newest recovery point of '${s.name}'); download the version instead`, { path: parent });
+      }
       const target = posix.dirname(absolute(s, path));
       const rename = restoredName(baseName(path), new Date(v.time));
-      const job = server.queue.enqueue('restore', s.name, agent.id, { point: v.point, target, subPath: path, overwrite: false, rename }, `portal:${name}`);
+      const owner = who && who.uid !== v.uid ? copyOwner(who, v.gid) : undefined;
+      const job = server.queue.enqueue('restore', s.name, agent.id, { point: v.point, target, subPath: path, overwrite: false, rename, ...(owner ? { owner } : {}) }, `portal:${name}`);
       void reply.status(202);
       return { job: job.id, state: job.state, restoredAs: posix.join(target, rename) };
     },
