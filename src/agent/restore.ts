@@ -1,5 +1,5 @@
 /**
- * Restores a recovery point (or a sub path of it) from a ChunkSource into a target directory or
+ * Restores a recovery point (or one or several entries of it) from a ChunkSource into a target directory or
  * image file. Every chunk is verified before a byte is written; a file whose chunks fail is
  * removed, never left with wrong bytes. No entry can be written outside the target: manifest
  * paths are checked when decoded, and each entry's parent must be a directory this restore made
@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { ChunkSource } from '../core/chunk-io.js';
 import { readManifest } from '../core/manifest-io.js';
 import { chunkOffsets, hasContent, type ChunkRef, type Entry, type FileEntry } from '../core/manifest.js';
-import { baseName, compareWalkOrder, isWithin, ROOT_PATH } from '../core/entry-path.js';
+import { baseName, compareWalkOrder, isWithin, restoreSelection, ROOT_PATH } from '../core/entry-path.js';
 import { HoldfastError, errnoCode, throwIfAborted } from '../core/errors.js';
 import { mknod } from '../native/index.js';
 import { lstatOrUndefined } from './file-meta.js';
@@ -36,6 +36,11 @@ export interface RestoreOptions {
   kind: 'dir' | 'image';
   target: string;
   subPath?: string;
+  /**
+   * Several entries instead of one subPath, each restored into TARGET under its own name (one
+   * job: checked and written together, so no entry can find the target filled by another).
+   */
+  subPaths?: string[];
   overwrite: boolean;
   /**
    * Restore the one selected entry (subPath) under this name, into TARGET, an existing directory
@@ -117,7 +122,9 @@ async function clearFor(p: string, want: 'dir' | 'file' | 'other'): Promise<void
 
 export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
   const target = resolve(o.target);
-  const sub = o.subPath ?? ROOT_PATH;
+  const subs = o.subPaths !== undefined ? restoreSelection(o.subPaths) : [o.subPath ?? ROOT_PATH];
+  const sub = subs[0] ?? ROOT_PATH;
+  if (subs.length > 1 && (o.kind !== 'dir' || o.rename !== undefined)) throw new HoldfastError('BAD_ARGUMENT', 'several paths are restored from a directory tree, each under its own name');
   const warnings: string[] = [];
   const progress: RestoreProgress = { entries: 0, bytes: 0 };
   if (o.rename !== undefined) await checkRenameTarget(target, sub, o.rename, o.kind);
@@ -128,7 +135,7 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
   const written = new Map<string, Promise<string | undefined>>(); // entry path -> absolute path once written
   const window: Array<Promise<unknown>> = [];
   let imageDest: string | undefined;
-  let matched = false;
+  const matched = subs.map(() => false);
   let targetReady = false;
 
   const ensureTarget = async (): Promise<void> => {
@@ -137,12 +144,24 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
     if (o.kind === 'dir') await mkdir(target, { recursive: true, mode: 0o700 });
   };
 
-  /** The restore-relative path of an entry, or undefined when outside the selection. */
+  /**
+   * The restore-relative path of an entry, or undefined when outside the selection. The chosen
+   * entries are in walk order and none lies inside another, so each is one contiguous run of
+   * the walk: `current` moves past a run once an entry after it shows up.
+   */
+  let current = 0;
   const relOf = (p: string): string | undefined => {
-    if (!isWithin(p, sub)) return undefined;
-    if (sub === ROOT_PATH) return p;
-    const top = o.rename ?? baseName(sub);
-    return p === sub ? top : top + p.slice(sub.length);
+    for (; current < subs.length; current++) {
+      const s = subs[current] as string;
+      if (isWithin(p, s)) {
+        matched[current] = true;
+        if (s === ROOT_PATH) return p;
+        const top = o.rename ?? baseName(s);
+        return p === s ? top : top + p.slice(s.length);
+      }
+      if (compareWalkOrder(p, s) < 0) return undefined; // before this run
+    }
+    return undefined;
   };
 
   const absOf = async (rel: string, e: Entry): Promise<string> => {
@@ -288,10 +307,9 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
     previous = e.path;
     const rel = relOf(e.path);
     if (rel === undefined) {
-      if (matched && sub !== ROOT_PATH) break; // the selection is one contiguous run of the walk order
+      if (current >= subs.length) break; // past the last chosen run
       continue;
     }
-    matched = true;
     await ensureTarget();
     const abs = await absOf(rel, e);
     if (e.type === 'dir') {
@@ -328,15 +346,17 @@ export async function restore(o: RestoreOptions): Promise<RestoreOutcome> {
   } finally {
     await Promise.allSettled(window);
   }
-  if (!matched) {
-    throw new HoldfastError('PATH_NOT_FOUND', sub === ROOT_PATH ? `${o.label} is empty` : `${o.label} has no path '${sub}'`, { path: sub });
-  }
   // Directory metadata last, deepest first, so restoring children does not disturb their times.
   for (let i = dirEntries.length - 1; i >= 0; i--) {
     const d = dirEntries[i] as { e: Entry; abs: string };
     if (!(await lstat(d.abs)).isDirectory()) throw new HoldfastError('UNSAFE_PATH', `${o.label}: ${d.abs} is no longer a directory`, { path: d.e.path });
     applyMetaSync(d.abs, d.e, warnings);
     progress.entries++;
+  }
+  const missing = subs.filter((_, i) => !matched[i]);
+  if (missing.length > 0) {
+    const what = missing.map((m) => `'${m}'`).join(', ');
+    throw new HoldfastError('PATH_NOT_FOUND', sub === ROOT_PATH ? `${o.label} is empty` : `${o.label} has no path ${what}`, { path: missing[0] });
   }
   o.onProgress?.(progress);
   return { entries: progress.entries, bytes: progress.bytes, target: imageDest ?? target, warnings };

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { realpath } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { CodecBatcher } from '../workers/codec-batcher.js';
-import { normalizeSubPath } from '../core/entry-path.js';
+import { normalizeSubPath, restoreSelection } from '../core/entry-path.js';
 import { HoldfastError } from '../core/errors.js';
 import type { Pool } from '../pool/pool.js';
 import type { PointRow, SourceKind } from '../pool/catalog.js';
@@ -126,22 +126,24 @@ export async function localBackup(
 
 export async function localRestore(
   pool: Pool,
-  o: { source: string; point?: string; at?: string; path?: string; to: string; overwrite: boolean; signal?: AbortSignal; onProgress?: (p: RestoreProgress) => void },
+  o: { source: string; point?: string; at?: string; paths?: string[]; to: string; overwrite: boolean; signal?: AbortSignal; onProgress?: (p: RestoreProgress) => void },
 ): Promise<RestoreOutcome & { point: string; source: string }> {
   const p = pool.resolvePoint(o.source, { point: o.point, at: o.at });
-  let subPath: string | undefined;
-  try {
-    subPath = o.path === undefined ? undefined : normalizeSubPath(o.path);
-  } catch {
-    throw new HoldfastError('BAD_ARGUMENT', `--path '${o.path}' is not a path inside the recovery point (no '..' components)`);
+  for (const x of o.paths ?? []) {
+    try {
+      normalizeSubPath(x);
+    } catch {
+      throw new HoldfastError('BAD_ARGUMENT', `--path '${x}' is not a path inside the recovery point (no '..' components)`);
+    }
   }
+  const chosen = o.paths?.length ? restoreSelection(o.paths) : [];
   const { restore } = await import('../agent/restore.js');
   const out = await restore({
     source: pool.reader,
     manifest: p.manifest,
     kind: p.kind,
     target: o.to,
-    subPath,
+    ...(chosen.length > 1 ? { subPaths: chosen } : { subPath: chosen[0] }),
     overwrite: o.overwrite,
     signal: o.signal,
     onProgress: o.onProgress,

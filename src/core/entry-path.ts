@@ -58,3 +58,28 @@ export function compareWalkOrder(a: string, b: string): number {
   }
   return x.length - y.length;
 }
+
+/**
+ * Several entries restored together into one target, each under its own name: normalized,
+ * in walk order, without an entry that lies inside another one chosen (it comes with that one),
+ * and without two entries of the same name (both would land on TARGET/name).
+ */
+export function restoreSelection(paths: readonly string[]): string[] {
+  if (paths.length === 0) throw new HoldfastError('BAD_ARGUMENT', 'no path to restore was given');
+  const sorted = [...new Set(paths.map(normalizeSubPath))].sort(compareWalkOrder);
+  const out: string[] = [];
+  for (const p of sorted) {
+    const last = out[out.length - 1];
+    if (last !== undefined && isWithin(p, last)) continue; // walk order puts an ancestor right before its run
+    out.push(p);
+  }
+  const byName = new Map<string, string>();
+  for (const p of out) {
+    const other = byName.get(baseName(p));
+    if (other !== undefined) {
+      throw new HoldfastError('BAD_ARGUMENT', `'${other}' and '${p}' have the same name and would both be restored as '${baseName(p)}' in one target: restore them to different places`, { path: p });
+    }
+    byName.set(baseName(p), p);
+  }
+  return out;
+}

@@ -60,6 +60,8 @@ export const RestoreJobSpec = Type.Object({
   point: Type.Object({ id: Type.String(), manifest: ManifestRefs, logicalBytes: Type.Integer() }),
   target: Type.String(),
   subPath: Type.Optional(Type.String()),
+  /** several entries, each restored into the target under its own name (instead of subPath) */
+  subPaths: Type.Optional(Type.Array(Type.String(), { maxItems: 1000 })),
   overwrite: Type.Boolean(),
   /** a new name for the one restored entry (the portal's "restore beside the original") */
   rename: Type.Optional(Type.String()),

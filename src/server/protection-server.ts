@@ -5,7 +5,7 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { HoldfastError } from '../core/errors.js';
-import { normalizeSubPath } from '../core/entry-path.js';
+import { normalizeSubPath, restoreSelection } from '../core/entry-path.js';
 import { parseJoinToken, formatJoinToken } from '../core/tokens.js';
 import type { JobSpec, JoinReply, RestoreReport, SourceOptions, SyncReport } from '../core/protocol.js';
 import { Pool } from '../pool/pool.js';
@@ -276,10 +276,15 @@ export class ProtectionServer {
     return this.queue.enqueue('sync', source, s.agentId, check ? { check } : {}, origin);
   }
 
-  requestRestore(r: { source: string; point?: string; at?: string; latest?: boolean; path?: string; to: string; agent?: string; overwrite: boolean; start?: boolean; port?: number }): JobRow {
+  /**
+   * A restore job: the whole point, one entry (`path`, placed in TARGET under its own name) or
+   * several (`paths`, each so; one job, so they are checked and written together).
+   */
+  requestRestore(r: { source: string; point?: string; at?: string; latest?: boolean; path?: string; paths?: string[]; to: string; agent?: string; overwrite: boolean; start?: boolean; port?: number }): JobRow {
     if (!r.to.startsWith('/')) throw new HoldfastError('BAD_ARGUMENT', `restore target '${r.to}' must be an absolute path (on the agent that restores)`);
+    if (r.path !== undefined && r.paths !== undefined) throw new HoldfastError('BAD_ARGUMENT', 'give path or paths, not both');
     const s = this.requireSource(r.source);
-    if (isDatabaseKind(s.kind) && r.path === undefined) {
+    if (isDatabaseKind(s.kind) && r.path === undefined && r.paths === undefined) {
       // A database is recovered whole: the nearest point and the log records up to the target.
       const plan = planDatabaseRestore(this, s, { point: r.point, at: r.at, latest: r.latest });
       const agent = r.agent ? this.requireAgent(r.agent) : this.requireAgent(s.agentId);
@@ -289,15 +294,18 @@ export class ProtectionServer {
     const p = this.pool.resolvePoint(r.source, { point: r.point, at: r.at });
     const agent = r.agent ? this.requireAgent(r.agent) : this.requireAgent(s.agentId);
     if (agent.revoked) throw new HoldfastError('CONFLICT', `agent '${agent.name}' is revoked`);
-    let subPath: string | undefined;
-    if (r.path !== undefined) {
+    const given = r.paths ?? (r.path === undefined ? [] : [r.path]);
+    for (const x of given) {
       try {
-        subPath = normalizeSubPath(r.path);
+        normalizeSubPath(x);
       } catch {
-        throw new HoldfastError('BAD_ARGUMENT', `path '${r.path}' is not a path inside the recovery point (no '..' components)`);
+        throw new HoldfastError('BAD_ARGUMENT', `path '${x}' is not a path inside the recovery point (no '..' components)`, { path: x });
       }
     }
-    return this.queue.enqueue('restore', r.source, agent.id, { point: p.id, target: r.to, subPath, overwrite: r.overwrite }, 'manual');
+    const chosen = given.length === 0 ? [] : restoreSelection(given);
+    if (chosen.length > 1 && p.kind !== 'dir') throw new HoldfastError('BAD_ARGUMENT', `recovery point ${p.id} is an image: there are no several paths to restore`);
+    const where = chosen.length > 1 ? { subPaths: chosen } : { subPath: chosen[0] };
+    return this.queue.enqueue('restore', r.source, agent.id, { point: p.id, target: r.to, ...where, overwrite: r.overwrite }, 'manual');
   }
 
   /** The job's spec, as the agent receives it. */
@@ -332,6 +340,7 @@ export class ProtectionServer {
       point: { id: p.id, manifest: p.manifest, logicalBytes: p.logicalBytes },
       target: job.params.target as string,
       subPath: job.params.subPath as string | undefined,
+      subPaths: job.params.subPaths as string[] | undefined,
       overwrite: job.params.overwrite === true,
       rename: job.params.rename as string | undefined,
       owner: job.params.owner as { uid: number; gid: number } | undefined,

@@ -125,6 +125,7 @@ async function runRestore(ctx: JobContext, spec: RestoreJobSpec): Promise<Record
       kind: spec.source.kind,
       target: spec.target,
       subPath: spec.subPath,
+      subPaths: spec.subPaths,
       overwrite: spec.overwrite,
       rename: spec.rename,
       owner: spec.owner,

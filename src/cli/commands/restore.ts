@@ -1,5 +1,5 @@
 /**
- * holdfast restore (--pool DIR | --server URL [--agent A]) --source NAME [--point ID | --at TIME] [--path SUBPATH] --to TARGET [--overwrite]
+ * holdfast restore (--pool DIR | --server URL [--agent A]) --source NAME [--point ID | --at TIME] [--path SUBPATH]... --to TARGET [--overwrite]
  * Database sources (through a server): --source S (--at TIME | --point ID | --latest) --to DIR [--no-start] [--port N].
  */
 import type { Command } from 'commander';
@@ -23,7 +23,7 @@ export function registerRestore(program: Command): void {
     .option('--latest', 'a database source: recover as far as its shipped logs go')
     .option('--no-start', 'a database source: only prepare the directory (recovery settings written), do not start the database')
     .option('--port <n>', 'a database source: start PostgreSQL on this port (default: a free one)')
-    .option('--path <subpath>', 'restore only this file or directory; it is placed inside TARGET under its own name')
+    .option('--path <subpath>', 'restore only this file or directory; it is placed inside TARGET under its own name (repeat for several, restored together)', (v: string, all: string[] = []) => [...all, v])
     .requiredOption('--to <target>', 'where to restore')
     .option('--overwrite', 'restore into a non-empty target: entries of the point replace what stands at their paths; other files stay')
     .option('--json', 'print the result as JSON');
@@ -39,7 +39,7 @@ export function registerRestore(program: Command): void {
           r = await localRestore(pool, {
             source: opts.source,
             point: p.id,
-            path: opts.path,
+            paths: opts.path,
             to: opts.to,
             overwrite: opts.overwrite === true,
             signal: interruptSignal(),
@@ -56,7 +56,7 @@ export function registerRestore(program: Command): void {
 }
 
 /** The restore runs on an agent: the owner of the source, or --agent (an alternate host). */
-type RestoreOpts = ServerOpts & { agent?: string; source: string; point?: string; at?: string; latest?: boolean; start?: boolean; port?: string; path?: string; to: string; overwrite?: boolean; json?: boolean };
+type RestoreOpts = ServerOpts & { agent?: string; source: string; point?: string; at?: string; latest?: boolean; start?: boolean; port?: string; path?: string[]; to: string; overwrite?: boolean; json?: boolean };
 
 async function serverRestore(opts: RestoreOpts): Promise<void> {
   const port = opts.port === undefined ? undefined : Number.parseInt(opts.port, 10);
@@ -71,7 +71,7 @@ async function serverRestore(opts: RestoreOpts): Promise<void> {
       ...(opts.latest ? { latest: true } : {}),
       ...(opts.start === false ? { start: false } : {}),
       ...(port !== undefined ? { port } : {}),
-      ...(opts.path !== undefined ? { path: opts.path } : {}),
+      ...(opts.path?.length === 1 ? { path: opts.path[0] } : opts.path ? { paths: opts.path } : {}),
       ...(opts.agent ? { agent: opts.agent } : {}),
     });
     const done = await waitForJob(c, job, !opts.json, interruptSignal());

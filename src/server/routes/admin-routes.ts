@@ -198,6 +198,8 @@ export function registerAdminRoutes(app: App, server: ProtectionServer): void {
             start: Type.Optional(Type.Boolean()),
             port: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
             path: Type.Optional(Type.String({ maxLength: 4096 })),
+            /** several entries, each placed in `to` under its own name, in one job (instead of path) */
+            paths: Type.Optional(Type.Array(Type.String({ maxLength: 4096 }), { minItems: 1, maxItems: 1000 })),
             to: Type.String({ minLength: 1, maxLength: 4096 }),
             agent: Type.Optional(Name),
             overwrite: Type.Optional(Type.Boolean()),
