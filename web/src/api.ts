@@ -103,6 +103,8 @@ export interface Alert {
 export interface Point {
   id: string;
   source: string;
+  /** 'dir': the point holds a file tree (dir, btrfs and database sources); 'image': one image file */
+  kind: 'dir' | 'image';
   time: string;
   logicalBytes: number;
   files: number;

@@ -1,6 +1,6 @@
 /**
  * Administrator routes for the console's restore wizard and storage page: list one directory of
- * a recovery point, download one file of it (verified chunks, streamed) or a directory as a tar, every version of a path,
+ * a recovery point, download one file of it (verified chunks, streamed), a directory or several chosen entries as a tar, every version of a path,
  * search the file-version index, and the pool usage samples.
  */
 import { Type } from '@sinclair/typebox';
@@ -10,7 +10,7 @@ import { requireAdmin, type App } from '../http-app.js';
 import type { FastifyRequest } from 'fastify';
 import type { ProtectionServer } from '../protection-server.js';
 import { findEntry, fileStream, listDirectory, pointPath } from '../browse.js';
-import { directoryTar } from '../browse-tar.js';
+import { directoryTar, selectionTar } from '../browse-tar.js';
 import type { PointRow } from '../../pool/catalog.js';
 
 const PointId = Type.String({ pattern: '^[0-9a-f]{4,64}$' });
@@ -45,11 +45,18 @@ export function registerBrowseRoutes(app: App, server: ProtectionServer): void {
     return { point: p.id, source: p.source, time: p.time, ...(await listDirectory(server.pool.reader, p, req.query.path ?? '')) };
   });
 
-  app.get('/api/v1/points/:id/download', { onRequest, schema: { tags, security, params: Type.Object({ id: PointId }), querystring: Type.Object({ path: PathQ }) } }, async (req, reply) => {
+  const download = { path: Type.Array(PathQ, { minItems: 1, maxItems: 1000, description: 'a file (its bytes), a directory (a tar), or several paths (one tar of them all, each under its own name)' }) };
+  app.get('/api/v1/points/:id/download', { onRequest, schema: { tags, security, params: Type.Object({ id: PointId }), querystring: Type.Object(download) } }, async (req, reply) => {
     const p = requirePoint(server, req.params.id);
-    const e = await findEntry(server.pool.reader, p, req.query.path);
+    const paths = req.query.path;
+    if (paths.length > 1) {
+      const tar = await selectionTar(server.pool.reader, p, paths);
+      return reply.header('content-type', 'application/x-tar').header('content-disposition', attachmentName(tar.name)).send(tar.stream);
+    }
+    const path = paths[0] as string;
+    const e = await findEntry(server.pool.reader, p, path);
     if (e.type === 'dir') {
-      const tar = await directoryTar(server.pool.reader, p, req.query.path);
+      const tar = await directoryTar(server.pool.reader, p, path);
       return reply.header('content-type', 'application/x-tar').header('content-disposition', attachmentName(tar.name)).send(tar.stream);
     }
     const body = fileStream(server.pool.reader, e);

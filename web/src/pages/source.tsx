@@ -1,7 +1,8 @@
 /**
  * One source: its recovery points on a timeline, and the restore wizard: browse a point's tree,
  * choose files and directories, restore them to the original location or to another place on an
- * agent (one restore job each), or download a file.
+ * agent, or download them. Any point that holds a tree (dir, btrfs, and the files of a database
+ * source) can be browsed; an image point has no tree.
  */
 import { useState, type ReactElement } from 'react';
 import { api, type Agent, type BrowseEntry, type Job, type Point, type Source } from '../api';
@@ -35,11 +36,30 @@ function Timeline({ points, selected, onSelect }: { points: Point[]; selected?: 
 
 const parentOf = (p: string): string => (p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '.');
 const absPath = (root: string, p: string): string => (p === '.' ? root : `${root.replace(/\/$/, '')}/${p}`);
+const isWithin = (p: string, under: string): boolean => under === '.' || p === under || p.startsWith(`${under}/`);
+/** The chosen entries without those inside another chosen one (they come with it). */
+const outermost = (paths: string[]): string[] => paths.filter((p) => !paths.some((q) => q !== p && isWithin(p, q)));
+/** Database sources: files put back under a running database would corrupt it. */
+const isDatabase = (s: Source): boolean => s.kind === 'postgres' || s.kind === 'sqlite';
+
+/**
+ * The restore requests for the chosen entries. Another location: one job with every entry (the
+ * target is checked once, nothing races). Original location: one job per parent directory, each
+ * putting its entries back in that directory (overwrite); their directories are disjoint.
+ */
+export function restoreRequests(source: Source, point: Point, chosen: string[], where: 'original' | 'other', other: { agent: string; target: string; overwrite: boolean }): Array<Record<string, unknown>> {
+  const top = outermost(chosen);
+  const one = (paths: string[]): Record<string, unknown> => (paths.length === 1 ? { path: paths[0] } : { paths });
+  if (where === 'other') return [{ source: source.name, point: point.id, ...one(top), to: other.target, agent: other.agent, overwrite: other.overwrite }];
+  const byParent = new Map<string, string[]>();
+  for (const p of top) byParent.set(parentOf(p), [...(byParent.get(parentOf(p)) ?? []), p]);
+  return [...byParent].map(([parent, paths]) => ({ source: source.name, point: point.id, ...one(paths), to: absPath(source.path, parent), overwrite: true }));
+}
 
 function RestoreWizard({ source, point, agents }: { source: Source; point: Point; agents: Agent[] }): ReactElement {
   const [dir, setDir] = useState('.');
   const [chosen, setChosen] = useState<string[]>([]);
-  const [where, setWhere] = useState<'original' | 'other'>('original');
+  const [where, setWhere] = useState<'original' | 'other'>(isDatabase(source) ? 'other' : 'original');
   const [agent, setAgent] = useState(source.agent);
   const [target, setTarget] = useState('/tmp/restore');
   const [overwrite, setOverwrite] = useState(false);
@@ -55,13 +75,7 @@ function RestoreWizard({ source, point, agents }: { source: Source; point: Point
     setError('');
     const started: string[] = [];
     try {
-      for (const path of chosen) {
-        // Original location: each item back into its own parent directory, replacing what is there.
-        const body = where === 'original'
-          ? { source: source.name, point: point.id, path, to: absPath(source.path, parentOf(path)), overwrite: true }
-          : { source: source.name, point: point.id, path, to: target, agent, overwrite: overwrite || started.length > 0 };
-        started.push((await api<Job>('POST', '/api/v1/restores', body)).id);
-      }
+      for (const body of restoreRequests(source, point, chosen, where, { agent, target, overwrite })) started.push((await api<Job>('POST', '/api/v1/restores', body)).id);
     } catch (e) {
       setError((e as Error).message);
     }
@@ -97,8 +111,8 @@ function RestoreWizard({ source, point, agents }: { source: Source; point: Point
       </table>
       <div className="restore-options">
         <p>Chosen: {chosen.length === 0 ? <span className="muted">nothing yet</span> : chosen.join(', ')}</p>
-        <label className="check"><input type="radio" name="where" checked={where === 'original'} onChange={() => setWhere('original')} /> Original location on {source.agent} (replaces what is there)</label>
-        <label className="check"><input type="radio" name="where" checked={where === 'other'} onChange={() => setWhere('other')} /> Another location</label>
+        <label className="check"><input type="radio" name="where" value="original" disabled={isDatabase(source)} checked={where === 'original'} onChange={() => setWhere('original')} /> Original location on {source.agent} (replaces what is there){isDatabase(source) && ' — not for a database source'}</label>
+        <label className="check"><input type="radio" name="where" value="other" checked={where === 'other'} onChange={() => setWhere('other')} /> Another location</label>
         {where === 'other' && (
           <div className="inline-form">
             <label>Agent <select name="restore-agent" value={agent} onChange={(e) => setAgent(e.target.value)}>{agents.filter((a) => a.status !== 'revoked').map((a) => <option key={a.name}>{a.name}</option>)}</select></label>
@@ -107,6 +121,11 @@ function RestoreWizard({ source, point, agents }: { source: Source; point: Point
           </div>
         )}
         <button id="restore-button" disabled={chosen.length === 0} onClick={() => void restore()}>Restore {chosen.length || ''}</button>
+        {chosen.length > 0 && (
+          <a id="download-chosen" className="download" href={`/api/v1/points/${point.id}/download?${chosen.map((p) => `path=${encodeURIComponent(p)}`).join('&')}`}>
+            {chosen.length > 1 ? `Download chosen (one .tar)` : 'Download chosen'}
+          </a>
+        )}
         {error && <p className="error">{error}</p>}
       </div>
       {jobRows.data && jobRows.data.length > 0 && (
@@ -114,7 +133,7 @@ function RestoreWizard({ source, point, agents }: { source: Source; point: Point
           <tbody>
             {jobRows.data.map((j) => (
               <tr key={j.id} data-state={j.state}>
-                <td>{typeof j.params.subPath === 'string' ? j.params.subPath : '.'} → {typeof j.params.target === 'string' ? j.params.target : ''}</td>
+                <td>{Array.isArray(j.params.subPaths) ? j.params.subPaths.join(', ') : typeof j.params.subPath === 'string' ? j.params.subPath : '.'} → {typeof j.params.target === 'string' ? j.params.target : ''}</td>
                 <td><StatusBadge status={j.state} /></td>
                 <td className="wide">{j.state === 'running' ? <JobProgress job={j} /> : j.error?.message ?? (j.result ? `${String(j.result.entries)} entries, ${bytes(Number(j.result.bytes ?? 0))}` : '')}</td>
               </tr>
@@ -166,12 +185,12 @@ export function SourcePage({ name }: { name: string }): ReactElement {
           {[...data.points].reverse().slice(0, 20).map((p) => (
             <tr key={p.id} className={p.id === point?.id ? 'selected' : ''}>
               <td>{time(p.time)}</td><td>{bytes(p.logicalBytes)}</td><td>{p.files}</td><td>{bytes(p.newBytes)}</td>
-              <td>{s.kind === 'dir' && <button data-point={p.id} onClick={() => setPoint(p)}>Browse</button>}</td>
+              <td>{p.kind === 'dir' && <button data-point={p.id} onClick={() => setPoint(p)}>Browse</button>}</td>
             </tr>
           ))}
         </tbody>
       </table>
-      {point && s.kind === 'dir' && <RestoreWizard key={point.id} source={s} point={point} agents={data.agents} />}
+      {point?.kind === 'dir' && <RestoreWizard key={point.id} source={s} point={point} agents={data.agents} />}
     </div>
   );
 }
