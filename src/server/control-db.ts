@@ -226,6 +226,11 @@ export class ControlDb {
       .run(s.name, s.group, s.agentId, s.kind, s.path, s.created, JSON.stringify(s.options));
   }
 
+  /** A source's group and options (name, agent, kind and path never change). */
+  updateSource(s: SourceRowC): void {
+    this.db.prepare('UPDATE sources SET group_name = ?, options = ? WHERE name = ?').run(s.group, JSON.stringify(s.options), s.name);
+  }
+
   sources(): SourceRowC[] {
     return (this.db.prepare('SELECT * FROM sources ORDER BY name').all() as Raw[]).map(sourceOf);
   }

@@ -22,6 +22,7 @@ import { issueAgentCert } from './pki.js';
 import { rpoState } from './schedule.js';
 import { hashSecret, makeDataDir, prepareServerData, type ServerData } from './server-data.js';
 import { WebState } from './web-state.js';
+import { checkSourceOptions, patchSourceOptions, type SourceOptionsPatch } from './source-options.js';
 import { join } from 'node:path';
 
 export interface ServerOptions {
@@ -231,9 +232,24 @@ export class ProtectionServer {
     const agent = this.requireAgent(s.agent);
     if (!s.path.startsWith('/')) throw new HoldfastError('BAD_ARGUMENT', `source path '${s.path}' must be absolute (a path on agent '${agent.name}')`);
     if (this.db.source(s.name) || this.pool.catalog.source(s.name)) throw new HoldfastError('CONFLICT', `source '${s.name}' already exists`);
+    checkSourceOptions(s.name, s.kind, s.options ?? {});
     const row: SourceRowC = { name: s.name, group: s.group, agentId: agent.id, kind: s.kind, options: s.options ?? {}, path: s.path, created: new Date().toISOString(), lastSync: null, lastPointSlot: null };
     this.db.addSource(row);
     return row;
+  }
+
+  /**
+   * Moves a source to another group and/or changes its options; both reach the agent with the
+   * source's next sync. Name, agent, kind and path stay: its points and the agent's tracker state
+   * belong to them.
+   */
+  editSource(name: string, e: { group?: string; options?: SourceOptionsPatch }): SourceRowC {
+    const s = this.requireSource(name);
+    if (e.group !== undefined) this.requireGroup(e.group);
+    const next: SourceRowC = { ...s, group: e.group ?? s.group, options: patchSourceOptions(s.options, e.options ?? {}) };
+    checkSourceOptions(s.name, s.kind, next.options);
+    this.db.updateSource(next);
+    return next;
   }
 
   requireSource(name: string): SourceRowC {

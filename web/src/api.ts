@@ -63,6 +63,15 @@ export interface Source {
   agent: string;
   kind: 'dir' | 'image' | 'btrfs' | 'postgres' | 'sqlite';
   path: string;
+  /** how the agent reads it (as at source add; PATCH /api/v1/sources/NAME changes them) */
+  options?: {
+    tracker?: 'auto' | 'full' | 'qcow2-bitmap' | 'btrfs';
+    snapshotDir?: string;
+    preSnapshot?: string;
+    postSnapshot?: string;
+    postgres?: { connect: string; bin?: string };
+    sqlite?: { ship?: 'continuous' | 'frequency' };
+  };
   status: string;
   /** from the oldest point to the newest point or shipped log (database sources: any time between) */
   recoverable?: { from: string; to: string } | null;

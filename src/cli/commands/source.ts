@@ -1,4 +1,7 @@
-/** holdfast source add --group G --agent A --kind dir|image|btrfs|postgres|sqlite [tracker, quiesce and database options] NAME PATH; source list. */
+/**
+ * holdfast source add --group G --agent A --kind dir|image|btrfs|postgres|sqlite [tracker, quiesce and database options] NAME PATH;
+ * source edit NAME [--group G] [the options of add; only those given change]; source list.
+ */
 import type { Command } from 'commander';
 import { HoldfastError } from '../../core/errors.js';
 import { parseDuration } from '../../core/units.js';
@@ -22,6 +25,7 @@ interface SourceFlags {
 interface SourceView {
   name: string;
   group: string;
+  options?: { postgres?: { connect: string; bin?: string } };
   agent: string;
   kind: string;
   path: string;
@@ -72,6 +76,54 @@ export function registerSource(program: Command): void {
       const s = await c.json<SourceView>('POST', '/api/v1/sources', { name, group: opts.group, agent: opts.agent, kind: opts.kind, path, options });
       if (opts.json) printJson(s);
       else info(`source '${s.name}' (${s.kind} ${s.path} on agent ${s.agent}) added to group '${s.group}'`);
+    });
+  });
+  addServerOptions(
+    cmd
+      .command('edit <name>')
+      .description("move a source to another group or change how its agent reads it (only the options given; '' removes an option); effective from its next sync")
+      .option('--group <group>', 'protection group')
+      .option('--tracker <name>', 'change tracker: auto, full, qcow2-bitmap, btrfs')
+      .option('--qmp <socket>', 'image served by a running QEMU: its QMP socket (with --qemu-node; --qmp "" for none)')
+      .option('--qemu-node <name>', "the image's qcow2 node name in that QEMU")
+      .option('--snapshot-dir <dir>', 'btrfs: where read-only snapshots go')
+      .option('--pre-snapshot <command>', 'run before the snapshot is taken')
+      .option('--post-snapshot <command>', 'run after the snapshot is taken')
+      .option('--quiesce-timeout <duration>', 'limit for each command and for fsfreeze')
+      .option('--fsfreeze', 'freeze the filesystem while the snapshot is taken')
+      .option('--no-fsfreeze', 'do not freeze the filesystem')
+      .option('--connect <conninfo>', 'postgres: how the agent connects')
+      .option('--pg-bin <dir>', 'postgres: the directory of pg_ctl')
+      .option('--ship <mode>', "sqlite: 'continuous' or 'frequency'")
+      .option('--json', 'machine-readable output'),
+  ).action(async (name: string, opts: ServerOpts & Partial<SourceFlags> & { group?: string; json?: boolean }) => {
+    const clear = <T>(v: T | undefined): T | null | undefined => (v === '' ? null : v);
+    if (opts.ship !== undefined && opts.ship !== '' && !['continuous', 'frequency'].includes(opts.ship)) throw new HoldfastError('BAD_ARGUMENT', `--ship is 'continuous' or 'frequency', not '${opts.ship}'`);
+    if (opts.qmp !== '' && (opts.qmp === undefined) !== (opts.qemuNode === undefined)) throw new HoldfastError('BAD_ARGUMENT', '--qmp and --qemu-node go together');
+    await withServer(opts, async (c) => {
+      const options: Record<string, unknown> = {
+        tracker: clear(opts.tracker),
+        qemu: opts.qmp === '' ? null : opts.qmp && opts.qemuNode ? { qmpSocket: opts.qmp, node: opts.qemuNode } : undefined,
+        snapshotDir: clear(opts.snapshotDir),
+        preSnapshot: clear(opts.preSnapshot),
+        postSnapshot: clear(opts.postSnapshot),
+        timeoutMs: opts.quiesceTimeout === undefined ? undefined : parseDuration(opts.quiesceTimeout),
+        fsfreeze: opts.fsfreeze === false ? null : opts.fsfreeze,
+        sqlite: opts.ship === undefined ? undefined : opts.ship === '' ? null : { ship: opts.ship },
+      };
+      if (opts.connect !== undefined || opts.pgBin !== undefined) {
+        // connect and bin are one option: the one not given stays as it is
+        const was = (await c.json<SourceView>('GET', `/api/v1/sources/${encodeURIComponent(name)}`)).options?.postgres;
+        const connect = opts.connect ?? was?.connect ?? '';
+        const bin = opts.pgBin === undefined ? was?.bin : opts.pgBin || undefined;
+        options.postgres = { connect, ...(bin ? { bin } : {}) };
+      }
+      for (const k of Object.keys(options)) if (options[k] === undefined) delete options[k];
+      const body = { ...(opts.group !== undefined ? { group: opts.group } : {}), ...(Object.keys(options).length ? { options } : {}) };
+      if (Object.keys(body).length === 0) throw new HoldfastError('BAD_ARGUMENT', 'nothing to change: give at least one option (see holdfast source edit --help)');
+      const s = await c.json<SourceView>('PATCH', `/api/v1/sources/${encodeURIComponent(name)}`, body);
+      if (opts.json) printJson(s);
+      else info(`source '${s.name}' (${s.kind} ${s.path} on agent ${s.agent}) is in group '${s.group}'`);
     });
   });
   addServerOptions(cmd.command('list').description('list sources with their protection status').option('--json', 'machine-readable output')).action(async (opts: ServerOpts & { json?: boolean }) => {

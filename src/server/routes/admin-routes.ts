@@ -1,5 +1,5 @@
 /** Routes for the administrator (bearer token): agents, join tokens, groups, sources, syncs, restores, jobs, alerts, settings. */
-import { Type } from '@sinclair/typebox';
+import { Type, type TSchema } from '@sinclair/typebox';
 import { HoldfastError } from '../../core/errors.js';
 import { parseDuration, parseSize } from '../../core/units.js';
 import { requireAdmin, type App } from '../http-app.js';
@@ -42,6 +42,20 @@ function keepFields() {
   const n = Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 }));
   return { keepLast: n, keepHourly: n, keepDaily: n, keepWeekly: n, keepMonthly: n, keepYearly: n };
 }
+
+/**
+ * SourceOptions for an edit: each option may also be null (removed). Null comes first: the
+ * server's type coercion would otherwise turn a null into '' for a string option.
+ */
+const P = SourceOptions.properties;
+const orNull = <T extends TSchema>(t: T) => Type.Optional(Type.Union([Type.Null(), t]));
+const SourceOptionsPatchSchema = Type.Object(
+  {
+    tracker: orNull(P.tracker), qemu: orNull(P.qemu), snapshotDir: orNull(P.snapshotDir), preSnapshot: orNull(P.preSnapshot), postSnapshot: orNull(P.postSnapshot),
+    timeoutMs: orNull(P.timeoutMs), fsfreeze: orNull(P.fsfreeze), postgres: orNull(P.postgres), sqlite: orNull(P.sqlite),
+  } satisfies Record<keyof SourceOptions, TSchema>, // every option, or this does not compile
+  { additionalProperties: false },
+);
 
 const GroupBody = Type.Object(
   {
@@ -154,6 +168,18 @@ export function registerAdminRoutes(app: App, server: ProtectionServer): void {
       void reply.status(201);
       return server.sourceView(s);
     },
+  );
+
+  app.patch(
+    '/api/v1/sources/:name',
+    {
+      schema: {
+        tags, security, params: Type.Object({ name: Name }),
+        description: "move a source to another group and/or change its options (a given option replaces it, null removes it); name, agent, kind and path stay",
+        body: Type.Object({ group: Type.Optional(Name), options: Type.Optional(SourceOptionsPatchSchema) }, { additionalProperties: false }),
+      },
+    },
+    (req) => server.sourceView(server.editSource(req.params.name, req.body)),
   );
 
   app.post(
