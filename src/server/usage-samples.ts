@@ -5,8 +5,12 @@
  * every ten minutes; samples older than a year are dropped.
  */
 import type Database from 'better-sqlite3';
+import type { Catalog } from '../pool/catalog.js';
 import type { Pool } from '../pool/pool.js';
 import type { ControlDb } from './control-db.js';
+
+/** What a sample reads from the pool. */
+export type UsagePool = Pick<Pool, 'storedBytes'> & { catalog: Pick<Catalog, 'points' | 'latestPoint'> };
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS usage_samples (time TEXT PRIMARY KEY, stored_bytes INTEGER NOT NULL, packs INTEGER NOT NULL, groups TEXT NOT NULL);
@@ -39,8 +43,10 @@ export class UsageSamples {
 
   constructor(
     private readonly control: ControlDb,
-    private readonly pool: Pool,
+    private readonly pool: UsagePool,
     private readonly log: { warn(obj: object, msg: string): void },
+    /** milliseconds since the epoch (tests step it) */
+    private readonly clock: () => number = Date.now,
   ) {
     this.db = control.db;
     this.db.exec(SCHEMA);
@@ -58,9 +64,9 @@ export class UsageSamples {
 
   /** Records a sample in the background (unless one was taken within the last minute). */
   take(force = false): void {
-    if (this.busy || (!force && Date.now() - this.last < MIN_GAP_MS)) return;
+    if (this.busy || (!force && this.clock() - this.last < MIN_GAP_MS)) return;
     this.busy = true;
-    this.last = Date.now();
+    this.last = this.clock();
     this.record()
       .catch((err: unknown) => this.log.warn({ err }, 'usage sample failed'))
       .finally(() => {
@@ -68,7 +74,7 @@ export class UsageSamples {
       });
   }
 
-  async record(now = new Date()): Promise<UsageSample> {
+  async record(now = new Date(this.clock())): Promise<UsageSample> {
     const sample = await this.measure(now);
     this.db.prepare('INSERT OR REPLACE INTO usage_samples (time, stored_bytes, packs, groups) VALUES (?, ?, ?, ?)').run(sample.time, sample.storedBytes, sample.packs, JSON.stringify(sample.groups));
     this.db.prepare('DELETE FROM usage_samples WHERE time < ?').run(new Date(now.getTime() - KEEP_MS).toISOString());
@@ -76,7 +82,7 @@ export class UsageSamples {
   }
 
   /** The figures now, not recorded. */
-  async measure(now = new Date()): Promise<UsageSample> {
+  async measure(now = new Date(this.clock())): Promise<UsageSample> {
     const stored = await this.pool.storedBytes();
     const groups = new Map<string, GroupUsage>();
     for (const g of this.control.groups()) groups.set(g.name, { group: g.name, sources: 0, points: 0, latestLogicalBytes: 0, storedNewBytes: 0 });
