@@ -15,6 +15,8 @@ export const ARTIFACTS = join(REPO, 'test-artifacts', 'web');
 export interface Browser {
   context: BrowserContext;
   page: Page;
+  /** every URL the browser asked for (pages, scripts, styles, API calls, downloads) */
+  requests: string[];
   shot(name: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -38,9 +40,12 @@ export async function openBrowser(): Promise<Browser> {
     void d.dismiss();
   });
   page.on('pageerror', (err) => console.log(`browser error: ${err.message}`));
+  const requests: string[] = [];
+  context.on('request', (r) => requests.push(r.url()));
   return {
     context,
     page,
+    requests,
     shot: async (name) => {
       await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
     },

@@ -66,9 +66,9 @@ export function Dashboard(): ReactElement {
               <td><a href={`#/sources/${encodeURIComponent(s.name)}`}>{s.name}</a><div className="muted">{s.path}</div></td>
               <td>{s.group}</td>
               <td>{s.agent}</td>
-              <td><StatusBadge status={s.status} /></td>
-              <td title={time(s.latestPoint?.time)}>{ago(s.latestPoint?.time)}</td>
-              <td>{s.rpo ? (s.rpo.compliant ? '✔ met' : '✘ missed') : '—'}</td>
+              <td className="status"><StatusBadge status={s.status} /></td>
+              <td className="last-point" title={time(s.latestPoint?.time)} data-time={s.latestPoint?.time}>{ago(s.latestPoint?.time)}</td>
+              <td className="rpo">{s.rpo ? (s.rpo.compliant ? '✔ met' : '✘ missed') : '—'}</td>
               <td><button onClick={() => sync(s.name)}>Sync now</button></td>
             </tr>
           ))}
@@ -91,9 +91,9 @@ export function Dashboard(): ReactElement {
 
       <h2>Active alerts</h2>
       {data.alerts.length === 0 ? <p className="muted">No active alerts.</p> : (
-        <ul className="alerts">
+        <ul className="alerts" id="active-alerts">
           {data.alerts.map((a) => (
-            <li key={a.id} className={a.severity}><b>{a.severity}</b> {a.message} <span className="muted">since {time(a.raised)}</span></li>
+            <li key={a.id} className={a.severity} data-kind={a.kind}><b>{a.severity}</b> {a.message} <span className="muted">since {time(a.raised)}</span></li>
           ))}
         </ul>
       )}

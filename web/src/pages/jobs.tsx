@@ -37,7 +37,7 @@ export function JobsAlerts(): ReactElement {
         <thead><tr><th>Raised</th><th>Severity</th><th>Kind</th><th>Object</th><th>Message</th><th>State</th></tr></thead>
         <tbody>
           {data.alerts.map((a) => (
-            <tr key={a.id} className={a.state}>
+            <tr key={a.id} className={a.state} data-kind={a.kind}>
               <td>{time(a.raised)}</td><td className={a.severity}>{a.severity}</td><td>{a.kind}</td><td>{a.object}</td><td>{a.message}</td><td>{a.state}{a.resolved ? ` ${time(a.resolved)}` : ''}</td>
             </tr>
           ))}
