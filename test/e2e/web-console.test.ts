@@ -211,7 +211,7 @@ describe('web console and portal in Chromium', { timeout: 420_000, skip: existsS
     await page.fill('#edit-weekly input[name=retain]', '60d');
     await page.fill('#edit-weekly input[name=points]', '20:00');
     await page.click('#edit-weekly button[type=submit]');
-    await page.waitForSelector('#edit-weekly', { state: 'detached' });
+    await page.waitForSelector('#groups tr[data-group=weekly]:has-text("60d")'); // once reloaded
     assert.match(await page.textContent('#groups tr[data-group=weekly]') ?? '', /1d20:0060d/);
     const groups = await server.json<Array<{ name: string; syncEveryMs: number | null; retainMs: number; points: string[] }>>(['group', 'list']);
     assert.deepEqual(groups.find((g) => g.name === 'weekly'), { ...groups.find((g) => g.name === 'weekly'), syncEveryMs: 86_400_000, retainMs: 60 * 86_400_000, points: ['20:00'] });
@@ -245,7 +245,7 @@ describe('web console and portal in Chromium', { timeout: 420_000, skip: existsS
     await page.fill('#edit-source-vol input[name=snapshot-dir]', join(btrfs.mount, 'snaps'));
     await browser.shot('12-edit-source');
     await page.click('#edit-source-vol button[type=submit]');
-    await page.waitForSelector('#edit-source-vol', { state: 'detached' });
+    await page.waitForSelector('#source-list tr[data-source=vol]:has-text("daily")'); // once reloaded
     assert.match(await page.textContent('#source-list tr[data-source=vol]') ?? '', /^voldailyhost-abtrfs/);
     const edited = (await server.json<SourceJson[]>(['source', 'list'])).find((s) => s.name === 'vol');
     assert.deepEqual([edited?.group, edited?.kind, edited?.path, edited?.options.tracker, edited?.options.snapshotDir], ['daily', 'btrfs', volume, 'full', join(btrfs.mount, 'snaps')]);
