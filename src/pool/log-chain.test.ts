@@ -4,30 +4,16 @@ import { mkdtempSync, rmSync, utimesSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { encodeChunk } from '../core/codec.js';
 import { digestOf } from '../core/digest.js';
-import type { ChunkRef } from '../core/manifest.js';
 import { Pool } from './pool.js';
 import { runGc } from './gc.js';
 import { verifyPool } from './verify.js';
 import { logsForRestore, pruneLogs } from './log-chain.js';
 import { prunePoints } from './point-admin.js';
 import type { PointRow } from './catalog.js';
-
-/** Stores `data` as raw 64 KiB chunks through a write session and commits it as a log record. */
-async function ship(pool: Pool, source: string, name: string, data: Buffer, meta: Record<string, unknown> = {}): Promise<{ seq: number; time: string; duplicate: boolean; manifest: ChunkRef[] }> {
-  const s = pool.startSession(1);
-  const manifest: ChunkRef[] = [];
-  for (let off = 0; off < data.length; off += 65536) {
-    const piece = data.subarray(off, off + 65536);
-    const digest = digestOf(piece);
-    manifest.push([digest, piece.length]);
-    if (s.claim(digest)) await s.put([{ digest, length: piece.length, encoded: encodeChunk(piece, 1) }]);
-  }
-  await s.finish();
-  const r = await pool.commitLog({ source, name, kind: 'pg-wal', meta, manifest }, s);
-  return { ...r, manifest };
-}
+import { dbPoint, ship } from './log-fixtures.test.js';
+import { poolUsage, type SourceUsage } from './usage.js';
+import { pointDigests } from './point-digests.js';
 
 async function withPool(fn: (pool: Pool, dir: string) => Promise<void>): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'hf-logchain-'));
@@ -142,5 +128,29 @@ test('retention prunes a log chain only together with the express full it depend
     assert.deepEqual([r.removed, r.logsRemoved], [1, 2]);
     assert.deepEqual(pool.catalog.points('db').map((p) => p.id), ['full2']);
     assert.deepEqual(pool.catalog.logs('db').map((l) => l.name), ['000000010000000000000003', '000000010000000000000004']);
+  });
+});
+
+test("usage counts log records: a source's unique bytes cover its shipped records, none of them is unreferenced", async () => {
+  await withPool(async (pool) => {
+    const a = randomBytes(200_000);
+    const b = randomBytes(150_000);
+    await ship(pool, 'db', '000000010000000000000001', a);
+    await ship(pool, 'db', '000000010000000000000002', b);
+    // The same bytes in another source's chain: shared between the two.
+    await ship(pool, 'db2', '000000010000000000000001', b);
+    const p1 = await dbPoint(pool, 'db', new Date().toISOString(), { startWal: '000000010000000000000001' });
+    const stored = (data: Buffer): number => {
+      let n = 0;
+      for (let off = 0; off < data.length; off += 65536) n += pool.index.get(digestOf(data.subarray(off, off + 65536)))?.storedLength ?? 0;
+      return n;
+    };
+    const u = await poolUsage(pool);
+    const row = (s: string): SourceUsage | undefined => u.sources.find((x) => x.source === s);
+    const pointBytes = [...(await pointDigests(pool.reader, p1.manifest))].reduce((n, d) => n + (pool.index.get(d)?.storedLength ?? 0), 0);
+    assert.equal(row('db')?.uniqueBytes, pointBytes + stored(a));
+    assert.equal(row('db')?.sharedBytes, stored(b));
+    assert.deepEqual([row('db2')?.points, row('db2')?.uniqueBytes, row('db2')?.sharedBytes], [0, 0, stored(b)], 'a source with log records only has its row');
+    assert.equal(u.unreferencedBytes, 0, 'gc would free none of it');
   });
 });

@@ -2,7 +2,8 @@
  * Storage allocation as it stands: the pool's file system (capacity, used, free) and, per source,
  * logical bytes (its latest point and all its points), unique bytes (stored bytes of chunks only
  * this source needs: what deleting it would free after gc) and shared bytes (stored bytes of
- * chunks it needs that other sources need too). Reads every manifest, like gc's mark.
+ * chunks it needs that other sources need too). A source needs the chunks of its points and of
+ * its log records (a database's shipped WAL), as gc's mark does. Reads every manifest.
  */
 import { statfs } from 'node:fs/promises';
 import type { Pool } from './pool.js';
@@ -11,6 +12,7 @@ import { defaultAllocation, type Allocation } from './allocation.js';
 
 export interface SourceUsage {
   source: string;
+  /** its points' kind (dir, image), or the log kind of a source with log records only */
   kind: string;
   points: number;
   latestLogicalBytes: number;
@@ -29,7 +31,7 @@ export interface PoolUsage {
   /** pack bytes in the pool */
   storedBytes: number;
   packs: number;
-  /** stored bytes no point needs (gc would free them) */
+  /** stored bytes no point or log record needs (gc would free them) */
   unreferencedBytes: number;
   retentionDays: number;
   sources: SourceUsage[];
@@ -45,6 +47,16 @@ export async function poolUsage(pool: Pool, o: { retentionDays?: number; signal?
   const owner = new Map<string, number>();
   const sharedBy = new Map<string, Set<number>>();
   const rows: SourceUsage[] = [];
+  const need = (d: string, i: number): void => {
+    const cur = owner.get(d);
+    if (cur === undefined) owner.set(d, i);
+    else if (cur !== i) {
+      if (cur !== SHARED) {
+        owner.set(d, SHARED);
+        sharedBy.set(d, new Set([cur, i]));
+      } else sharedBy.get(d)?.add(i);
+    }
+  };
   for (const [i, s] of sources.entries()) {
     const points = pool.catalog.points(s.name);
     const latest = points.at(-1);
@@ -58,23 +70,18 @@ export async function poolUsage(pool: Pool, o: { retentionDays?: number; signal?
       sharedBytes: 0,
       defaultAllocation: defaultAllocation(latest?.logicalBytes ?? 0, retentionDays),
     });
-    for (const p of points) {
-      await forEachPointChunk(
-        pool.reader,
-        p.manifest,
-        (d) => {
-          const cur = owner.get(d);
-          if (cur === undefined) owner.set(d, i);
-          else if (cur !== i) {
-            if (cur !== SHARED) {
-              owner.set(d, SHARED);
-              sharedBy.set(d, new Set([cur, i]));
-            } else sharedBy.get(d)?.add(i);
-          }
-        },
-        o.signal,
-      );
+    for (const p of points) await forEachPointChunk(pool.reader, p.manifest, (d) => need(d, i), o.signal);
+  }
+  // Log records: their chunk lists are in the catalog. A source may have records before its first
+  // point (archiving starts before the first express full ends): it gets a row of its own.
+  const rowOf = new Map(rows.map((r, i) => [r.source, i]));
+  for (const l of pool.catalog.allLogs()) {
+    let i = rowOf.get(l.source);
+    if (i === undefined) {
+      i = rows.push({ source: l.source, kind: l.kind, points: 0, latestLogicalBytes: 0, allLogicalBytes: 0, uniqueBytes: 0, sharedBytes: 0, defaultAllocation: defaultAllocation(0, retentionDays) }) - 1;
+      rowOf.set(l.source, i);
     }
+    for (const [d] of l.manifest) need(d, i);
   }
   let referenced = 0;
   for (const [d, who] of owner) {

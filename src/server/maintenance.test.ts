@@ -3,15 +3,18 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { Pool } from '../pool/pool.js';
 import { Alerts } from './alerts.js';
 import { ControlDb, type JobRow } from './control-db.js';
 import { GroupPolicies, retentionOf } from './group-policy.js';
 import { Maintenance, type MaintenanceOptions } from './maintenance.js';
+import { ship } from '../pool/log-fixtures.test.js';
+import type { ChunkRef } from '../core/manifest.js';
 
 const log = { info: (): void => undefined, warn: (): void => undefined };
 
-async function setup(schedules: MaintenanceOptions = { pruneEveryMs: null, gcEveryMs: null, verifyEveryMs: null }): Promise<{ m: Maintenance; db: ControlDb; done: () => Promise<void> }> {
+async function setup(schedules: MaintenanceOptions = { pruneEveryMs: null, gcEveryMs: null, verifyEveryMs: null }): Promise<{ m: Maintenance; db: ControlDb; pool: Pool; done: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-maint-'));
   await Pool.init(join(dir, 'pool'));
   const pool = await Pool.open(join(dir, 'pool'));
@@ -20,6 +23,7 @@ async function setup(schedules: MaintenanceOptions = { pruneEveryMs: null, gcEve
   return {
     m,
     db,
+    pool,
     done: async () => {
       await m.close();
       await pool.close();
@@ -30,6 +34,19 @@ async function setup(schedules: MaintenanceOptions = { pruneEveryMs: null, gcEve
 }
 
 const job = { id: 'j1', type: 'sync', source: 'web' } as JobRow;
+
+/** A group 'g' (the given retention) with a PostgreSQL source 'db' on agent 'a1'. */
+function dbSource(db: ControlDb, retainMs = 14 * 86_400_000): void {
+  const created = new Date().toISOString();
+  db.addAgent({ id: 'a1', name: 'a1', hostname: 'h', created, version: null });
+  db.addGroup({ name: 'g', syncEveryMs: null, points: [], retainMs, compress: true, throttleBps: null, created });
+  db.addSource({ name: 'db', group: 'g', agentId: 'a1', kind: 'postgres', options: {}, path: '/pg', created, lastSync: null, lastPointSlot: null });
+}
+
+/** Stored bytes of the chunks of these log records. */
+function storedOf(pool: Pool, logs: Array<{ manifest: ChunkRef[] }>): number {
+  return logs.reduce((n, l) => n + l.manifest.reduce((k, [d]) => k + (pool.index.get(d)?.storedLength ?? 0), 0), 0);
+}
 
 test('a sync failing with POOL_FULL raises a critical alert; the next good sync resolves it', async () => {
   const { m, db, done } = await setup();
@@ -86,5 +103,19 @@ test('schedules: verify and gc start when due, one at a time; a first start coun
   while ((m.status() as { running: unknown }).running && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
   m.tick(later);
   assert.equal((m.status() as { running: { type: string } | null }).running?.type, 'gc', 'gc, due too, waited for the verify');
+  await done();
+});
+
+test("usage: a database source's shipped log records count as its stored bytes (unique, against its quota), not as unreferenced", async () => {
+  const { m, db, pool, done } = await setup();
+  dbSource(db);
+  const logs = [await ship(pool, 'db', '000000010000000000000001', randomBytes(300_000)), await ship(pool, 'db', '000000010000000000000002', randomBytes(200_000))];
+  const u = await m.storage();
+  const s = u.sources.find((x) => x.source === 'db');
+  assert.equal(s?.uniqueBytes, storedOf(pool, logs));
+  assert.equal(s?.storedBytes, storedOf(pool, logs), 'held against its quota');
+  assert.equal(u.groups.find((g) => g.group === 'g')?.uniqueBytes, storedOf(pool, logs));
+  assert.equal(u.pool.referencedBytes, storedOf(pool, logs));
+  assert.equal(u.pool.unreferencedBytes, 0, 'gc frees none of it');
   await done();
 });

@@ -4,9 +4,10 @@
  * needs: what removing it would free after gc) and shared bytes (stored bytes of chunks it needs
  * together with others), plus each source's quota: DPM 2007's default allocation for its data
  * size and its group's retention days, times the group's factor, or the group's explicit size.
- * A source's stored bytes (unique + shared) are what it is held against its quota.
+ * A source's stored bytes (unique + shared) are what it is held against its quota. A source needs
+ * the chunks of its points and of its log records (a database's shipped WAL), as gc's mark does.
  *
- * One pass over every manifest, like gc's mark; it reads and never changes the pool.
+ * One pass over every manifest and log record, like gc's mark; it reads and never changes the pool.
  */
 import { statfs } from 'node:fs/promises';
 import { forEachPointChunk } from '../pool/point-digests.js';
@@ -23,7 +24,7 @@ export interface SourceStorage {
   allLogicalBytes: number;
   uniqueBytes: number;
   sharedBytes: number;
-  /** unique + shared: the stored bytes of every chunk its points need */
+  /** unique + shared: the stored bytes of every chunk its points and log records need */
   storedBytes: number;
   defaultAllocation: Allocation;
   quotaBytes: number | null;
@@ -53,9 +54,9 @@ export interface ServerStorage {
     /** pack bytes */
     storedBytes: number;
     packs: number;
-    /** stored bytes of every chunk some point needs, each counted once */
+    /** stored bytes of every chunk some point or log record needs, each counted once */
     referencedBytes: number;
-    /** indexed chunk bytes no point needs (gc frees them) */
+    /** indexed chunk bytes no point or log record needs (gc frees them) */
     unreferencedBytes: number;
   };
   groups: GroupStorage[];
@@ -66,10 +67,18 @@ export async function serverStorage(pool: Pool, control: ControlDb, policies: Gr
   const fs = await statfs(pool.dir);
   const groupOf = new Map(control.sources().map((s) => [s.name, s.group]));
   const groups = control.groups();
+  const logs = pool.catalog.allLogs();
   const names = pool.catalog.sources().map((s) => s.name);
-  for (const s of groupOf.keys()) if (!names.includes(s)) names.push(s);
+  for (const s of [...groupOf.keys(), ...new Set(logs.map((l) => l.source))]) if (!names.includes(s)) names.push(s);
   // digest -> the one source index that needs it, or the set of them
   const owners = new Map<string, number | Set<number>>();
+  const need = (d: string, i: number): void => {
+    const cur = owners.get(d);
+    if (cur === undefined) owners.set(d, i);
+    else if (typeof cur === 'number') {
+      if (cur !== i) owners.set(d, new Set([cur, i]));
+    } else cur.add(i);
+  };
   const rows: SourceStorage[] = [];
   for (const [i, name] of names.entries()) {
     const points = pool.catalog.points(name);
@@ -91,21 +100,10 @@ export async function serverStorage(pool: Pool, control: ControlDb, policies: Gr
       quotaBytes: policy ? (policy.quotaBytes ?? Math.ceil(alloc.totalBytes * policy.quotaFactor)) : null,
       quotaFrom: policy ? (policy.quotaBytes !== null ? 'explicit' : 'default') : null,
     });
-    for (const p of points) {
-      await forEachPointChunk(
-        pool.reader,
-        p.manifest,
-        (d) => {
-          const cur = owners.get(d);
-          if (cur === undefined) owners.set(d, i);
-          else if (typeof cur === 'number') {
-            if (cur !== i) owners.set(d, new Set([cur, i]));
-          } else cur.add(i);
-        },
-        signal,
-      );
-    }
+    for (const p of points) await forEachPointChunk(pool.reader, p.manifest, (d) => need(d, i), signal);
   }
+  const rowOf = new Map(names.map((n, i) => [n, i]));
+  for (const l of logs) for (const [d] of l.manifest) need(d, rowOf.get(l.source) as number);
   const groupRows = new Map<string, GroupStorage>(
     groups.map((g) => [
       g.name,
