@@ -73,10 +73,10 @@ test('gc keeps the chunks of log records; pruning records no kept point needs le
     // A point whose backup started in segment 2: segment 1 is no longer needed.
     pool.catalog.addSource({ name: 'db', kind: 'dir', path: '/db', created: new Date().toISOString() });
     pool.catalog.insertPoint(point('p1', new Date().toISOString(), { startWal: '000000010000000000000002' }));
-    assert.equal(pruneLogs(pool, 'db'), 1);
+    assert.deepEqual(pruneLogs(pool, 'db').map((l) => l.seq), [1]);
     assert.deepEqual(pool.catalog.logs('db').map((l) => l.seq), [2, 3]);
     pool.catalog.deletePoint('p1'); // a hand-made point without a manifest: gc could not mark it
-    assert.equal(pruneLogs(pool, 'db'), 0, 'without a point that says what it needs, nothing is pruned');
+    assert.deepEqual(pruneLogs(pool, 'db'), [], 'without a point that says what it needs, nothing is pruned');
     agePacks(dir);
     const g2 = await runGc(pool);
     assert.equal(g2.condemnedChunks, 3, "segment 1's three chunks");
@@ -119,13 +119,15 @@ test('retention prunes a log chain only together with the express full it depend
     const none = await prunePoints(pool, { last: 2 }, { source: 'db' });
     assert.deepEqual([none.removed, none.logsRemoved], [0, 0]);
     assert.deepEqual(pool.catalog.logs('db').map((l) => l.seq), [1, 2, 3, 4]);
-    // a dry run removes nothing, not even logs
+    // a dry run says which records would go with the point, and removes nothing
     const dry = await prunePoints(pool, { last: 1 }, { source: 'db', dryRun: true });
-    assert.equal(dry.removed, 1);
+    assert.deepEqual([dry.removed, dry.logsRemoved, dry.logBytesRemoved], [1, 2, 140_000]);
+    assert.deepEqual(dry.sources[0]?.logs, { records: 2, bytes: 140_000, first: '000000010000000000000001', last: '000000010000000000000002' });
     assert.deepEqual(pool.catalog.logs('db').map((l) => l.seq), [1, 2, 3, 4]);
     // pruning the older full takes the segments only it needed; the kept full's chain stays whole
     const r = await prunePoints(pool, { last: 1 }, { source: 'db' });
     assert.deepEqual([r.removed, r.logsRemoved], [1, 2]);
+    assert.deepEqual(r.sources[0]?.logs, dry.sources[0]?.logs, 'what the dry run said');
     assert.deepEqual(pool.catalog.points('db').map((p) => p.id), ['full2']);
     assert.deepEqual(pool.catalog.logs('db').map((l) => l.name), ['000000010000000000000003', '000000010000000000000004']);
   });
@@ -152,5 +154,40 @@ test("usage counts log records: a source's unique bytes cover its shipped record
     assert.equal(row('db')?.sharedBytes, stored(b));
     assert.deepEqual([row('db2')?.points, row('db2')?.uniqueBytes, row('db2')?.sharedBytes], [0, 0, stored(b)], 'a source with log records only has its row');
     assert.equal(u.unreferencedBytes, 0, 'gc would free none of it');
+  });
+});
+
+test('SQLite: a chain is pruned by generation, only together with the snapshot that needed it', async () => {
+  await withPool(async (pool) => {
+    // Generation A from a base, B from a base (a reset the shipper could not follow), C following B.
+    const records: Array<[string, Record<string, unknown>]> = [
+      ['A-base', { type: 'base', generation: 'A', lastFrame: 0 }],
+      ['A-1-9', { type: 'frames', generation: 'A', firstFrame: 1, lastFrame: 9 }],
+      ['B-base', { type: 'base', generation: 'B', lastFrame: 0 }],
+      ['B-1-4', { type: 'frames', generation: 'B', firstFrame: 1, lastFrame: 4 }],
+      ['C-1-3', { type: 'frames', generation: 'C', firstFrame: 1, lastFrame: 3, follows: 'B', followsFrame: 4 }],
+      ['C-4-8', { type: 'frames', generation: 'C', firstFrame: 4, lastFrame: 8 }],
+    ];
+    for (const [name, meta] of records) await ship(pool, 'lite', name, randomBytes(20_000), meta, 'sqlite-wal');
+    pool.catalog.addSource({ name: 'lite', kind: 'dir', path: '/lite', created: new Date().toISOString() });
+    const t = (m: number): string => new Date(Date.now() - m * 60_000).toISOString();
+    const snap = (id: string, min: number, generation?: string): PointRow => ({ ...point(id, t(min), generation === undefined ? { lastFrame: 0 } : { generation, lastFrame: 2 }), source: 'lite' });
+    pool.catalog.insertPoint(snap('none', 50)); // a copy taken without a WAL: it cannot say which records it needs
+    pool.catalog.insertPoint(snap('a', 40, 'A'));
+    pool.catalog.insertPoint(snap('b', 30, 'B'));
+    pool.catalog.insertPoint(snap('c', 20, 'C'));
+    const names = (): string[] => pool.catalog.logs('lite').map((l) => l.name);
+    assert.equal((await prunePoints(pool, { last: 3 }, { source: 'lite' })).logsRemoved, 0, 'the oldest kept snapshot (A) needs its whole generation');
+    assert.deepEqual(names(), records.map(([n]) => n));
+    const dry = await prunePoints(pool, { last: 2 }, { source: 'lite', dryRun: true });
+    assert.deepEqual(dry.sources[0]?.logs, { records: 2, bytes: 40_000, first: 'A-base', last: 'A-1-9' });
+    assert.deepEqual(names(), records.map(([n]) => n), 'a dry run removes nothing');
+    assert.equal((await prunePoints(pool, { last: 2 }, { source: 'lite' })).logsRemoved, 2);
+    assert.deepEqual(names(), ['B-base', 'B-1-4', 'C-1-3', 'C-4-8'], "generation B's records stay with snapshot b");
+    // Snapshot c needs C's records from its first one; B's go with snapshot b.
+    const r = await prunePoints(pool, { last: 1 }, { source: 'lite' });
+    assert.deepEqual([r.removed, r.logsRemoved], [1, 2]);
+    assert.deepEqual(names(), ['C-1-3', 'C-4-8']);
+    assert.deepEqual(logsForRestore(pool.catalog.logs('lite'), pool.catalog.points('lite')[0] as PointRow).logs.map((l) => l.name), ['C-1-3', 'C-4-8'], 'what a restore from c reads is all there');
   });
 });

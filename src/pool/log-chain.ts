@@ -95,15 +95,26 @@ export function firstNeededSeq(logs: LogRow[], point: PointRow): number | undefi
 }
 
 /**
- * Removes a source's log records older than what its oldest kept recovery point needs. Records a
- * kept point needs are never removed; a source without points keeps its whole chain.
+ * The log records a prune removes when `oldest` is the oldest point that stays: those before the
+ * first one it needs (later points need later records). None without a point, or when the chain
+ * cannot say what the point needs.
  */
-export function pruneLogs(pool: Pool, source: string): number {
+export function logsBefore(logs: LogRow[], oldest: PointRow | undefined): LogRow[] {
+  const from = oldest && firstNeededSeq(logs, oldest);
+  return from === undefined ? [] : logs.filter((l) => l.seq < from);
+}
+
+/**
+ * Removes a source's log records older than what its oldest recovery point needs, and returns
+ * them. Records a kept point needs are never removed; a source without points keeps its whole
+ * chain. Decided and done in one transaction, so a point deleted meanwhile cannot slip in between.
+ */
+export function pruneLogs(pool: Pool, source: string): LogRow[] {
   return pool.catalog.immediate(() => {
-    const oldest = pool.catalog.points(source)[0];
-    if (!oldest) return 0;
-    const from = firstNeededSeq(pool.catalog.logs(source), oldest);
-    return from === undefined ? 0 : pool.catalog.deleteLogsBefore(source, from);
+    const gone = logsBefore(pool.catalog.logs(source), pool.catalog.points(source)[0]);
+    const last = gone.at(-1);
+    if (last) pool.catalog.deleteLogsBefore(source, last.seq + 1);
+    return gone;
   });
 }
 

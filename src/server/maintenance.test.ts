@@ -9,7 +9,7 @@ import { Alerts } from './alerts.js';
 import { ControlDb, type JobRow } from './control-db.js';
 import { GroupPolicies, retentionOf } from './group-policy.js';
 import { Maintenance, type MaintenanceOptions } from './maintenance.js';
-import { ship } from '../pool/log-fixtures.test.js';
+import { dbPoint, ship } from '../pool/log-fixtures.test.js';
 import type { ChunkRef } from '../core/manifest.js';
 
 const log = { info: (): void => undefined, warn: (): void => undefined };
@@ -117,5 +117,24 @@ test("usage: a database source's shipped log records count as its stored bytes (
   assert.equal(u.groups.find((g) => g.group === 'g')?.uniqueBytes, storedOf(pool, logs));
   assert.equal(u.pool.referencedBytes, storedOf(pool, logs));
   assert.equal(u.pool.unreferencedBytes, 0, 'gc frees none of it');
+  await done();
+});
+
+test("group prune: a database's log records go with the express full that needed them; the result and the dry run say which", async () => {
+  const { m, db, pool, done } = await setup();
+  dbSource(db, 1000); // the retention range keeps only the newest point
+  const seg = (n: number): string => `00000001000000000000000${n}`;
+  for (let n = 1; n <= 4; n++) await ship(pool, 'db', seg(n), randomBytes(50_000));
+  const ago = (min: number): string => new Date(Date.now() - min * 60_000).toISOString();
+  await dbPoint(pool, 'db', ago(30), { startWal: seg(1), stopWal: seg(1) });
+  const full2 = await dbPoint(pool, 'db', ago(20), { startWal: seg(3), stopWal: seg(3) });
+  const dry = await m.prune({ dryRun: true, origin: 'test' });
+  assert.deepEqual([dry.removed, dry.logsRemoved, dry.logBytesRemoved], [1, 2, 100_000]);
+  assert.deepEqual(dry.groups[0]?.sources[0]?.logs, { records: 2, bytes: 100_000, first: seg(1), last: seg(2) });
+  assert.equal(pool.catalog.logs('db').length, 4, 'a dry run removes nothing');
+  const r = await m.prune({ origin: 'test' });
+  assert.deepEqual([r.removed, r.logsRemoved, r.logBytesRemoved], [1, 2, 100_000]);
+  assert.deepEqual(pool.catalog.points('db').map((p) => p.id), [full2.id]);
+  assert.deepEqual(pool.catalog.logs('db').map((l) => l.name), [seg(3), seg(4)], 'the kept full needs its start segment and everything after');
   await done();
 });

@@ -159,9 +159,10 @@ export class Maintenance {
   prune(o: { group?: string; source?: string; dryRun?: boolean; origin: string }): Promise<GroupPruneResult> {
     const run = this.pruning.then(async () => {
       const r = await pruneGroups(this.host.pool, this.host.db, this.policies, o);
-      if (!r.dryRun && r.removed > 0) {
+      if (!r.dryRun && (r.removed > 0 || r.logsRemoved > 0)) {
         const removed = r.groups.flatMap((g) => g.sources.flatMap((s) => s.remove.map((p) => `${s.source}/${p.id}`)));
-        this.host.log.info({ origin: o.origin, removed }, `pruned ${r.removed} recovery point(s)`);
+        const logs = r.groups.flatMap((g) => g.sources.filter((s) => s.logs.records > 0).map((s) => ({ source: s.source, ...s.logs })));
+        this.host.log.info({ origin: o.origin, removed, logs }, `pruned ${r.removed} recovery point(s) and ${r.logsRemoved} log record(s)`);
         this.storageDirty = true;
         if (this.opts.gcAfterPrune && !this.current) this.startGc({ origin: 'after-prune' });
       }

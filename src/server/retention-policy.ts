@@ -1,7 +1,8 @@
 /**
  * Pruning by protection group: each source's points are judged by its group's retention range
  * and keep rules (group-policy.ts) with the pool's retention semantics (pool/retention.ts);
- * pinned points are always kept. Removing a point only drops its catalog row and point file;
+ * pinned points are always kept, and a database's log records go only with the points that
+ * needed them (pool/log-chain.ts). Removing a point only drops its catalog row and point file;
  * gc gives its space back later.
  */
 import { HoldfastError } from '../core/errors.js';
@@ -16,6 +17,9 @@ export interface GroupPruneResult {
   groups: Array<{ group: string; policy: RetentionPolicy; sources: PruneResult['sources'] }>;
   removed: number;
   kept: number;
+  /** database log records no kept point needs (with dryRun: would remove), and their bytes */
+  logsRemoved: number;
+  logBytesRemoved: number;
 }
 
 export async function pruneGroups(
@@ -25,7 +29,7 @@ export async function pruneGroups(
   o: { group?: string; source?: string; dryRun?: boolean } = {},
 ): Promise<GroupPruneResult> {
   if (o.group !== undefined && !control.group(o.group)) throw new HoldfastError('NOT_FOUND', `no protection group named '${o.group}'`, { group: o.group });
-  const out: GroupPruneResult = { dryRun: o.dryRun === true, groups: [], removed: 0, kept: 0 };
+  const out: GroupPruneResult = { dryRun: o.dryRun === true, groups: [], removed: 0, kept: 0, logsRemoved: 0, logBytesRemoved: 0 };
   const sources = control.sources();
   for (const g of control.groups()) {
     if (o.group !== undefined && g.name !== o.group) continue;
@@ -38,6 +42,8 @@ export async function pruneGroups(
       entry.sources.push(...r.sources);
       out.removed += r.removed;
       out.kept += r.kept;
+      out.logsRemoved += r.logsRemoved;
+      out.logBytesRemoved += r.logBytesRemoved;
     }
     out.groups.push(entry);
   }

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { HoldfastError } from '../../core/errors.js';
-import { parseDuration } from '../../core/units.js';
+import { formatBytes, parseDuration } from '../../core/units.js';
 import { prunePoints, type PruneResult } from '../../pool/point-admin.js';
 import type { RetentionPolicy } from '../../pool/retention.js';
 import { info, printJson } from '../output.js';
@@ -19,11 +19,8 @@ function count(flag: string): (v: string) => number {
   };
 }
 
-interface ServerPrune {
-  dryRun: boolean;
+interface ServerPrune extends Omit<PruneResult, 'sources'> {
   groups: Array<{ group: string; sources: PruneResult['sources'] }>;
-  removed: number;
-  kept: number;
 }
 
 export function registerPrune(program: Command): void {
@@ -88,11 +85,15 @@ export function registerPrune(program: Command): void {
   );
 }
 
-function show(r: { dryRun: boolean; removed: number; kept: number }, sources: PruneResult['sources'], json: boolean): void {
+function show(r: Omit<PruneResult, 'sources'>, sources: PruneResult['sources'], json: boolean): void {
   if (json) return printJson(r);
+  const verb = r.dryRun ? 'would remove' : 'removed';
   for (const s of sources) {
-    for (const p of s.remove) info(`${r.dryRun ? 'would remove' : 'removed'} ${s.source} ${p.id} ${p.time}`);
+    for (const p of s.remove) info(`${verb} ${s.source} ${p.id} ${p.time}`);
     for (const k of s.keep) info(`keep ${s.source} ${k.id} ${k.time} (${k.reasons.join(', ')})`);
+    const l = s.logs;
+    if (l.records > 0) info(`${verb} ${s.source} log records ${l.first === l.last ? l.first : `${l.first} … ${l.last}`} (${l.records}, ${formatBytes(l.bytes)}): no kept point needs them`);
   }
-  info(`${r.dryRun ? 'would remove' : 'removed'} ${r.removed} recovery points, kept ${r.kept}${r.removed > 0 && !r.dryRun ? "; run 'holdfast gc' to free their space" : ''}`);
+  const logs = r.logsRemoved > 0 ? ` and ${r.logsRemoved} log records` : '';
+  info(`${verb} ${r.removed} recovery points${logs}, kept ${r.kept}${r.removed + r.logsRemoved > 0 && !r.dryRun ? "; run 'holdfast gc' to free their space" : ''}`);
 }
