@@ -5,6 +5,8 @@
  * the rows committed at or before its target. The agent is killed -9 while segments are being
  * archived (PostgreSQL retries; the chain has no gap), and the server's pool runs out of space
  * (archive_command fails, PostgreSQL keeps its WAL, shipping catches up when space returns).
+ * Last, a retention that keeps only the newer express full prunes the older one with the WAL
+ * only it needed, and the kept full and times after it still restore exactly.
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -30,6 +32,12 @@ interface LogJson {
   name: string;
   seq: number;
   time: string;
+}
+
+interface PruneJson {
+  removed: number;
+  logsRemoved: number;
+  groups: Array<{ sources: Array<{ source: string; logs: { records: number; bytes: number; first: string | null; last: string | null } }> }>;
 }
 
 /** Commits one small row at a time (and switches WAL now and then) until stopped; rows in order. */
@@ -105,7 +113,7 @@ describe('PostgreSQL: express fulls, WAL shipping and point-in-time restore', { 
     await until(`segment ${seg} on the server`, async () => (await logs()).some((l) => l.name >= seg && !l.name.endsWith('.history')), timeoutMs, 300);
     return seg;
   };
-  const restoreAt = async (args: string[], name: string): Promise<{ ids: number[]; result: Record<string, unknown> }> => {
+  const restoreAt = async (args: string[], name: string): Promise<{ ids: number[]; result: Record<string, unknown>; to: string }> => {
     const to = dir(`restore-${name}`);
     const r = await server.cli(['restore', '--source', 'db', ...args, '--to', to, '--json']);
     assert.equal(r.code, 0, `restore ${args.join(' ')} failed: ${r.stderr}`);
@@ -115,7 +123,7 @@ describe('PostgreSQL: express fulls, WAL shipping and point-in-time restore', { 
     const c = await connectRestored(d.socket, d.port);
     try {
       const ids = (await c.query<{ id: number }>('SELECT id FROM t ORDER BY id')).rows.map((x) => x.id);
-      return { ids, result };
+      return { ids, result, to };
     } finally {
       await c.end();
       stopRestored(to);
@@ -301,6 +309,44 @@ describe('PostgreSQL: express fulls, WAL shipping and point-in-time restore', { 
     for (let i = 1; i < segnos.length; i++) assert.equal(segnos[i], (segnos[i - 1] as number) + 1, `segment after ${chain[i - 1]?.name}`);
     const { ids } = await restoreAt(['--latest'], 'after-full');
     expectRows(ids, rows.at(-1)?.id as number, 'restore --latest after the pool was full');
+  });
+
+  it('a retention that keeps only the newer express full prunes the WAL only the older one needed; the kept full and times after it still restore', async () => {
+    const [p1, p2] = points as [{ point: string; time: string }, { point: string; time: string }];
+    const chain = await logs();
+    await server.cliOk(['group', 'edit', 'g', '--retain', '1s', '--keep-last', '1']);
+    const dry = await server.json<PruneJson>(['prune', '--dry-run']);
+    const gone = dry.groups[0]?.sources.find((x) => x.source === 'db')?.logs;
+    assert.ok(gone && gone.records > 0, 'the older full needed segments the newer one does not');
+    assert.deepEqual([dry.removed, dry.logsRemoved], [1, gone.records]);
+    assert.equal(chain[gone.records - 1]?.name, gone.last, 'the records before the first one the kept full needs');
+    assert.match(await server.cliOk(['prune', '--dry-run']), new RegExp(`would remove db log records ${gone.first} … ${gone.last} \\(${gone.records}, `));
+    assert.deepEqual(await logs(), chain, 'a dry run removes nothing');
+
+    const r = await server.json<PruneJson>(['prune']);
+    assert.deepEqual([r.removed, r.logsRemoved, r.groups[0]?.sources[0]?.logs], [1, gone.records, gone]);
+    const after = await logs();
+    assert.deepEqual(after.slice(0, chain.length - gone.records), chain.slice(gone.records), 'every later record stays');
+    const view = await server.admin().json<{ recoverable: { from: string } | null }>('GET', '/api/v1/sources/db');
+    assert.equal(view.recoverable?.from, p2.time, 'the recoverable range starts at the kept full');
+
+    // The kept full restores by itself, and the chain starts exactly at its backup's first segment.
+    const { ids, to } = await restoreAt(['--point', p2.point], 'kept-full');
+    assert.deepEqual(ids, rows.slice(0, ids.length).map((x) => x.id), 'a prefix of the committed rows');
+    const startWal = /START WAL LOCATION: \S+ \(file ([0-9A-F]{24})\)/.exec(readFileSync(join(to, 'backup_label.old'), 'utf8'))?.[1];
+    assert.equal(after.find((l) => !l.name.endsWith('.history'))?.name, startWal, 'the chain starts at the segment the kept full starts in');
+
+    // A time after the kept full replays the kept chain exactly; one before it is out of range now.
+    const late = targetsBetween(rows, Date.parse(p2.time), Date.parse(after.at(-1)?.time as string));
+    const t = pick(late);
+    const at = new Date(t.at).toISOString();
+    const res = await restoreAt(['--at', at], 'after-prune');
+    expectRows(res.ids, t.lastId, `restore to ${at} after the prune`);
+    assert.equal(res.result.point, p2.point);
+    const early = new Date(pick(targetsBetween(rows, Date.parse(p1.time), Date.parse(p2.time))).at).toISOString();
+    const refused = await server.cli(['restore', '--source', 'db', '--at', early, '--to', dir('restore-pruned')]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /outside the recoverable range/);
   });
 
   it('the restored copy is ours to keep: it archives nothing into the source chain', () => {
