@@ -11,7 +11,7 @@ import { verifyPool } from './verify.js';
 import { logsForRestore, pruneLogs } from './log-chain.js';
 import { prunePoints } from './point-admin.js';
 import type { PointRow } from './catalog.js';
-import { dbPoint, ship } from './log-fixtures.test.js';
+import { damageChunk, dbPoint, ship } from './log-fixtures.test.js';
 import { poolUsage, type SourceUsage } from './usage.js';
 import { pointDigests } from './point-digests.js';
 
@@ -189,5 +189,27 @@ test('SQLite: a chain is pruned by generation, only together with the snapshot t
     assert.deepEqual([r.removed, r.logsRemoved], [1, 2]);
     assert.deepEqual(names(), ['C-1-3', 'C-4-8']);
     assert.deepEqual(logsForRestore(pool.catalog.logs('lite'), pool.catalog.points('lite')[0] as PointRow).logs.map((l) => l.name), ['C-1-3', 'C-4-8'], 'what a restore from c reads is all there');
+  });
+});
+
+test('verify marks a point damaged when a log record its restore needs (its start to stop segment) is damaged', async () => {
+  await withPool(async (pool) => {
+    const seg = (n: number): string => `00000001000000000000000${n}`;
+    const shipped = [];
+    for (let n = 1; n <= 5; n++) shipped.push(await ship(pool, 'db', seg(n), randomBytes(70_000)));
+    const t = (m: number): string => new Date(Date.now() - m * 60_000).toISOString();
+    const full1 = await dbPoint(pool, 'db', t(30), { startWal: seg(2), stopWal: seg(3) });
+    const full2 = await dbPoint(pool, 'db', t(20), { startWal: seg(5), stopWal: seg(5) });
+    // Segment 3 ends full1's backup; segment 4 lies between the fulls (recovery past it fails, both fulls restore).
+    await damageChunk(pool, shipped[2]?.manifest[0]?.[0] as string);
+    await damageChunk(pool, shipped[3]?.manifest[1]?.[0] as string);
+    const r = await verifyPool(pool, { full: true });
+    assert.equal(r.ok, false);
+    assert.deepEqual(r.damagedLogs?.map((l) => l.name), [seg(3), seg(4)]);
+    assert.deepEqual(r.damagedPoints.map((p) => [p.point, p.files, p.logs]), [[full1.id, [], [seg(3)]]]);
+    const verdict = new Map(pool.catalog.verifications().map((v) => [v.point, v]));
+    assert.equal(verdict.get(full1.id)?.ok, false, 'recorded damaged');
+    assert.match(verdict.get(full1.id)?.detail ?? '', new RegExp(`damaged log record\\(s\\) it needs: ${seg(3)}`));
+    assert.equal(verdict.get(full2.id)?.ok, true, 'full2 needs neither');
   });
 });

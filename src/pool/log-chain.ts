@@ -95,6 +95,19 @@ export function firstNeededSeq(logs: LogRow[], point: PointRow): number | undefi
 }
 
 /**
+ * The log records a restore of `point` itself needs (`restore --point`): PostgreSQL, from its
+ * first needed segment through its backup's stop segment (and timeline history files among them),
+ * without which the copy never becomes consistent. None for a SQLite point: its copy is whole.
+ */
+export function logsOfPoint(logs: LogRow[], point: PointRow): LogRow[] {
+  const from = firstNeededSeq(logs, point);
+  if (from === undefined) return [];
+  const stop = point.meta?.stopWal;
+  if (typeof stop !== 'string') return [];
+  return logs.filter((l) => l.seq >= from && (l.name <= stop || l.name.endsWith('.history')));
+}
+
+/**
  * The log records a prune removes when `oldest` is the oldest point that stays: those before the
  * first one it needs (later points need later records). None without a point, or when the chain
  * cannot say what the point needs.

@@ -1,10 +1,12 @@
 /**
  * Shared by the unit tests of log chains (log-chain.test.ts, the server's maintenance.test.ts):
  * ships a log record into a pool the way the server does (chunks first through a write session,
- * then the commit), and commits a small real recovery point of a database source with the meta
- * that ties it to its chain. No tests of its own (like tracker.case.test.ts, it only exports).
+ * then the commit), commits a small real recovery point of a database source with the meta that
+ * ties it to its chain, and damages a stored chunk in place. No tests of its own (like
+ * tracker.case.test.ts, it only exports).
  */
 import { randomBytes } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { encodeChunk } from '../core/codec.js';
 import { digestOf } from '../core/digest.js';
 import type { ChunkRef } from '../core/manifest.js';
@@ -56,4 +58,20 @@ export async function dbPoint(pool: Pool, source: string, time: string, meta: Re
   };
   await pool.commitPoint(row, `/${source}`, session);
   return row;
+}
+
+/** Flips one byte inside a stored chunk, in its pack: a full verify finds it damaged. */
+export async function damageChunk(pool: Pool, digest: string): Promise<void> {
+  const loc = pool.index.get(digest);
+  if (!loc) throw new Error(`chunk ${digest} is not in the pool`);
+  const fh = await open(pool.paths.pack(loc.pack), 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    const at = loc.offset + Math.floor(loc.storedLength / 2);
+    await fh.read(b, 0, 1, at);
+    b[0] = (b[0] as number) ^ 0xff;
+    await fh.write(b, 0, 1, at);
+  } finally {
+    await fh.close();
+  }
 }

@@ -21,6 +21,8 @@ import { parseTail, parseTrailer, TAIL_BYTES } from './pack-format.js';
 import type { ChunkLocation } from './chunk-index.js';
 import type { Pool } from './pool.js';
 import { loadPackTable } from './gc-packs.js';
+import { logsOfPoint } from './log-chain.js';
+import type { LogRow } from './catalog.js';
 
 export interface DamagedChunk {
   digest: string;
@@ -34,6 +36,8 @@ export interface DamagedPoint {
   time: string;
   reason?: string;
   files: string[];
+  /** damaged log records a restore of the point needs (a PostgreSQL express full: start to stop segment) */
+  logs?: string[];
 }
 
 export interface VerifyReport {
@@ -154,6 +158,25 @@ export async function verifyPool(pool: Pool, o: VerifyOptions): Promise<VerifyRe
       }
     }
   }
+  // A point is damaged too when a record its own restore needs is (pool/log-chain.ts, logsOfPoint).
+  if (damagedLogs.length > 0) {
+    const badLogs = new Set(damagedLogs.map((l) => `${l.source}/${l.seq}`));
+    const chains = new Map<string, LogRow[]>();
+    for (const l of logs) {
+      const chain = chains.get(l.source);
+      if (chain) chain.push(l);
+      else chains.set(l.source, [l]);
+    }
+    for (const p of points) {
+      const needed = logsOfPoint(chains.get(p.source) ?? [], p)
+        .filter((l) => badLogs.has(`${l.source}/${l.seq}`))
+        .map((l) => l.name);
+      if (needed.length === 0) continue;
+      const d = damagedPoints.find((x) => x.point === p.id);
+      if (d) d.logs = needed;
+      else damagedPoints.push({ point: p.id, source: p.source, time: p.time, files: [], logs: needed });
+    }
+  }
   const damagedChunks = [...damaged.values()];
   let condemned = 0;
   if (o.record !== false) {
@@ -169,8 +192,7 @@ export async function verifyPool(pool: Pool, o: VerifyOptions): Promise<VerifyRe
       for (const p of points) {
         if (!pool.catalog.pointExists(p.id)) continue; // deleted meanwhile
         const d = bad.get(p.id);
-        const detail = d ? (d.reason ?? `${d.files.length} damaged file(s): ${d.files.slice(0, 3).join(', ')}`) : '';
-        pool.catalog.recordVerification({ point: p.id, time, full: o.full, ok: !d, detail });
+        pool.catalog.recordVerification({ point: p.id, time, full: o.full, ok: !d, detail: d ? damageDetail(d) : '' });
       }
       pool.catalog.setPacksVerified([...sound], started);
     });
@@ -192,6 +214,14 @@ export async function verifyPool(pool: Pool, o: VerifyOptions): Promise<VerifyRe
     logs: logs.length,
     damagedLogs,
   };
+}
+
+/** What is wrong with a damaged point, in one line (its verification's detail). */
+export function damageDetail(d: DamagedPoint): string {
+  const parts = d.reason ? [d.reason] : [];
+  if (d.files.length > 0) parts.push(`${d.files.length} damaged file(s): ${d.files.slice(0, 5).join(', ')}${d.files.length > 5 ? ', …' : ''}`);
+  if (d.logs?.length) parts.push(`${d.logs.length} damaged log record(s) it needs: ${d.logs.slice(0, 3).join(', ')}${d.logs.length > 3 ? ', …' : ''}`);
+  return parts.join('; ');
 }
 
 function markPack(list: Array<[string, ChunkLocation]>, pack: string, reason: string, damaged: Map<string, DamagedChunk>): void {

@@ -8,7 +8,7 @@ import { HoldfastError } from '../core/errors.js';
 import type { ChunkRef } from '../core/manifest.js';
 import type { RestoreJobSpec } from '../core/protocol.js';
 import type { LogRow, PointRow } from '../pool/catalog.js';
-import { firstNeededSeq, logsForRestore } from '../pool/log-chain.js';
+import { logsForRestore, logsOfPoint } from '../pool/log-chain.js';
 import type { JobRow, SourceRowC } from './control-db.js';
 import { gapBetween, recoverableRange } from './log-receiver.js';
 import type { ProtectionServer } from './protection-server.js';
@@ -36,15 +36,6 @@ function parseTime(text: string): string {
   const t = new Date(text);
   if (Number.isNaN(t.getTime())) throw new HoldfastError('BAD_ARGUMENT', `not a time: '${text}' (use ISO 8601, e.g. 2026-11-25T08:00:00Z)`);
   return t.toISOString();
-}
-
-/** The records from `point`'s first needed one through the backup's end (pg: its stop segment). */
-function logsOfPoint(logs: LogRow[], point: PointRow): LogRow[] {
-  const from = firstNeededSeq(logs, point);
-  if (from === undefined) return [];
-  const stop = point.meta?.stopWal;
-  if (typeof stop !== 'string') return [];
-  return logs.filter((l) => l.seq >= from && (l.name <= stop || l.name.endsWith('.history')));
 }
 
 /** Throws when consecutive records of `list` leave a hole. */

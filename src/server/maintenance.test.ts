@@ -9,7 +9,7 @@ import { Alerts } from './alerts.js';
 import { ControlDb, type JobRow } from './control-db.js';
 import { GroupPolicies, retentionOf } from './group-policy.js';
 import { Maintenance, type MaintenanceOptions } from './maintenance.js';
-import { dbPoint, ship } from '../pool/log-fixtures.test.js';
+import { damageChunk, dbPoint, ship } from '../pool/log-fixtures.test.js';
 import type { ChunkRef } from '../core/manifest.js';
 
 const log = { info: (): void => undefined, warn: (): void => undefined };
@@ -108,33 +108,60 @@ test('schedules: verify and gc start when due, one at a time; a first start coun
 
 test("usage: a database source's shipped log records count as its stored bytes (unique, against its quota), not as unreferenced", async () => {
   const { m, db, pool, done } = await setup();
-  dbSource(db);
-  const logs = [await ship(pool, 'db', '000000010000000000000001', randomBytes(300_000)), await ship(pool, 'db', '000000010000000000000002', randomBytes(200_000))];
-  const u = await m.storage();
-  const s = u.sources.find((x) => x.source === 'db');
-  assert.equal(s?.uniqueBytes, storedOf(pool, logs));
-  assert.equal(s?.storedBytes, storedOf(pool, logs), 'held against its quota');
-  assert.equal(u.groups.find((g) => g.group === 'g')?.uniqueBytes, storedOf(pool, logs));
-  assert.equal(u.pool.referencedBytes, storedOf(pool, logs));
-  assert.equal(u.pool.unreferencedBytes, 0, 'gc frees none of it');
-  await done();
+  try {
+    dbSource(db);
+    const logs = [await ship(pool, 'db', '000000010000000000000001', randomBytes(300_000)), await ship(pool, 'db', '000000010000000000000002', randomBytes(200_000))];
+    const u = await m.storage();
+    const s = u.sources.find((x) => x.source === 'db');
+    assert.equal(s?.uniqueBytes, storedOf(pool, logs));
+    assert.equal(s?.storedBytes, storedOf(pool, logs), 'held against its quota');
+    assert.equal(u.groups.find((g) => g.group === 'g')?.uniqueBytes, storedOf(pool, logs));
+    assert.equal(u.pool.referencedBytes, storedOf(pool, logs));
+    assert.equal(u.pool.unreferencedBytes, 0, 'gc frees none of it');
+  } finally {
+    await done();
+  }
 });
 
 test("group prune: a database's log records go with the express full that needed them; the result and the dry run say which", async () => {
   const { m, db, pool, done } = await setup();
-  dbSource(db, 1000); // the retention range keeps only the newest point
-  const seg = (n: number): string => `00000001000000000000000${n}`;
-  for (let n = 1; n <= 4; n++) await ship(pool, 'db', seg(n), randomBytes(50_000));
-  const ago = (min: number): string => new Date(Date.now() - min * 60_000).toISOString();
-  await dbPoint(pool, 'db', ago(30), { startWal: seg(1), stopWal: seg(1) });
-  const full2 = await dbPoint(pool, 'db', ago(20), { startWal: seg(3), stopWal: seg(3) });
-  const dry = await m.prune({ dryRun: true, origin: 'test' });
-  assert.deepEqual([dry.removed, dry.logsRemoved, dry.logBytesRemoved], [1, 2, 100_000]);
-  assert.deepEqual(dry.groups[0]?.sources[0]?.logs, { records: 2, bytes: 100_000, first: seg(1), last: seg(2) });
-  assert.equal(pool.catalog.logs('db').length, 4, 'a dry run removes nothing');
-  const r = await m.prune({ origin: 'test' });
-  assert.deepEqual([r.removed, r.logsRemoved, r.logBytesRemoved], [1, 2, 100_000]);
-  assert.deepEqual(pool.catalog.points('db').map((p) => p.id), [full2.id]);
-  assert.deepEqual(pool.catalog.logs('db').map((l) => l.name), [seg(3), seg(4)], 'the kept full needs its start segment and everything after');
-  await done();
+  try {
+    dbSource(db, 1000); // the retention range keeps only the newest point
+    const seg = (n: number): string => `00000001000000000000000${n}`;
+    for (let n = 1; n <= 4; n++) await ship(pool, 'db', seg(n), randomBytes(50_000));
+    const ago = (min: number): string => new Date(Date.now() - min * 60_000).toISOString();
+    await dbPoint(pool, 'db', ago(30), { startWal: seg(1), stopWal: seg(1) });
+    const full2 = await dbPoint(pool, 'db', ago(20), { startWal: seg(3), stopWal: seg(3) });
+    const dry = await m.prune({ dryRun: true, origin: 'test' });
+    assert.deepEqual([dry.removed, dry.logsRemoved, dry.logBytesRemoved], [1, 2, 100_000]);
+    assert.deepEqual(dry.groups[0]?.sources[0]?.logs, { records: 2, bytes: 100_000, first: seg(1), last: seg(2) });
+    assert.equal(pool.catalog.logs('db').length, 4, 'a dry run removes nothing');
+    const r = await m.prune({ origin: 'test' });
+    assert.deepEqual([r.removed, r.logsRemoved, r.logBytesRemoved], [1, 2, 100_000]);
+    assert.deepEqual(pool.catalog.points('db').map((p) => p.id), [full2.id]);
+    assert.deepEqual(pool.catalog.logs('db').map((l) => l.name), [seg(3), seg(4)], 'the kept full needs its start segment and everything after');
+  } finally {
+    await done();
+  }
+});
+
+test('verify: a damaged log record raises a critical alert naming it, and the express full that needs it', async () => {
+  const { m, db, pool, done } = await setup();
+  try {
+    dbSource(db);
+    const seg1 = await ship(pool, 'db', '000000010000000000000001', randomBytes(100_000));
+    await ship(pool, 'db', '000000010000000000000002', randomBytes(100_000));
+    const full = await dbPoint(pool, 'db', new Date().toISOString(), { startWal: '000000010000000000000001', stopWal: '000000010000000000000001' });
+    await damageChunk(pool, seg1.manifest[0]?.[0] as string);
+    const v = m.startVerify({ full: true, origin: 'test' });
+    const end = Date.now() + 20_000;
+    while (m.task(v.id).state === 'running' && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(m.task(v.id).state, 'succeeded');
+    const alert = db.activeAlert('verify-damage');
+    assert.equal(alert?.severity, 'critical');
+    assert.match(alert?.message ?? '', /1 damaged log record\(s\), past which a database cannot be recovered: db 000000010000000000000001 \(seq 1\)/);
+    assert.match(alert?.message ?? '', new RegExp(`1 damaged recovery point\\(s\\): db ${full.id} .*damaged log record\\(s\\) it needs: 000000010000000000000001`));
+  } finally {
+    await done();
+  }
 });

@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { HoldfastError, isHoldfastError } from '../core/errors.js';
 import { formatBytes } from '../core/units.js';
 import { runGc, type GcReport } from '../pool/gc.js';
-import { verifyPool, type VerifyReport } from '../pool/verify.js';
+import { damageDetail, verifyPool, type VerifyReport } from '../pool/verify.js';
 import type { Pool } from '../pool/pool.js';
 import type { Alerts } from './alerts.js';
 import type { ControlDb, JobRow } from './control-db.js';
@@ -248,12 +248,17 @@ export class Maintenance {
       this.host.alerts.resolve('verify-damage');
       return;
     }
-    const points = r.damagedPoints.map((p) => `${p.source} ${p.point} (${p.time})${p.reason ? `: ${p.reason}` : p.files.length ? `: ${p.files.slice(0, 5).join(', ')}${p.files.length > 5 ? ', …' : ''}` : ''}`);
+    const list = (xs: string[]): string => `${xs.slice(0, 10).join('; ')}${xs.length > 10 ? '; …' : ''}`;
+    const points = r.damagedPoints.map((p) => `${p.source} ${p.point} (${p.time}): ${damageDetail(p)}`);
+    const logs = (r.damagedLogs ?? []).map((l) => `${l.source} ${l.name} (seq ${l.seq})`);
+    const found: string[] = [];
+    if (points.length > 0) found.push(`${points.length} damaged recovery point(s): ${list(points)}`);
+    if (logs.length > 0) found.push(`${logs.length} damaged log record(s), past which a database cannot be recovered: ${list(logs)}`);
     const msg =
-      points.length > 0
-        ? `verify found ${points.length} damaged recovery point(s): ${points.slice(0, 10).join('; ')}${points.length > 10 ? '; …' : ''}. The next sync of each source re-sends the damaged chunks it still has`
-        : `verify found ${r.damagedChunks.length} damaged chunk(s) and ${r.problems.length} problem(s) that no recovery point depends on: ${r.problems.slice(0, 3).join('; ')}`;
-    this.host.alerts.raise('verify-damage', 'verify-damage', points.length > 0 ? 'critical' : 'warning', this.host.pool.dir, msg);
+      found.length > 0
+        ? `verify found ${found.join('; and ')}. The next sync of each source re-sends the damaged chunks it still has${logs.length > 0 ? "; shipped logs are not sent again: a new express full ('holdfast sync SOURCE') starts a sound chain" : ''}`
+        : `verify found ${r.damagedChunks.length} damaged chunk(s) and ${r.problems.length} problem(s) that no recovery point or log record depends on: ${r.problems.slice(0, 3).join('; ')}`;
+    this.host.alerts.raise('verify-damage', 'verify-damage', found.length > 0 ? 'critical' : 'warning', this.host.pool.dir, msg);
   }
 
   /** Every damaged chunk has a sound copy again (syncs re-sent them): a quick verify can confirm it. */

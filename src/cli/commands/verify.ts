@@ -53,6 +53,7 @@ function show(report: VerifyReport): void {
   for (const p of report.damagedPoints) {
     info(`damaged recovery point ${p.point} (source ${p.source}, ${p.time})${p.reason ? `: ${p.reason}` : ''}`);
     for (const f of p.files) info(`  damaged file: ${f}`);
+    for (const l of p.logs ?? []) info(`  damaged log record it needs: ${l}`);
   }
   for (const l of report.damagedLogs ?? []) info(`damaged log ${l.name} (source ${l.source}, seq ${l.seq}): ${l.reason}; recovery past it is not possible`);
   if (report.condemned > 0) info(`${report.condemned} damaged chunk(s) taken out of service: the next backup of a source that still has the data sends them again`);
@@ -60,6 +61,6 @@ function show(report: VerifyReport): void {
   info(
     report.ok
       ? `pool is sound: ${report.points} recovery points, ${report.chunks} chunks in ${report.packs} packs${report.full ? ' re-hashed' : ' indexed'}${recent}`
-      : `pool is DAMAGED: ${report.damagedChunks.length} chunks, ${report.damagedPoints.length} recovery points affected`,
+      : `pool is DAMAGED: ${report.damagedChunks.length} chunks, ${report.damagedPoints.length} recovery points${report.damagedLogs?.length ? ` and ${report.damagedLogs.length} log records` : ''} affected`,
   );
 }
