@@ -7,6 +7,7 @@
  * and verification results live here, and the commit check and gc's condemnation run as
  * IMMEDIATE transactions on it.
  */
+import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { ChunkRef } from '../core/manifest.js';
 
@@ -171,6 +172,15 @@ interface LogDb {
   meta: string;
   manifest: string;
   bytes: number;
+}
+
+/**
+ * What gc's mark remembers of a log record: a name can come back with other chunks (pruned, then
+ * shipped again while gc runs), so the key holds the record's seq and a hash of its chunk list; a
+ * record with the same key has the same chunks, which are marked already.
+ */
+export function logMarkKey(source: string, name: string, seq: number, manifestJson: string): string {
+  return `${source}/${name}/${seq}/${createHash('sha256').update(manifestJson).digest('hex')}`;
 }
 
 function toLog(r: LogDb): LogRow {
@@ -484,8 +494,11 @@ export class Catalog {
   }
 
   /** Keys ('source/name') of every log record: cheap, for gc's re-mark check. */
+  /** Every log record's gc mark key (logMarkKey). */
   logKeys(): string[] {
-    return (this.db.prepare("SELECT source || '/' || name AS k FROM logs").all() as Array<{ k: string }>).map((r) => r.k);
+    return (this.db.prepare('SELECT source, name, seq, manifest FROM logs').all() as Array<{ source: string; name: string; seq: number; manifest: string }>).map((r) =>
+      logMarkKey(r.source, r.name, r.seq, r.manifest),
+    );
   }
 
   allLogs(): LogRow[] {

@@ -6,12 +6,13 @@
 import { HoldfastError, isHoldfastError, throwIfAborted } from '../core/errors.js';
 import type { Pool } from './pool.js';
 import { forEachPointChunk } from './point-digests.js';
+import { logMarkKey } from './catalog.js';
 
 export interface Marks {
   live: Set<string>;
   /** ids of the points marked */
   points: Set<string>;
-  /** log records marked ('source/name') */
+  /** log records marked (logMarkKey) */
   logs?: Set<string>;
 }
 
@@ -40,7 +41,7 @@ export async function markNew(pool: Pool, marks: Marks, o: { signal?: AbortSigna
   const logMarks = (marks.logs ??= new Set());
   let newLogs = 0;
   for (const l of pool.catalog.allLogs()) {
-    const key = `${l.source}/${l.name}`;
+    const key = logMarkKey(l.source, l.name, l.seq, JSON.stringify(l.manifest));
     if (logMarks.has(key)) continue;
     for (const [d] of l.manifest) marks.live.add(d);
     logMarks.add(key);

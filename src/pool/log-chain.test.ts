@@ -213,3 +213,29 @@ test('verify marks a point damaged when a log record its restore needs (its star
     assert.equal(verdict.get(full2.id)?.ok, true, 'full2 needs neither');
   });
 });
+
+test('gc: a log name pruned and shipped again with other chunks while gc marks is marked again, its chunks kept', async () => {
+  await withPool(async (pool, dir) => {
+    const old = randomBytes(100_000); // stored for a record that is pruned before gc: unreferenced
+    const first = randomBytes(100_000);
+    const gone = await ship(pool, 'db', '000000010000000000000001', old);
+    await ship(pool, 'db', '000000010000000000000002', first);
+    assert.equal(pool.catalog.deleteLogsBefore('db', 2), 1);
+    agePacks(dir);
+    const name = '000000010000000000000002';
+    await runGc(pool, {
+      onStep: async (step) => {
+        if (step !== 'marked') return;
+        // Between mark and condemn: the record goes, and one of that name comes back holding the
+        // chunks gc has just seen unreferenced (a re-shipped segment reusing stored chunks).
+        pool.catalog.deleteLogsBefore('db', 3);
+        await pool.commitLog({ source: 'db', name, kind: 'pg-wal', meta: {}, manifest: gone.manifest }, undefined);
+      },
+    });
+    const row = pool.catalog.log('db', name);
+    assert.deepEqual(row?.manifest, gone.manifest);
+    const back = Buffer.concat(await pool.reader.read(row?.manifest ?? []));
+    assert.ok(back.equals(old), 'the record reads back whole after gc');
+    assert.equal((await verifyPool(pool, { full: true })).ok, true);
+  });
+});
