@@ -179,8 +179,8 @@ interface LogDb {
  * shipped again while gc runs), so the key holds the record's seq and a hash of its chunk list; a
  * record with the same key has the same chunks, which are marked already.
  */
-export function logMarkKey(source: string, name: string, seq: number, manifestJson: string): string {
-  return `${source}/${name}/${seq}/${createHash('sha256').update(manifestJson).digest('hex')}`;
+export function logMarkKey(l: LogRow): string {
+  return `${l.source}/${l.name}/${l.seq}/${createHash('sha256').update(JSON.stringify(l.manifest)).digest('hex')}`;
 }
 
 function toLog(r: LogDb): LogRow {
@@ -496,9 +496,7 @@ export class Catalog {
   /** Keys ('source/name') of every log record: cheap, for gc's re-mark check. */
   /** Every log record's gc mark key (logMarkKey). */
   logKeys(): string[] {
-    return (this.db.prepare('SELECT source, name, seq, manifest FROM logs').all() as Array<{ source: string; name: string; seq: number; manifest: string }>).map((r) =>
-      logMarkKey(r.source, r.name, r.seq, r.manifest),
-    );
+    return this.allLogs().map(logMarkKey);
   }
 
   allLogs(): LogRow[] {

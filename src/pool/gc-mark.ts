@@ -41,7 +41,7 @@ export async function markNew(pool: Pool, marks: Marks, o: { signal?: AbortSigna
   const logMarks = (marks.logs ??= new Set());
   let newLogs = 0;
   for (const l of pool.catalog.allLogs()) {
-    const key = logMarkKey(l.source, l.name, l.seq, JSON.stringify(l.manifest));
+    const key = logMarkKey(l);
     if (logMarks.has(key)) continue;
     for (const [d] of l.manifest) marks.live.add(d);
     logMarks.add(key);
