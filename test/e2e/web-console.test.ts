@@ -245,7 +245,8 @@ describe('web console and portal in Chromium', { timeout: 420_000, skip: existsS
     await page.fill('#edit-source-vol input[name=snapshot-dir]', join(btrfs.mount, 'snaps'));
     await browser.shot('12-edit-source');
     await page.click('#edit-source-vol button[type=submit]');
-    await page.waitForSelector('#source-list tr[data-source=vol]:has-text("daily")'); // once reloaded
+    // Once the list has reloaded: until then the row shows the old group.
+    await page.waitForFunction(() => document.querySelector('#source-list tr[data-source=vol]')?.textContent?.startsWith('voldaily') === true, undefined, { timeout: 15_000 }).catch(() => undefined);
     assert.match(await page.textContent('#source-list tr[data-source=vol]') ?? '', /^voldailyhost-abtrfs/);
     const edited = (await server.json<SourceJson[]>(['source', 'list'])).find((s) => s.name === 'vol');
     assert.deepEqual([edited?.group, edited?.kind, edited?.path, edited?.options.tracker, edited?.options.snapshotDir], ['daily', 'btrfs', volume, 'full', join(btrfs.mount, 'snaps')]);
