@@ -48,6 +48,13 @@ describe('portal permissions', { timeout: 300_000 }, () => {
   const versions = (who: string, path: string): Promise<{ status: number; body: { versions: Version[] } }> =>
     (web[who] as WebClient).call<{ versions: Version[] }>('GET', `/api/v1/portal/versions?source=docs&path=${encodeURIComponent(path)}`);
 
+  /** The end of a portal restore job, as its user follows it. */
+  const portalJobEnd = (w: WebClient, id: string): Promise<{ state: string; error: unknown }> =>
+    until('the portal restore', async () => {
+      const j = await w.call<{ state: string; error: unknown }>('GET', `/api/v1/portal/jobs/${id}`);
+      return j.body.state === 'succeeded' || j.body.state === 'failed' ? j.body : undefined;
+    }, 60_000, 500);
+
   before(async () => {
     dir('.', 0o755, 0, 0);
     dir('home', 0o755, 0, 0);
@@ -183,10 +190,7 @@ describe('portal permissions', { timeout: 300_000 }, () => {
     const r = await w.call<{ job: string; restoredAs: string }>('POST', '/api/v1/portal/restore', { source: 'docs', path: 'home/alice/report.docx', point: points[0] });
     assert.equal(r.status, 202);
     assert.match(r.body.restoredAs, /\/home\/alice\/report \(restored \d{4}-\d\d-\d\d \d\d\.\d\d\)\.docx$/);
-    const job = await until('the portal restore', async () => {
-      const j = await w.call<{ state: string; error: unknown }>('GET', `/api/v1/portal/jobs/${r.body.job}`);
-      return j.body.state === 'succeeded' || j.body.state === 'failed' ? j.body : undefined;
-    }, 60_000, 500);
+    const job = await portalJobEnd(w, r.body.job);
     assert.equal(job.state, 'succeeded', JSON.stringify(job));
     assert.equal(readFileSync(r.body.restoredAs, 'utf8'), 'report v1');
     assert.equal(readFileSync(join(data, 'home/alice/report.docx'), 'utf8'), 'report v2, longer', 'the original is untouched');
@@ -209,10 +213,7 @@ describe('portal permissions', { timeout: 300_000 }, () => {
     // pub/ is 1777: alice may copy bob's set-user-ID tool there, and the copy is hers.
     const r = await w.call<{ job: string; restoredAs: string }>('POST', '/api/v1/portal/restore', { source: 'docs', path: 'pub/bob-tool', point: points[0] });
     assert.equal(r.status, 202, JSON.stringify(r.body));
-    const job = await until('the portal restore', async () => {
-      const j = await w.call<{ state: string; error: unknown }>('GET', `/api/v1/portal/jobs/${r.body.job}`);
-      return j.body.state === 'succeeded' || j.body.state === 'failed' ? j.body : undefined;
-    }, 60_000, 500);
+    const job = await portalJobEnd(w, r.body.job);
     assert.equal(job.state, 'succeeded', JSON.stringify(job));
     assert.equal(readFileSync(r.body.restoredAs, 'utf8'), 'bob tool v1');
     const st = statSync(r.body.restoredAs);
