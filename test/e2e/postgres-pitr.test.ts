@@ -106,11 +106,18 @@ describe('PostgreSQL: express fulls, WAL shipping and point-in-time restore', { 
   const logs = async (): Promise<LogJson[]> => server.admin().json<LogJson[]>('GET', '/api/v1/sources/db/logs');
   const archiver = async (): Promise<{ archived_count: number; failed_count: number; last_archived_wal: string | null; last_failed_wal: string | null }> =>
     (await db.query<{ archived_count: number; failed_count: number; last_archived_wal: string | null; last_failed_wal: string | null }>('SELECT archived_count::int, failed_count::int, last_archived_wal, last_failed_wal FROM pg_stat_archiver'))[0] as never;
+  /** PostgreSQL's last lines about archiving: what archive_command answered. */
+  const failures = (): string => db.log.split('\n').filter((l) => /archive|log-push|holdfast/i.test(l)).slice(-12).join('\n');
   /** Switches WAL and waits until that segment is on the server: everything committed before is shippable. */
   const flushWal = async (timeoutMs = 180_000): Promise<string> => {
     const seg = (await db.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS f; '))[0]?.f as string;
     await db.query('SELECT pg_switch_wal()');
-    await until(`segment ${seg} on the server`, async () => (await logs()).some((l) => l.name >= seg && !l.name.endsWith('.history')), timeoutMs, 300);
+    await until(`segment ${seg} on the server`, async () => (await logs()).some((l) => l.name >= seg && !l.name.endsWith('.history')), timeoutMs, 300).catch(async (err: Error) => {
+      // Say where shipping stood: a slow machine and a failing archive_command look alike from here.
+      const shipped = (await logs().catch(() => [])).slice(-3).map((l) => `${l.name} ${l.time}`).join(', ');
+      const stat = JSON.stringify(await archiver().catch((e: Error) => e.message));
+      throw new Error(`${err.message}\n--- pg_stat_archiver: ${stat}\n--- last on the server: ${shipped}\n--- archive_command:\n${failures()}\n--- agent:\n${agent.log.slice(-1500)}\n--- server:\n${server.log.slice(-1500)}`);
+    });
     return seg;
   };
   const restoreAt = async (args: string[], name: string): Promise<{ ids: number[]; result: Record<string, unknown>; to: string }> => {
@@ -277,7 +284,6 @@ describe('PostgreSQL: express fulls, WAL shipping and point-in-time restore', { 
     const df = spawnSync('df', ['--output=avail', '-B1', dir('mnt')], { encoding: 'utf8' }).stdout.trim().split('\n')[1];
     sh('fallocate', ['-l', String(Math.max(0, Number(df) - 1024 * 1024)), filler]);
     spawnSync('dd', ['if=/dev/zero', `of=${filler}-rest`, 'bs=4k'], { stdio: 'ignore' }); // ends with ENOSPC
-    const failures = (): string => db.log.split('\n').filter((l) => /archive|log-push|holdfast/i.test(l)).slice(-12).join('\n');
     const w = await db.client();
     const l = await db.client();
     const writer = startWriter(w, rows);
@@ -301,9 +307,7 @@ describe('PostgreSQL: express fulls, WAL shipping and point-in-time restore', { 
     rmSync(`${filler}-rest`);
     // PostgreSQL's archiver waits up to a minute after three failures, then ships the backlog one
     // log-push process per segment: on a loaded CI machine that took over two minutes once.
-    const seg = await flushWal(240_000).catch((err: Error) => {
-      throw new Error(`${err.message}\n--- archive_command:\n${failures()}\n--- server:\n${server.log.slice(-2000)}`);
-    });
+    const seg = await flushWal(240_000);
     // PostgreSQL records the success a moment after the server committed it.
     await until('PostgreSQL to count the segment archived', async () => ((await archiver()).last_archived_wal ?? '') >= seg, 30_000, 300);
     const chain = (await logs()).filter((x) => /^[0-9A-F]{24}$/.test(x.name));
