@@ -11,12 +11,26 @@ import { VersionIndex } from './version-index.js';
 const D = 'a'.repeat(64);
 const B = 'b'.repeat(64);
 const dir = (path: string, mode = 0o755, uid = 0): Entry => ({ type: 'dir', path, mode, uid, gid: 0, mtimeNs: '1' });
-const file = (path: string, digest: string, size: number, mode = 0o644, uid = 1000): Entry => ({ type: 'file', path, mode, uid, gid: 1000, mtimeNs: '2', size, chunks: [[digest, size]] });
-
-test('a row per change: unchanged files extend their version, changed and vanished ones close it', async () => {
+/** A fresh file-version index for one test, closed and removed after it. */
+async function withIndex(fn: (index: VersionIndex) => Promise<void>): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'vi-'));
   const index = new VersionIndex(join(tmp, 'v.sqlite'));
   try {
+    await fn(index);
+  } finally {
+    index.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** FileVersions over the index, with these points live in the catalog. */
+const versionsOver = (index: VersionIndex, live: Array<{ id: string; time: string }>): FileVersions =>
+  new FileVersions(index, { catalog: { points: () => live, sources: () => [] } } as unknown as Pool, { warn: () => undefined });
+
+const file = (path: string, digest: string, size: number, mode = 0o644, uid = 1000): Entry => ({ type: 'file', path, mode, uid, gid: 1000, mtimeNs: '2', size, chunks: [[digest, size]] });
+
+test('a row per change: unchanged files extend their version, changed and vanished ones close it', () =>
+  withIndex(async (index) => {
     const points = [1, 2, 3, 4].map((n) => ({ id: `p${n}`, time: `2026-01-0${n}T00:00:00.000Z` }));
     const pts = points as Array<{ id: string; time: string }>;
     await index.indexPoint('s', pts[0] as { id: string; time: string }, [dir('.'), dir('home', 0o711), file('home/a.txt', D, 5), file('home/b.txt', D, 5)]);
@@ -30,8 +44,7 @@ test('a row per change: unchanged files extend their version, changed and vanish
     assert.equal((index.db.prepare('SELECT count(*) n FROM vi_versions').get() as { n: number }).n, 8, 'only changes are rows (. 1, home 3, a 2, b 2)');
 
     // Point 2 was pruned; home was not searchable for others in point 3.
-    const pool = { catalog: { points: () => [pts[0], pts[2], pts[3]], sources: () => [] } } as unknown as Pool;
-    const fv = new FileVersions(index, pool, { warn: () => undefined });
+    const fv = versionsOver(index, [pts[0], pts[2], pts[3]] as Array<{ id: string; time: string }>);
     const all = await fv.pointVersions('s', 'home/a.txt');
     assert.deepEqual(all.map((v) => [v.point, v.size, v.changed]), [['p1', 5, true], ['p3', 7, true], ['p4', 7, false]]);
     const owner = await fv.pointVersions('s', 'home/a.txt', { uid: 1000, gids: [1000] });
@@ -41,16 +54,10 @@ test('a row per change: unchanged files extend their version, changed and vanish
     assert.deepEqual(await fv.search(['s'], 'b.txt', { uid: 1001, gids: [1001] }), []);
     assert.deepEqual(await fv.search(['s'], 'b.txt', undefined).then((x) => x[0]?.versions.map((v) => v.point)), ['p1', 'p4']);
     await fv.close();
-  } finally {
-    index.close();
-    rmSync(tmp, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('an unchanged point keeps every open version open without reading entries; a later change still closes them', async () => {
-  const tmp = mkdtempSync(join(tmpdir(), 'vi-'));
-  const index = new VersionIndex(join(tmp, 'v.sqlite'));
-  try {
+test('an unchanged point keeps every open version open without reading entries; a later change still closes them', () =>
+  withIndex(async (index) => {
     const at = (n: number): { id: string; time: string } => ({ id: `p${n}`, time: `2026-01-0${n}T00:00:00.000Z` });
     await index.indexPoint('s', at(1), [dir('.'), file('a.txt', D, 5), file('b.txt', D, 5)]);
     index.indexUnchanged('s', at(2));
@@ -61,38 +68,25 @@ test('an unchanged point keeps every open version open without reading entries; 
     assert.deepEqual(a.map((v) => [v.first, v.last, v.size]), [[1, 3, 5], [4, null, 7]]);
     const b = index.versions(index.pathId('s', 'b.txt') as number);
     assert.deepEqual(b.map((v) => [v.first, v.last]), [[1, 3]], 'gone in point 4');
-  } finally {
-    index.close();
-    rmSync(tmp, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('a search is bounded by time, not by candidates: thousands of unreadable matches that sort first do not hide a readable one', async () => {
-  const tmp = mkdtempSync(join(tmpdir(), 'vi-'));
-  const index = new VersionIndex(join(tmp, 'v.sqlite'));
-  try {
+test('a search is bounded by time, not by candidates: thousands of unreadable matches that sort first do not hide a readable one', () =>
+  withIndex(async (index) => {
     const at = { id: 'p1', time: '2026-01-01T00:00:00.000Z' };
     const entries: Entry[] = [dir('.'), dir('a-private', 0o700, 1001)];
     for (let i = 0; i < 4500; i++) entries.push(file(`a-private/report-${String(i).padStart(4, '0')}.txt`, D, 5, 0o600, 1001));
     entries.push(dir('b-mine', 0o755, 1000), file('b-mine/report-mine.txt', B, 7, 0o600, 1000));
     await index.indexPoint('s', at, entries);
-    const pool = { catalog: { points: () => [at], sources: () => [] } } as unknown as Pool;
-    const fv = new FileVersions(index, pool, { warn: () => undefined });
+    const fv = versionsOver(index, [at]);
     const mine = await fv.search(['s'], 'report', { uid: 1000, gids: [1000] });
     assert.deepEqual(mine.map((m) => m.path), ['b-mine/report-mine.txt']);
     assert.equal((await fv.search(['s'], 'report', undefined, 4600)).length, 4501, 'every page is read, none twice');
     assert.deepEqual(await fv.search(['s'], 'report', { uid: 1000, gids: [1000] }, 50, 0), [], 'a spent budget stops the search');
     await fv.close();
-  } finally {
-    index.close();
-    rmSync(tmp, { recursive: true, force: true });
-  }
-});
+  }));
 
-test('creating beside the original needs write and search on the directory, and search above it, at the newest point', async () => {
-  const tmp = mkdtempSync(join(tmpdir(), 'vi-'));
-  const index = new VersionIndex(join(tmp, 'v.sqlite'));
-  try {
+test('creating beside the original needs write and search on the directory, and search above it, at the newest point', () =>
+  withIndex(async (index) => {
     const at = (n: number): { id: string; time: string } => ({ id: `p${n}`, time: `2026-01-0${n}T00:00:00.000Z` });
     const tree = (shared: number): Entry[] => [
       dir('.'),
@@ -104,8 +98,7 @@ test('creating beside the original needs write and search on the directory, and 
     ];
     await index.indexPoint('s', at(1), tree(0o755));
     await index.indexPoint('s', at(2), tree(0o700));
-    const pool = { catalog: { points: () => [at(1), at(2)], sources: () => [] } } as unknown as Pool;
-    const fv = new FileVersions(index, pool, { warn: () => undefined });
+    const fv = versionsOver(index, [at(1), at(2)]);
     const alice = { uid: 1000, gids: [1000, 100] };
     assert.equal(await fv.canCreateIn('s', 'home/alice', alice), true, 'her own home');
     assert.equal(await fv.canCreateIn('s', 'home', alice), false, "root's 0755 folder");
@@ -114,13 +107,8 @@ test('creating beside the original needs write and search on the directory, and 
     assert.equal(await fv.canCreateIn('s', 'home/alice', { uid: 1001, gids: [1001] }), false, "someone else's home");
     assert.equal(await fv.canCreateIn('s', 'shared/team', alice), false, 'group-writable, but shared/ was closed (0700) at the newest point');
     assert.equal(await fv.canCreateIn('s', 'nowhere', alice), false, 'a folder not in the point');
-    const older = { catalog: { points: () => [at(1)], sources: () => [] } } as unknown as Pool;
-    const fv1 = new FileVersions(index, older, { warn: () => undefined });
+    const fv1 = versionsOver(index, [at(1)]);
     assert.equal(await fv1.canCreateIn('s', 'shared/team', alice), true, 'with only point 1 live, shared/ was open and team/ group-writable');
     await fv.close();
     await fv1.close();
-  } finally {
-    index.close();
-    rmSync(tmp, { recursive: true, force: true });
-  }
-});
+  }));
