@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { ChunkSink, ChunkSource, NewChunk } from './chunk-io.js';
 import { decodeChunk, type StoredChunk } from './codec.js';
-import { ManifestWriter, readManifest, type KeptFiles } from './manifest-io.js';
-import { hasContent, type ChunkRef, type Entry, type FileEntry } from './manifest.js';
+import { ManifestWriter, PageCache, pagesOf, readManifest, walkManifest, type KeptFiles } from './manifest-io.js';
+import { hasContent, type ChunkRef, type Entry, type FileEntry, type PageLine } from './manifest.js';
 
 /** Chunks in memory, as the pool keeps them. */
 class Store implements ChunkSink, ChunkSource {
@@ -62,4 +62,140 @@ test('a manifest with more chunk references than the bound keeps no files', asyn
   await write(entries(20, 300), keep);
   assert.equal(keep.whole, false);
   assert.equal(keep.files.size, 0);
+});
+
+// Paged chunk lists (manifest v2): an image's chunk list in pages of PAGE span, one chunk each.
+
+const SPAN = 4 * 16384;
+/** An image of `slots` 16 KiB slots: slot i holds chunk `seed + i`, or a hole where `hole(i)`. */
+function image(slots: number, seed: number, hole: (i: number) => boolean, tail = 16384): FileEntry {
+  const chunks: ChunkRef[] = [];
+  const holes: Array<[number, number]> = [];
+  for (let i = 0; i < slots; i++) {
+    const len = i === slots - 1 ? tail : 16384;
+    if (!hole(i)) chunks.push([ref(seed + i)[0], len]);
+    else {
+      const last = holes[holes.length - 1];
+      if (last && last[0] + last[1] === i * 16384) last[1] += len;
+      else holes.push([i * 16384, len]);
+    }
+  }
+  return { type: 'file', path: 'disk.img', ...meta, size: (slots - 1) * 16384 + tail, chunks, ...(holes.length > 0 ? { holes } : {}) };
+}
+
+/** Counts what a store is asked for. */
+class CountingStore extends Store {
+  reads = 0;
+  puts = 0;
+  override read(refs: ChunkRef[]): Promise<Uint8Array[]> {
+    this.reads += refs.length;
+    return super.read(refs);
+  }
+  override put(chunks: NewChunk[]): Promise<void> {
+    this.puts += chunks.length;
+    return super.put(chunks);
+  }
+}
+
+async function writeImage(store: Store, e: FileEntry, pages?: PageCache): Promise<ChunkRef[]> {
+  const w = new ManifestWriter(store, 'image', { pageSpan: SPAN, pages });
+  await w.add(e);
+  return w.finish();
+}
+
+async function readAll(store: Store, refs: ChunkRef[]): Promise<Entry[]> {
+  const out: Entry[] = [];
+  for await (const e of readManifest(store, refs)) out.push(e);
+  return out;
+}
+
+test('a paged image entry reads back equal to the entry written, holes across page boundaries joined', async () => {
+  const store = new Store();
+  // 22 slots: pages of 4 slots, a short last page and a short last slot; holes spanning pages.
+  const e = image(22, 0, (i) => (i >= 3 && i <= 9) || i === 15 || i === 21, 100);
+  const refs = await writeImage(store, e);
+  // header and head line, then one chunk per page
+  assert.equal(refs.length, 1 + Math.ceil(e.size / SPAN));
+  assert.deepEqual(await readAll(store, refs), [e]);
+});
+
+test('an entry not on the page grid, or small, is written inline', async () => {
+  const store = new Store();
+  const small = image(8, 0, () => false);
+  assert.equal((await writeImage(store, small)).length, 1);
+  const offGrid: FileEntry = { ...image(40, 0, () => false), chunks: [] };
+  offGrid.chunks = Array.from({ length: 32 }, (_, i): ChunkRef => [ref(500 + i)[0], 20480]);
+  offGrid.size = 32 * 20480;
+  const refs = await writeImage(store, offGrid);
+  assert.deepEqual(await readAll(store, refs), [offGrid]);
+  assert.equal(refs.length, 1);
+});
+
+test('a second manifest with one slot changed stores one new page, and the page cache encodes only that page', async () => {
+  const store = new CountingStore();
+  const cache = new PageCache();
+  const a = image(64, 0, (i) => i % 7 === 0);
+  const first = await writeImage(store, a, cache);
+  const b = image(64, 0, (i) => i % 7 === 0);
+  b.chunks[18] = [ref(9999)[0], 16384]; // slot 22 (slots 0, 7, 14 and 21 are holes): page 5
+  // The cache answers for the unchanged pages (not encoded nor hashed again), not for the changed one.
+  const pages = pagesOf(b, SPAN) as PageLine[];
+  assert.deepEqual(cache.lookup('disk.img', pages[4] as PageLine), first[1 + 4]);
+  assert.equal(cache.lookup('disk.img', pages[5] as PageLine), undefined);
+  store.puts = 0;
+  const second = await writeImage(store, b, cache);
+  assert.equal(store.puts, 1, 'only the changed page (the head line is the same)');
+  assert.deepEqual(second.map((r, i) => r[0] !== first[i]?.[0]).indexOf(true), 1 + 5);
+  assert.equal(second.filter((r, i) => r[0] !== first[i]?.[0]).length, 1);
+  assert.deepEqual(await readAll(store, second), [b]);
+  // A stale cache is harmless: a page it knows but the store lacks is encoded again.
+  const other = new Store();
+  const third = await writeImage(other, b, cache);
+  assert.deepEqual(third, second);
+  assert.deepEqual(await readAll(other, third), [b]);
+});
+
+test('a walk skips known pages where they stand, and reads and checks one moved elsewhere', async () => {
+  const store = new CountingStore();
+  const e = image(64, 0, () => false);
+  const refs = await writeImage(store, e);
+  const known = new Map<string, { at: number; len: number }>();
+  for await (const _ of walkManifest(store, refs, { onPage: (d, s) => known.set(d, s) })) void _;
+  assert.equal(known.size, 16);
+  store.reads = 0;
+  const pages: number[] = [];
+  for await (const ev of walkManifest(store, refs, { known })) if (ev.kind === 'page') pages.push(ev.page.at);
+  assert.deepEqual(pages, []);
+  assert.equal(store.reads, 1, 'only the chunk with the header and head line');
+  // Two known pages swapped: each is read where it does not belong, and refused.
+  const swapped = [...refs];
+  [swapped[2], swapped[3]] = [swapped[3] as ChunkRef, swapped[2] as ChunkRef];
+  await assert.rejects(async () => {
+    for await (const _ of walkManifest(store, swapped, { known })) void _;
+  }, /page 1 should cover \[65536, 131072\)/);
+});
+
+test('crafted paged manifests are refused: wrong spans, a page count that does not fit, pages on a directory, a missing page', async () => {
+  const store = new Store();
+  const enc = (lines: object[]): ChunkRef[] => {
+    const buf = Buffer.from(lines.map((l) => `${JSON.stringify(l)}\n`).join(''));
+    const digest = createHash('sha256').update(buf).digest('hex');
+    store.chunks.set(digest, { digest, length: buf.length, encoded: { flags: 0, data: buf } });
+    return [[digest, buf.length]];
+  };
+  const header = { holdfast: 'manifest', v: 2, kind: 'image' };
+  const head = { type: 'file', path: 'disk.img', ...meta, size: 2 * SPAN, pageSpan: SPAN, pages: 2 };
+  const full = (at: number): object => ({ at, len: SPAN, chunks: [[ref(at)[0], SPAN]] });
+  const bad = async (lines: object[], re: RegExp): Promise<void> => {
+    await assert.rejects(() => readAll(store, enc(lines)), re);
+  };
+  assert.equal((await readAll(store, enc([header, head, full(0), full(SPAN)]))).length, 1);
+  await bad([header, head, full(0), full(0)], /page 1 should cover/);
+  await bad([header, head, full(0), { at: SPAN, len: SPAN, chunks: [[ref(1)[0], SPAN - 1]] }], /cover 65535 bytes/);
+  await bad([header, head, full(0), { at: SPAN, len: SPAN, chunks: [], holes: [[0, SPAN]] }], /holes out of order/);
+  await bad([header, { ...head, pages: 3 }, full(0), full(SPAN)], /3 pages of 65536 bytes do not fit/);
+  await bad([header, { ...head, chunks: [] }, full(0), full(SPAN)], /a paged entry holds chunks/);
+  await bad([header, { type: 'dir', path: 'd', ...meta, pageSpan: SPAN, pages: 0 }], /pages on a dir/);
+  await bad([header, head, full(0)], /ends before the last page/);
+  await bad([{ ...header, v: 1 }, head, full(0), full(SPAN)], /chunks is missing/);
 });

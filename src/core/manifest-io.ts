@@ -1,12 +1,32 @@
 /**
  * Writing and reading manifest streams through the chunk seams. The JSON-lines stream is cut
- * with content-defined chunking, so a recovery point that changed little stores little.
+ * with content-defined chunking, so a recovery point that changed little stores little; the page
+ * lines of a paged entry are cut one to a chunk, so a page that did not change is the same chunk.
  */
 import { cdcSplit, MANIFEST_CDC } from './chunker.js';
 import { digestOf } from './digest.js';
 import { encodeChunk } from './codec.js';
 import type { ChunkSink, ChunkSource, NewChunk } from './chunk-io.js';
-import { checkContentShape, decodeEntry, decodeHeader, encodeLine, hasContent, MANIFEST_VERSION, type ChunkRef, type Entry, type FileEntry, type ManifestHeader } from './manifest.js';
+import {
+  checkContentShape,
+  checkPageShape,
+  chunkOffsets,
+  decodeEntryLine,
+  decodeHeader,
+  decodePage,
+  encodeLine,
+  hasContent,
+  joinPage,
+  MANIFEST_VERSION,
+  unpage,
+  type ChunkRef,
+  type Entry,
+  type FileEntry,
+  type Hole,
+  type ManifestHeader,
+  type PagedHead,
+  type PageLine,
+} from './manifest.js';
 import { HoldfastError } from './errors.js';
 
 /**
@@ -21,31 +41,147 @@ export interface KeptFiles {
   whole: boolean;
 }
 
+/** Chunk references per page of a paged entry (an image's 16 KiB chunks: 2 MiB of image a page). */
+export const PAGE_CHUNKS = 128;
+
+/** Entries this large (in pages) on a page grid are written paged. */
+const MIN_PAGES = 4;
+
+/**
+ * The pages a writer made, by entry path and offset, for the next manifest of the same source: a
+ * page whose chunks and holes are equal to the kept one's is the same text, so its digest is
+ * reused without encoding or hashing it again. Compared by value, so a stale cache costs only time.
+ */
+export class PageCache {
+  private last = new Map<string, { page: PageLine; ref: ChunkRef }>();
+  private next = new Map<string, { page: PageLine; ref: ChunkRef }>();
+
+  lookup(path: string, p: PageLine): ChunkRef | undefined {
+    const c = this.last.get(`${p.at}\0${path}`);
+    return c && samePage(c.page, p) ? c.ref : undefined;
+  }
+
+  record(path: string, p: PageLine, ref: ChunkRef): void {
+    this.next.set(`${p.at}\0${path}`, { page: p, ref });
+  }
+
+  /** The manifest is written: its pages are the ones to compare the next manifest with. */
+  rotate(): void {
+    this.last = this.next;
+    this.next = new Map();
+  }
+}
+
+function samePage(a: PageLine, b: PageLine): boolean {
+  if (a.at !== b.at || a.len !== b.len || a.chunks.length !== b.chunks.length || (a.holes?.length ?? 0) !== (b.holes?.length ?? 0)) return false;
+  for (let i = 0; i < a.chunks.length; i++) {
+    const x = a.chunks[i] as ChunkRef;
+    const y = b.chunks[i] as ChunkRef;
+    if (x[0] !== y[0] || x[1] !== y[1]) return false;
+  }
+  const ah = a.holes ?? [];
+  const bh = b.holes ?? [];
+  return ah.every((h, i) => h[0] === bh[i]?.[0] && h[1] === bh[i]?.[1]);
+}
+
+/** The entry's content cut into pages of `span` bytes, or undefined when a chunk crosses a page boundary. */
+export function pagesOf(e: FileEntry, span: number): PageLine[] | undefined {
+  const pages: PageLine[] = [];
+  const n = Math.ceil(e.size / span);
+  for (let i = 0; i < n; i++) pages.push({ at: i * span, len: Math.min(span, e.size - i * span), chunks: [] });
+  for (const { ref, offset } of chunkOffsets(e)) {
+    const i = Math.floor(offset / span);
+    if (ref[1] === 0 || Math.floor((offset + ref[1] - 1) / span) !== i) return undefined;
+    (pages[i] as PageLine).chunks.push(ref);
+  }
+  for (const [off, len] of e.holes ?? []) {
+    for (let at = off; at < off + len; ) {
+      const i = Math.floor(at / span);
+      const end = Math.min(off + len, (i + 1) * span);
+      const p = pages[i];
+      if (!p) return undefined;
+      (p.holes ??= []).push([at, end - at] satisfies Hole);
+      at = end;
+    }
+  }
+  return pages;
+}
+
+export interface ManifestWriterOptions {
+  keep?: KeptFiles;
+  /** write file entries on this grid (an image's) paged, in pages of this many bytes */
+  pageSpan?: number;
+  /** the pages of this source's previous manifest, to reuse unchanged ones from */
+  pages?: PageCache;
+}
+
 export class ManifestWriter {
   private parts: Buffer[] = [];
   private bytes = 0;
   private readonly refs: ChunkRef[] = [];
+  private readonly keep: KeptFiles | undefined;
   entries = 0;
 
   constructor(
     private readonly sink: ChunkSink,
     kind: ManifestHeader['kind'],
-    private readonly keep?: KeptFiles,
+    opts: KeptFiles | ManifestWriterOptions = {},
   ) {
+    this.opts = 'files' in opts ? { keep: opts } : opts;
+    this.keep = this.opts.keep;
     this.append(encodeLine({ holdfast: 'manifest', v: MANIFEST_VERSION, kind } satisfies ManifestHeader));
   }
 
+  private readonly opts: ManifestWriterOptions;
+
   async add(e: Entry): Promise<void> {
+    const span = this.opts.pageSpan;
+    const pages = span && hasContent(e) && e.size > MIN_PAGES * span ? pagesOf(e, span) : undefined;
     // Never commit an entry the reader would refuse: a bug here must fail the backup, not the restore.
-    if (hasContent(e)) checkContentShape(e);
+    if (hasContent(e) && !pages) checkContentShape(e);
     this.entries++;
     if (this.keep?.whole && hasContent(e)) this.keepFile(this.keep, e);
-    this.append(encodeLine(e));
-    if (this.bytes >= 4 * MANIFEST_CDC.max) await this.cut(false);
+    if (!pages || !span || !hasContent(e)) {
+      this.append(encodeLine(e));
+      if (this.bytes >= 4 * MANIFEST_CDC.max) await this.cut(false);
+      return;
+    }
+    const { chunks: _chunks, holes: _holes, ...rest } = e;
+    this.append(encodeLine({ ...rest, pageSpan: span, pages: pages.length } satisfies Omit<PagedHead, 'chunks'>));
+    await this.cut(true);
+    await this.addPages(e.path, pages);
+  }
+
+  /** One chunk per page: a page the cache knows unchanged is not encoded nor hashed again. */
+  private async addPages(path: string, pages: PageLine[]): Promise<void> {
+    const cache = this.opts.pages;
+    const texts = new Map<number, Buffer>();
+    const refs = pages.map((p, i): ChunkRef => {
+      if (p.holes?.length === 0) delete p.holes;
+      const known = cache?.lookup(path, p);
+      if (known) return known;
+      checkPageShape(path, p);
+      const text = Buffer.from(encodeLine(p), 'utf8');
+      texts.set(i, text);
+      return [digestOf(text), text.length];
+    });
+    const wanted = await this.sink.want(refs.map((r) => r[0]));
+    const fresh: NewChunk[] = [];
+    const level = this.sink.compressionLevel;
+    refs.forEach((ref, i) => {
+      cache?.record(path, pages[i] as PageLine, ref);
+      if (!wanted[i]) return;
+      // A reused page the sink lacks (another pool): the same text again.
+      const text = texts.get(i) ?? Buffer.from(encodeLine(pages[i] as PageLine), 'utf8');
+      fresh.push({ digest: ref[0], length: ref[1], encoded: encodeChunk(text, level) });
+    });
+    if (fresh.length > 0) await this.sink.put(fresh);
+    for (const r of refs) this.refs.push(r);
   }
 
   async finish(): Promise<ChunkRef[]> {
     await this.cut(true);
+    this.opts.pages?.rotate();
     return this.refs;
   }
 
@@ -66,6 +202,7 @@ export class ManifestWriter {
   }
 
   private async cut(final: boolean): Promise<void> {
+    if (this.bytes === 0) return;
     const buf = Buffer.concat(this.parts);
     const { lengths, rest } = cdcSplit(buf, MANIFEST_CDC, final);
     const fresh: NewChunk[] = [];
@@ -92,31 +229,135 @@ export class ManifestWriter {
   }
 }
 
-/** Streams a manifest's entries in order; the header is checked first. */
-export async function* readManifest(source: ChunkSource, refs: ChunkRef[], signal?: AbortSignal): AsyncGenerator<Entry> {
-  // Lines are gathered as bytes: an image's one long line must not be rebuilt per chunk.
+/** A page's place in the manifest being walked: the file offset and span it must cover. */
+export interface PageSpan {
+  at: number;
+  len: number;
+}
+
+export type ManifestEvent =
+  /** an entry; a paged one with its pages joined (when walked with `join`) */
+  | { kind: 'entry'; entry: Entry }
+  /** the head line of a paged entry (when walked without `join`): its pages follow */
+  | { kind: 'head'; head: PagedHead }
+  /** a page read and checked (when walked without `join`) */
+  | { kind: 'page'; head: PagedHead; page: PageLine };
+
+export interface WalkOptions {
+  signal?: AbortSignal;
+  /** join each paged entry's pages into it and yield it as one entry */
+  join?: boolean;
+  /**
+   * Page chunks already checked, by digest (the parent point's): a chunk found here, standing
+   * alone where a page of the same span is due, is skipped unread.
+   */
+  known?: Map<string, PageSpan>;
+  /** each page that is exactly one chunk, read or skipped: the caller may remember it as checked */
+  onPage?: (digest: string, span: PageSpan) => void;
+}
+
+/** Reads chunks ahead of the walk, 16 to a request and up to 32 in flight, leaving out those it may skip. */
+class Prefetch {
+  private readonly pending = new Map<number, Promise<Uint8Array>>();
+  /** the first index not yet considered for reading ahead */
+  private ahead = 0;
+
+  constructor(
+    private readonly source: ChunkSource,
+    private readonly refs: ChunkRef[],
+    private readonly skippable: (i: number) => boolean,
+    private readonly signal?: AbortSignal,
+  ) {}
+
+  /** Chunk i's plaintext (read now if it was left out as skippable and is needed after all). */
+  async get(i: number): Promise<Uint8Array> {
+    if (!this.pending.has(i)) this.read([i]);
+    this.ahead = Math.max(this.ahead, i + 1);
+    while (this.ahead < this.refs.length && this.pending.size < 32) {
+      const idx: number[] = [];
+      for (; this.ahead < this.refs.length && idx.length < 16; this.ahead++) if (!this.skippable(this.ahead)) idx.push(this.ahead);
+      if (idx.length > 0) this.read(idx);
+    }
+    const p = this.pending.get(i) as Promise<Uint8Array>;
+    this.pending.delete(i);
+    return p;
+  }
+
+  private read(idx: number[]): void {
+    const got = this.source.read(idx.map((k) => this.refs[k] as ChunkRef), this.signal);
+    idx.forEach((k, j) => {
+      const one = got.then((b) => b[j] as Uint8Array);
+      one.catch(() => undefined); // thrown where it is awaited; a walk that stopped early never awaits it
+      this.pending.set(k, one);
+    });
+  }
+}
+
+/** Streams a manifest's lines as events, checking each; the header is checked first. */
+export async function* walkManifest(source: ChunkSource, refs: ChunkRef[], o: WalkOptions = {}): AsyncGenerator<ManifestEvent> {
+  // Lines are gathered as bytes: an image's one long line (version 1) must not be rebuilt per chunk.
   let parts: Buffer[] = [];
   let header: ManifestHeader | undefined;
-  const BATCH = 16;
-  let next: Promise<Uint8Array[]> | undefined = refs.length > 0 ? source.read(refs.slice(0, BATCH), signal) : undefined;
-  for (let i = 0; i < refs.length; i += BATCH) {
-    const chunks = await (next as Promise<Uint8Array[]>);
-    next = i + BATCH < refs.length ? source.read(refs.slice(i + BATCH, i + 2 * BATCH), signal) : undefined;
-    for (const c of chunks) {
-      const buf = Buffer.from(c.buffer, c.byteOffset, c.byteLength);
-      let start = 0;
-      let nl: number;
-      while ((nl = buf.indexOf(10, start)) >= 0) {
-        parts.push(buf.subarray(start, nl));
-        const line = (parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts)).toString('utf8');
-        parts = [];
-        start = nl + 1;
-        if (!header) header = decodeHeader(line);
-        else yield decodeEntry(line);
-      }
-      if (start < buf.length) parts.push(buf.subarray(start));
+  let head: PagedHead | undefined;
+  let page = 0;
+  const known = o.known;
+  const due = (): PageSpan | undefined => (head ? { at: page * head.pageSpan, len: Math.min(head.pageSpan, head.size - page * head.pageSpan) } : undefined);
+  const reader = new Prefetch(source, refs, (i) => known?.has((refs[i] as ChunkRef)[0]) === true, o.signal);
+  for (let i = 0; i < refs.length; i++) {
+    const [digest] = refs[i] as ChunkRef;
+    const k = known?.get(digest);
+    const want = parts.length === 0 ? due() : undefined;
+    if (k && want && k.at === want.at && k.len === want.len && head) {
+      o.onPage?.(digest, want);
+      if (++page === head.pages) head = undefined;
+      continue;
     }
+    const c = await reader.get(i);
+    const buf = Buffer.from(c.buffer, c.byteOffset, c.byteLength);
+    let start = 0;
+    let nl: number;
+    while ((nl = buf.indexOf(10, start)) >= 0) {
+      const whole = parts.length === 0 && start === 0 && nl === buf.length - 1;
+      parts.push(buf.subarray(start, nl));
+      const line = (parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts)).toString('utf8');
+      parts = [];
+      start = nl + 1;
+      if (!header) {
+        header = decodeHeader(line);
+        continue;
+      }
+      if (head) {
+        const p = decodePage(line, head, page);
+        if (whole) o.onPage?.(digest, { at: p.at, len: p.len });
+        if (o.join) joinPage(head, p);
+        else yield { kind: 'page', head, page: p };
+        if (++page === head.pages) {
+          if (o.join) yield { kind: 'entry', entry: unpage(head) };
+          head = undefined;
+        }
+        continue;
+      }
+      const e = decodeEntryLine(line, header.v);
+      if (!('pageSpan' in e)) {
+        yield { kind: 'entry', entry: e };
+        continue;
+      }
+      page = 0;
+      if (e.pages === 0) {
+        yield o.join ? { kind: 'entry', entry: unpage(e) } : { kind: 'head', head: e };
+        continue;
+      }
+      head = e;
+      if (!o.join) yield { kind: 'head', head: e };
+    }
+    if (start < buf.length) parts.push(buf.subarray(start));
   }
   if (parts.length > 0) throw new HoldfastError('POOL_CORRUPT', 'manifest ends in the middle of a line');
   if (!header) throw new HoldfastError('POOL_CORRUPT', 'manifest is empty');
+  if (head) throw new HoldfastError('POOL_CORRUPT', `manifest ends before the last page of ${head.path}`);
+}
+
+/** Streams a manifest's entries in order, paged ones joined; the header is checked first. */
+export async function* readManifest(source: ChunkSource, refs: ChunkRef[], signal?: AbortSignal): AsyncGenerator<Entry> {
+  for await (const ev of walkManifest(source, refs, { signal, join: true })) if (ev.kind === 'entry') yield ev.entry;
 }

@@ -6,7 +6,8 @@
 import { checkEntryPath } from './entry-path.js';
 import { HoldfastError } from './errors.js';
 
-export const MANIFEST_VERSION = 1;
+/** Version 2 adds paged chunk lists (below); version 1 manifests are still read. */
+export const MANIFEST_VERSION = 2;
 
 /** [digest, plaintext length] */
 export type ChunkRef = [string, number];
@@ -52,9 +53,29 @@ export type FileEntry = Extract<Entry, { type: 'file' | 'hardlink' }>;
 
 export interface ManifestHeader {
   holdfast: 'manifest';
-  v: typeof MANIFEST_VERSION;
+  v: 1 | 2;
   kind: 'dir' | 'image';
 }
+
+/**
+ * A large file on a fixed grid (an image) may be written with its chunk list in pages (v2): the
+ * entry line carries `pageSpan` and `pages` instead of `chunks` and `holes`, and is followed by
+ * `pages` page lines, page i holding the chunks and holes of bytes [i·pageSpan, (i+1)·pageSpan).
+ * Each page line is a manifest chunk of its own, so a page nothing changed in keeps its digest:
+ * the agent need not encode it again, nor the server read and check it again (docs/design.md,
+ * "Manifests"). Readers join the pages back into one entry.
+ */
+export interface PageLine {
+  /** the file offset the page starts at, and its byte span */
+  at: number;
+  len: number;
+  chunks: ChunkRef[];
+  /** file offsets, inside [at, at + len) */
+  holes?: Hole[];
+}
+
+/** An entry line whose chunk list follows in page lines. */
+export type PagedHead = FileEntry & { pageSpan: number; pages: number };
 
 const TYPES = new Set(['file', 'hardlink', 'dir', 'symlink', 'fifo', 'socket', 'chardev', 'blockdev']);
 const NS = /^\d{1,25}$/;
@@ -98,45 +119,115 @@ export function encodeLine(obj: object): string {
   return `${JSON.stringify(obj)}\n`;
 }
 
-/** Parses and checks one entry line; a crafted or damaged manifest is refused here. */
-export function decodeEntry(line: string): Entry {
+function parseLine(line: string): Record<string, unknown> {
   let raw: unknown;
   try {
     raw = JSON.parse(line);
   } catch (err) {
     throw new HoldfastError('POOL_CORRUPT', `manifest line is not JSON: ${line.slice(0, 80)}`, {}, { cause: err });
   }
-  const problem = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? shapeError(raw as Record<string, unknown>) : 'not an object';
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new HoldfastError('POOL_CORRUPT', `manifest line is not an object: ${line.slice(0, 80)}`);
+  return raw as Record<string, unknown>;
+}
+
+/** Parses and checks one entry line; a crafted or damaged manifest is refused here. */
+export function decodeEntry(line: string): Entry {
+  const e = decodeEntryLine(line, 1);
+  if ('pageSpan' in e) throw new HoldfastError('POOL_CORRUPT', `manifest entry ${e.path} has paged chunks in a version 1 manifest`);
+  return e;
+}
+
+/**
+ * One entry line of a manifest of version `v`: an entry, or (v2) the head of a paged entry, whose
+ * `chunks` stay empty until its page lines are joined to it (joinPage).
+ */
+export function decodeEntryLine(line: string, v: 1 | 2): Entry | PagedHead {
+  const raw = parseLine(line);
+  const paged = v === 2 && raw.pageSpan !== undefined;
+  if (paged && raw.type !== 'file' && raw.type !== 'hardlink') throw new HoldfastError('POOL_CORRUPT', `manifest entry is malformed: pages on a ${String(raw.type)} in ${line.slice(0, 120)}`);
+  if (paged) {
+    if (raw.chunks !== undefined || raw.holes !== undefined) throw new HoldfastError('POOL_CORRUPT', `manifest entry is malformed: a paged entry holds chunks or holes in ${line.slice(0, 120)}`);
+    raw.chunks = [];
+  }
+  const problem = shapeError(raw);
   if (problem) throw new HoldfastError('POOL_CORRUPT', `manifest entry is malformed: ${problem} in ${line.slice(0, 120)}`);
-  const e = raw as Entry;
+  const e = raw as unknown as Entry;
   checkEntryPath(e.path);
   if (e.type === 'hardlink') checkEntryPath(e.target);
-  if (hasContent(e)) checkContentShape(e);
-  return e;
+  if (!hasContent(e)) return e;
+  if (!paged) {
+    checkContentShape(e);
+    return e;
+  }
+  const h = e as PagedHead;
+  if (!isCount(h.pageSpan) || h.pageSpan === 0 || !isCount(h.pages) || h.pages !== Math.ceil(h.size / h.pageSpan)) {
+    throw new HoldfastError('POOL_CORRUPT', `manifest entry ${h.path}: ${h.pages} pages of ${h.pageSpan} bytes do not fit size ${h.size}`);
+  }
+  return h;
+}
+
+/** Page `index` of `head`'s chunk list: checked to cover exactly its span, chunks and holes. */
+export function decodePage(line: string, head: PagedHead, index: number): PageLine {
+  const raw = parseLine(line);
+  const at = index * head.pageSpan;
+  const len = Math.min(head.pageSpan, head.size - at);
+  if (raw.at !== at || raw.len !== len) throw new HoldfastError('POOL_CORRUPT', `manifest entry ${head.path}: page ${index} should cover [${at}, ${at + len}), not [${String(raw.at)}, +${String(raw.len)})`);
+  if (!Array.isArray(raw.chunks) || (raw.holes !== undefined && !Array.isArray(raw.holes))) throw new HoldfastError('POOL_CORRUPT', `manifest entry ${head.path}: page ${index} is malformed`);
+  const p = raw as unknown as PageLine;
+  checkSpan(head.path, p.chunks, p.holes ?? [], at, len);
+  return p;
+}
+
+/** Adds a checked page to its head: chunks in order, a hole that goes on from the last one merged. */
+export function joinPage(head: PagedHead, p: PageLine): void {
+  for (const c of p.chunks) head.chunks.push(c);
+  for (const h of p.holes ?? []) {
+    const holes = (head.holes ??= []);
+    const last = holes[holes.length - 1];
+    if (last && last[0] + last[1] === h[0]) last[1] += h[1];
+    else holes.push([h[0], h[1]]);
+  }
+}
+
+/** A joined paged entry as an ordinary one. */
+export function unpage(head: PagedHead): FileEntry {
+  const { pageSpan: _span, pages: _pages, ...e } = head;
+  return e as FileEntry;
 }
 
 /** Chunks plus holes must cover exactly `size` bytes, holes in order and inside the file. */
 export function checkContentShape(e: FileEntry): void {
+  checkSpan(e.path, e.chunks, e.holes ?? [], 0, e.size);
+}
+
+/** A page about to be written: the same check as a read page gets. */
+export function checkPageShape(path: string, p: PageLine): void {
+  checkSpan(path, p.chunks, p.holes ?? [], p.at, p.len);
+}
+
+/** Chunks plus holes cover exactly [at, at + len), holes in order and inside it. */
+function checkSpan(path: string, chunks: unknown[], holeList: unknown[], at: number, len: number): void {
   let data = 0;
-  for (const ref of e.chunks as unknown[]) {
+  for (const ref of chunks) {
     if (!Array.isArray(ref) || ref.length !== 2 || !isDigestText(ref[0]) || !isCount(ref[1])) {
-      throw new HoldfastError('POOL_CORRUPT', `manifest entry ${e.path}: malformed chunk reference ${JSON.stringify(ref)?.slice(0, 100)}`);
+      throw new HoldfastError('POOL_CORRUPT', `manifest entry ${path}: malformed chunk reference ${JSON.stringify(ref)?.slice(0, 100)}`);
     }
     data += ref[1];
   }
   let holes = 0;
-  let last = 0;
-  for (const h of (e.holes ?? []) as unknown[]) {
+  let last = at;
+  for (const h of holeList) {
     if (!Array.isArray(h) || h.length !== 2 || !isCount(h[0]) || !isCount(h[1]) || h[1] === 0) {
-      throw new HoldfastError('POOL_CORRUPT', `manifest entry ${e.path}: malformed hole ${JSON.stringify(h)?.slice(0, 100)}`);
+      throw new HoldfastError('POOL_CORRUPT', `manifest entry ${path}: malformed hole ${JSON.stringify(h)?.slice(0, 100)}`);
     }
-    const [off, len] = h as Hole;
-    if (off < last || off + len > e.size) throw new HoldfastError('POOL_CORRUPT', `manifest entry ${e.path}: holes out of order or past the end`);
-    last = off + len;
-    holes += len;
+    const [off, n] = h as Hole;
+    if (off < last || off + n > at + len) throw new HoldfastError('POOL_CORRUPT', `manifest entry ${path}: holes out of order or past the end`);
+    last = off + n;
+    holes += n;
   }
-  if (data + holes !== e.size) {
-    throw new HoldfastError('POOL_CORRUPT', `manifest entry ${e.path}: chunks and holes cover ${data + holes} bytes, size is ${e.size}`);
+  if (data + holes !== len) {
+    const what = at === 0 ? `size is ${len}` : `the page [${at}, ${at + len}) is ${len} bytes`;
+    throw new HoldfastError('POOL_CORRUPT', `manifest entry ${path}: chunks and holes cover ${data + holes} bytes, ${what}`);
   }
 }
 
@@ -148,10 +239,10 @@ export function decodeHeader(line: string): ManifestHeader {
     raw = undefined;
   }
   const h = raw as Partial<ManifestHeader> | undefined;
-  if (!h || h.holdfast !== 'manifest' || h.v !== MANIFEST_VERSION || (h.kind !== 'dir' && h.kind !== 'image')) {
+  if (!h || h.holdfast !== 'manifest' || (h.v !== 1 && h.v !== 2) || (h.kind !== 'dir' && h.kind !== 'image')) {
     throw new HoldfastError('POOL_CORRUPT', 'manifest header is malformed or of an unknown version');
   }
-  return { holdfast: 'manifest', v: MANIFEST_VERSION, kind: h.kind };
+  return { holdfast: 'manifest', v: h.v, kind: h.kind };
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
