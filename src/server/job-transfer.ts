@@ -6,7 +6,7 @@
  */
 import { decodeFrames } from '../core/chunk-frames.js';
 import { HoldfastError } from '../core/errors.js';
-import { readManifest } from '../core/manifest-io.js';
+import { readManifest, walkManifest, type PageSpan } from '../core/manifest-io.js';
 import { chunkOffsets, hasContent, type ChunkRef } from '../core/manifest.js';
 import type { StoredChunk } from '../core/codec.js';
 import type { Pool } from '../pool/pool.js';
@@ -26,6 +26,8 @@ export interface TransferScope {
    * exactly the parent's is not read back (it was when the parent was committed).
    */
   parent?: { id: string; manifest: ChunkRef[] } | null;
+  /** the parent's page chunks its own commit checked (server/checked-pages.ts): skipped where they stand unchanged */
+  parentPages?: Map<string, PageSpan>;
 }
 
 const sameRefs = (a: ChunkRef[], b: ChunkRef[]): boolean => a.length === b.length && a.every((r, i) => r[0] === b[i]?.[0] && r[1] === b[i]?.[1]);
@@ -98,27 +100,38 @@ export class JobTransfer {
   /**
    * Everything the agent sent is durable and indexed, and the manifest it names is whole: every
    * entry decodes (paths checked) and every chunk it references is in the pool with its length.
-   * The parent's own manifest (nothing changed) was checked so when the parent was committed;
-   * the commit then checks that the parent is still committed and sound, so gc kept its chunks.
+   * The parent's own manifest (nothing changed) was checked so when the parent was committed, and
+   * so were the parent's pages where they stand unchanged; the commit then checks that the parent
+   * is still committed and sound, so gc kept their chunks.
    */
   async finish(manifest: ChunkRef[], kind: 'dir' | 'image'): Promise<{ newChunks: number; newBytes: number; storedNewBytes: number }> {
     const session = this.writer();
     this.ended = true;
     const stats = await session.finish();
-    if (this.scope.parent && sameRefs(manifest, this.scope.parent.manifest)) return stats;
-    let header = true;
-    for await (const e of readManifest(this.pool.reader, manifest)) {
-      if (header && kind === 'image' && e.type !== 'file') throw new HoldfastError('BAD_ARGUMENT', 'an image manifest must hold one file entry');
-      header = false;
-      if (!hasContent(e)) continue;
-      for (const { ref } of chunkOffsets(e)) {
+    const parent = this.scope.parent;
+    if (parent && sameRefs(manifest, parent.manifest)) {
+      this.checkedPages = this.scope.parentPages ?? new Map();
+      return stats;
+    }
+    const pages = new Map<string, PageSpan>();
+    let first = true;
+    for await (const ev of walkManifest(this.pool.reader, manifest, { known: this.scope.parentPages, onPage: (d, span) => pages.set(d, span) })) {
+      const e = ev.kind === 'entry' ? ev.entry : ev.head;
+      if (first && kind === 'image' && e.type !== 'file') throw new HoldfastError('BAD_ARGUMENT', 'an image manifest must hold one file entry');
+      first = false;
+      const refs = ev.kind === 'page' ? ev.page.chunks : ev.kind === 'entry' && hasContent(ev.entry) ? ev.entry.chunks : [];
+      for (const ref of refs) {
         const length = this.pool.index.lengthOf(ref[0]);
         if (length === undefined) throw new HoldfastError('CHUNK_MISSING', `the manifest references chunk ${ref[0]} (${e.path}), which was never stored`, { digest: ref[0], path: e.path });
         if (length !== ref[1]) throw new HoldfastError('BAD_ARGUMENT', `the manifest gives chunk ${ref[0]} length ${ref[1]}, the pool ${length}`, { digest: ref[0] });
       }
     }
+    this.checkedPages = pages;
     return stats;
   }
+
+  /** After finish(): the new manifest's page chunks, all checked (for the next sync of the source). */
+  checkedPages = new Map<string, PageSpan>();
 
   /** Commits the point against this job's own write session (its lease and borrowed chunks). */
   async commit(row: PointRow, sourcePath: string): Promise<void> {

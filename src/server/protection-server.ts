@@ -14,6 +14,7 @@ import { Alerts, type AlertLog } from './alerts.js';
 import { Drills } from './drills.js';
 import { ControlDb, type AgentRow, type GroupRow, type JobRow, type SourceRowC } from './control-db.js';
 import { JobQueue, type JobEnd } from './job-queue.js';
+import { CheckedPages } from './checked-pages.js';
 import { JobTransfer } from './job-transfer.js';
 import { recoverableRange } from './log-receiver.js';
 import { databaseRestoreParams, databaseSpecParts, isDatabaseKind, logScope, planDatabaseRestore } from './log-restore.js';
@@ -53,6 +54,8 @@ export class ProtectionServer {
   readonly heartbeatMs: number;
   readonly offlineAfterMs: number;
   private readonly transfers = new Map<string, JobTransfer>();
+  /** each source's latest point's checked manifest pages, for its next commit */
+  private readonly checkedPages = new CheckedPages();
   /** console and portal: accounts, sessions, the file-version index, usage samples */
   readonly web: WebState;
   /** prune, gc, verify, storage allocation (maintenance.ts) */
@@ -382,7 +385,13 @@ export class ProtectionServer {
       if (job.type === 'sync') {
         const g = this.requireGroup(s.group);
         const parent = this.pool.catalog.latestPoint(s.name);
-        t = new JobTransfer(this.pool, { contentOf: [], manifestsOnly: parent ? [parent.manifest] : [], parent: parent ? { id: parent.id, manifest: parent.manifest } : null }, g.compress ? this.pool.config.compressionLevel : 0);
+        const scope = {
+          contentOf: [],
+          manifestsOnly: parent ? [parent.manifest] : [],
+          parent: parent ? { id: parent.id, manifest: parent.manifest } : null,
+          parentPages: this.checkedPages.of(s.name, parent?.id),
+        };
+        t = new JobTransfer(this.pool, scope, g.compress ? this.pool.config.compressionLevel : 0);
       } else {
         const p = this.pool.catalog.point(job.params.point as string);
         t = new JobTransfer(this.pool, { contentOf: p ? [p.manifest] : [], manifestsOnly: [], raw: logScope(this, job) }, 0);
@@ -433,6 +442,7 @@ export class ProtectionServer {
       this.syncCommitFailed(job, err);
       throw err;
     }
+    this.checkedPages.set(s.name, id, t.checkedPages);
     const result = {
       point: id,
       source: s.name,
