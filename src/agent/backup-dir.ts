@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import type { ChunkSink } from '../core/chunk-io.js';
 import type { CodecBatcher } from '../workers/codec-batcher.js';
 import type { CdcParams } from '../core/chunker.js';
-import { ManifestWriter, type KeptFiles } from '../core/manifest-io.js';
+import { ManifestWriter, PAGE_CHUNKS, type KeptFiles, type PageCache } from '../core/manifest-io.js';
 import type { ChunkRef, Entry, FileEntry } from '../core/manifest.js';
 import { errnoCode } from '../core/errors.js';
 import { baseMeta, entryType, type StatLike } from './file-meta.js';
@@ -40,6 +40,8 @@ export interface DirBackupOptions {
   fixedChunks?: (it: WalkItem) => boolean;
   /** keeps the files of the manifest written (for the next sync's parent) */
   keep?: KeptFiles;
+  /** the source's pages of its last manifest (disk images kept as files have paged chunk lists) */
+  pages?: PageCache;
   signal?: AbortSignal;
   onProgress?: (p: BackupProgress) => void;
 }
@@ -83,7 +85,7 @@ export async function backupDir(o: DirBackupOptions): Promise<BackupOutcome> {
   const counters = { readBytes: 0 };
   const progress: BackupProgress = { entries: 0, bytesDone: 0, readBytes: 0 };
   const ctx: ChunkingContext = { sink: o.sink, batcher: o.batcher, cdc: o.cdc, imageChunk: o.imageChunk, signal: o.signal, counters };
-  const manifest = new ManifestWriter(o.sink, 'dir', o.keep);
+  const manifest = new ManifestWriter(o.sink, 'dir', { keep: o.keep, pageSpan: PAGE_CHUNKS * o.imageChunk, pages: o.pages });
   const links = new Map<string, Promise<FileEntry | undefined>>();
   let logicalBytes = 0;
 

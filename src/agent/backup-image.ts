@@ -7,7 +7,7 @@ import { basename, resolve } from 'node:path';
 import type { ChunkSink } from '../core/chunk-io.js';
 import type { CodecBatcher } from '../workers/codec-batcher.js';
 import type { CdcParams } from '../core/chunker.js';
-import { ManifestWriter } from '../core/manifest-io.js';
+import { ManifestWriter, PAGE_CHUNKS, type PageCache } from '../core/manifest-io.js';
 import type { ChunkRef, FileEntry } from '../core/manifest.js';
 import { HoldfastError, errnoCode } from '../core/errors.js';
 import { baseMeta, readXattrs } from './file-meta.js';
@@ -23,6 +23,8 @@ export interface ImageBackupOptions {
   parent?: FileEntry;
   /** the parent point's manifest, when `parent` is its only entry: reused whole if nothing changed */
   parentManifest?: ChunkRef[];
+  /** the source's pages of its last manifest (paged chunk lists) */
+  pages?: PageCache;
   signal?: AbortSignal;
   onProgress?: (p: BackupProgress) => void;
 }
@@ -73,7 +75,7 @@ export async function backupImage(o: ImageBackupOptions): Promise<BackupOutcome>
     if (r.holes.length > 0) entry.holes = r.holes;
     if (r.torn) entry.torn = true;
   }
-  const manifest = new ManifestWriter(o.sink, 'image');
+  const manifest = new ManifestWriter(o.sink, 'image', { pageSpan: PAGE_CHUNKS * o.imageChunk, pages: o.pages });
   await manifest.add(entry);
   const refs = await manifest.finish();
   return { manifest: refs, entries: 1, logicalBytes: entry.size, readBytes: counters.readBytes, torn, warnings: [] };

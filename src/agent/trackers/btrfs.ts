@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process';
 import { lstat, mkdir, open, readdir, readlink, stat, statfs } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
-import { ManifestWriter, type KeptFiles } from '../../core/manifest-io.js';
+import { ManifestWriter, PAGE_CHUNKS, type KeptFiles } from '../../core/manifest-io.js';
 import { chunkOffsets, type ChunkRef, type Entry, type FileEntry } from '../../core/manifest.js';
 import { HoldfastError, errnoCode } from '../../core/errors.js';
 import { backupDir, type BackupOutcome, type BackupProgress } from '../backup-dir.js';
@@ -28,7 +28,7 @@ import { sendChanges, type SendChanges } from './btrfs-send-stream.js';
 import { rechunk } from './cdc-rechunk.js';
 import type { ByteRange } from '../nbd/nbd-client.js';
 import { runTool } from './run-tool.js';
-import { trackedParent, type PendingSync, type SyncRequest, type Tracker, type TrackerContext } from './tracker.js';
+import { pageCacheOf, trackedParent, type PendingSync, type SyncRequest, type Tracker, type TrackerContext } from './tracker.js';
 
 const BTRFS_SUPER_MAGIC = 0x9123683e;
 /** The root directory of every btrfs subvolume has this inode number. */
@@ -80,6 +80,7 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
         verifyContent: r.consistencyCheck === 'heavy',
         fixedChunks: (it) => isDiskImageFile(it.rel, it.st.size),
         keep: ctx.keep,
+        pages: pageCacheOf(r.source.name),
         signal: r.signal,
         onProgress: r.onProgress,
       });
@@ -198,7 +199,7 @@ async function incrementalBackup(r: SyncRequest, root: string, prevRoot: string,
   const counters = { readBytes: 0 };
   const progress: BackupProgress = { entries: 0, bytesDone: 0, readBytes: 0 };
   const ctx: ChunkingContext = { sink: r.sink, batcher: r.batcher, cdc: r.cdc, imageChunk: r.imageChunk, signal: r.signal, counters };
-  const manifest = new ManifestWriter(r.sink, 'dir', keep);
+  const manifest = new ManifestWriter(r.sink, 'dir', { keep, pageSpan: PAGE_CHUNKS * r.imageChunk, pages: pageCacheOf(r.source.name) });
   const links = new Map<string, FileEntry>();
   let logicalBytes = 0;
   const byIno = await changesByInode(root, changes);

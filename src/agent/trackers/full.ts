@@ -6,13 +6,13 @@
  */
 import { backupDir } from '../backup-dir.js';
 import { backupImage } from '../backup-image.js';
-import type { PendingSync, Tracker, TrackerContext } from './tracker.js';
+import { pageCacheOf, type PendingSync, type Tracker, type TrackerContext } from './tracker.js';
 
 export const fullTracker: Tracker = {
   name: 'full',
   async sync(ctx: TrackerContext): Promise<PendingSync> {
     const r = ctx.r;
-    const common = { sink: r.sink, batcher: r.batcher, cdc: r.cdc, imageChunk: r.imageChunk, signal: r.signal, onProgress: r.onProgress };
+    const common = { sink: r.sink, batcher: r.batcher, cdc: r.cdc, imageChunk: r.imageChunk, pages: pageCacheOf(r.source.name), signal: r.signal, onProgress: r.onProgress };
     const files = ctx.parentFiles;
     const outcome = await ctx.quiesce(() =>
       r.source.kind === 'image'

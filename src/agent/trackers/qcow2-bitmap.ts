@@ -22,7 +22,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { ManifestWriter, readManifest } from '../../core/manifest-io.js';
+import { ManifestWriter, PAGE_CHUNKS, readManifest } from '../../core/manifest-io.js';
 import type { FileEntry } from '../../core/manifest.js';
 import { HoldfastError, errnoCode } from '../../core/errors.js';
 import { NBD_STATE_ZERO } from '../nbd/nbd-protocol.js';
@@ -33,7 +33,7 @@ import { LiveBitmapHost } from './bitmap-host-live.js';
 import { OfflineBitmapHost } from './bitmap-host-offline.js';
 import { ImageSlots, readSlots } from './image-slots.js';
 import { loadSlots, saveSlots } from './slot-cache.js';
-import { trackedParent, type PendingSync, type Tracker, type TrackerContext } from './tracker.js';
+import { pageCacheOf, trackedParent, type PendingSync, type Tracker, type TrackerContext } from './tracker.js';
 
 interface Qcow2State {
   pointId: string;
@@ -145,7 +145,7 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
   const { chunks, holes } = slots.content();
   const entry: FileEntry = { type: 'file', ...meta, size: slots.size, chunks };
   if (holes.length > 0) entry.holes = holes;
-  const manifest = new ManifestWriter(r.sink, 'image');
+  const manifest = new ManifestWriter(r.sink, 'image', { pageSpan: PAGE_CHUNKS * r.imageChunk, pages: pageCacheOf(r.source.name) });
   await manifest.add(entry);
   const refs = await manifest.finish();
   const newGen = gen;

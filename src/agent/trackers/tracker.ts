@@ -9,7 +9,7 @@
  */
 import type { ChunkSink, ChunkSource } from '../../core/chunk-io.js';
 import type { CdcParams } from '../../core/chunker.js';
-import type { KeptFiles } from '../../core/manifest-io.js';
+import { PageCache, type KeptFiles } from '../../core/manifest-io.js';
 import type { ChunkRef, FileEntry } from '../../core/manifest.js';
 import type { CodecBatcher } from '../../workers/codec-batcher.js';
 import type { BackupOutcome, BackupProgress } from '../backup-dir.js';
@@ -116,4 +116,13 @@ export function trackedParent(statePoint: string | undefined, parent: SyncReques
     return { ok: false, why: `change tracking state leads to recovery point ${statePoint}, but the previous recovery point is ${parent.id}; reading everything and comparing hashes` };
   }
   return { ok: true };
+}
+
+/** Each source's manifest pages, kept by this process from one sync to the next (value-checked, so never wrong). */
+const pageCaches = new Map<string, PageCache>();
+
+export function pageCacheOf(source: string): PageCache {
+  let c = pageCaches.get(source);
+  if (!c) pageCaches.set(source, (c = new PageCache()));
+  return c;
 }
