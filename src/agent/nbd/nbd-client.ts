@@ -119,13 +119,14 @@ export class NbdClient {
   /**
    * `length` bytes from `offset`; holes come back as zeros. The result is one Buffer, so the
    * caller bounds memory by what it asks for; large reads go out as several pipelined requests.
+   * With `into` (`length` bytes), the data lands there when the range needs no widening.
    */
-  async read(offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+  async read(offset: number, length: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
     const what = `read of ${length} bytes at offset ${offset}`;
     this.checkRange(what, offset, length);
     if (length === 0) return Buffer.alloc(0);
     const { start, end } = this.aligned(offset, length);
-    const target = Buffer.allocUnsafe(end - start);
+    const target = into && into.length === length && start === offset && end === offset + length ? into : Buffer.allocUnsafe(end - start);
     const pieces = splitRange(start, end - start, this.maxRead());
     await Promise.all(
       pieces.map((p) => {

@@ -46,14 +46,14 @@ export async function imageFileContent(ctx: ImageFileContext, path: string, size
     const base = prev && written ? ImageSlots.fromEntry(prev, size, ctx.imageChunk) : undefined;
     const slots = base ?? ImageSlots.empty(size, ctx.imageChunk);
     const ranges = base && written ? written : seekDataExtents(fh.fd, size).map(([s, e]) => ({ offset: s, length: e - s }));
-    const read = async (offset: number, length: number): Promise<Buffer> => {
-      const buf = Buffer.alloc(length); // zeros past a short read (cannot happen in a snapshot)
+    const read = async (offset: number, length: number, _signal: AbortSignal | undefined, buf: Buffer): Promise<Buffer> => {
       let got = 0;
       while (got < length) {
         const { bytesRead } = await fh.read(buf, got, length - got, offset + got);
         if (bytesRead === 0) break;
         got += bytesRead;
       }
+      buf.fill(0, got); // zeros past a short read (cannot happen in a snapshot)
       return buf;
     };
     await readSlots({ read, sink: ctx.sink, batcher: ctx.batcher, signal: ctx.signal, counters: ctx.counters }, slots, slots.runsOf(ranges));

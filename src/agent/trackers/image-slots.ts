@@ -84,7 +84,8 @@ export class ImageSlots {
 }
 
 export interface SlotReadContext {
-  read(offset: number, length: number, signal?: AbortSignal): Promise<Buffer>;
+  /** `length` bytes at `offset`, read into `into` where the reader can (else returned elsewhere) */
+  read(offset: number, length: number, signal: AbortSignal | undefined, into: Buffer): Promise<Buffer>;
   sink: ChunkSink;
   batcher: CodecBatcher;
   signal?: AbortSignal;
@@ -148,17 +149,27 @@ async function readPiece(ctx: SlotReadContext, image: ImageSlots, runs: SlotRun[
   const stop = (): void => ac.abort();
   ctx.signal?.addEventListener('abort', stop, { once: true });
   if (ctx.signal?.aborted) ac.abort();
-  let got: Buffer[];
+  // Each span is read straight into its place in the piece's buffer (no copy, no garbage).
+  const buf = ctx.batcher.codec.buffer(length);
+  let at = 0;
+  const places = spans.map((x) => {
+    const into = buf.subarray(at, at + x.length);
+    at += x.length;
+    return into;
+  });
   try {
-    got = await Promise.all(spans.map((x) => ctx.read(x.offset, x.length, ac.signal)));
+    await Promise.all(
+      spans.map(async (x, i) => {
+        const into = places[i] as Buffer;
+        const got = await ctx.read(x.offset, x.length, ac.signal, into);
+        if (got.buffer !== into.buffer || got.byteOffset !== into.byteOffset) got.copy(into);
+      }),
+    );
   } finally {
     ctx.signal?.removeEventListener('abort', stop);
   }
   ctx.counters.readBytes += length;
   ctx.onRead?.(length);
-  const buf = ctx.batcher.codec.buffer(length);
-  let at = 0;
-  for (const g of got) at += g.copy(buf, at);
   const slotOf: number[] = [];
   for (const r of runs) for (let x = r.first; x < r.end; x++) slotOf.push(x);
   const h = await ctx.batcher.hash({ buf, rule: { kind: 'fixed', size: image.chunk }, detectZero: true });
