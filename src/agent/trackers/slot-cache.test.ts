@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChunkRef } from '../../core/manifest.js';
-import { loadSlots, saveSlots } from './slot-cache.js';
+import { forgetKeptSlots, loadSlots, saveSlots } from './slot-cache.js';
 
 test('the slot cache gives back exactly what was saved, and only for the same point and manifest', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'holdfast-slots-'));
@@ -13,6 +13,14 @@ test('the slot cache gives back exactly what was saved, and only for the same po
     const slots: Array<ChunkRef | null> = [['ab'.repeat(32), 16384], null, ['0f'.repeat(32), 16384], ['12'.repeat(32), 100]];
     const header = { pointId: 'p1', manifest: ['cd'.repeat(32)], size: 3 * 16384 + 100, chunk: 16384 };
     await saveSlots(file, header, slots);
+    // From memory: a copy, which the next sync may change freely.
+    const mem = await loadSlots(file, header);
+    assert.deepEqual(mem, slots);
+    (mem as Array<ChunkRef | null>)[1] = ['99'.repeat(32), 16384];
+    assert.deepEqual(await loadSlots(file, header), slots);
+    assert.equal(await loadSlots(file, { ...header, pointId: 'p2' }), undefined);
+    // From the file, as after a restart.
+    forgetKeptSlots();
     assert.deepEqual(await loadSlots(file, header), slots);
     assert.equal(await loadSlots(file, { ...header, pointId: 'p2' }), undefined);
     assert.equal(await loadSlots(file, { ...header, manifest: ['ee'.repeat(32)] }), undefined);

@@ -5,7 +5,8 @@
  * sync's own work). Binary: a JSON header line (point, its manifest's chunk digests, size, chunk
  * size, a SHA-256 of the slots), then per slot its 32-byte digest and a u32 length (0: a hole).
  * Written after the point is committed; trusted only for exactly that point and manifest and when
- * the checksum holds, else the tracker reads the parent's manifest as before.
+ * the checksum holds, else the tracker reads the parent's manifest as before. The agent daemon
+ * also keeps the last slots it saved per file in memory, so its next sync reads no file at all.
  */
 import { createHash } from 'node:crypto';
 import { open, readFile, rename } from 'node:fs/promises';
@@ -21,7 +22,19 @@ export interface SlotCacheHeader {
 
 const SLOT_BYTES = 36;
 
+/** The slots last saved to each file by this process (never changed after saving: loads copy them). */
+const inMemory = new Map<string, { header: SlotCacheHeader; slots: Array<ChunkRef | null> }>();
+
+const sameHeader = (a: SlotCacheHeader, b: SlotCacheHeader): boolean =>
+  a.pointId === b.pointId && a.size === b.size && a.chunk === b.chunk && a.manifest.length === b.manifest.length && a.manifest.every((d, i) => d === b.manifest[i]);
+
+/** Forgets the slots kept in memory, as a restarted agent has none (tests). */
+export function forgetKeptSlots(): void {
+  inMemory.clear();
+}
+
 export async function saveSlots(file: string, header: SlotCacheHeader, slots: Array<ChunkRef | null>): Promise<void> {
+  inMemory.set(file, { header, slots });
   const body = Buffer.alloc(slots.length * SLOT_BYTES);
   slots.forEach((ref, i) => {
     if (!ref) return;
@@ -42,6 +55,8 @@ export async function saveSlots(file: string, header: SlotCacheHeader, slots: Ar
 
 /** The slots saved for exactly this point and manifest, size and grid; otherwise undefined. */
 export async function loadSlots(file: string, want: SlotCacheHeader): Promise<Array<ChunkRef | null> | undefined> {
+  const mem = inMemory.get(file);
+  if (mem && sameHeader(mem.header, want)) return mem.slots.slice();
   let buf: Buffer;
   try {
     buf = await readFile(file);
