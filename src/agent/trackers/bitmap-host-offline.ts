@@ -12,6 +12,7 @@ import { HoldfastError } from '../../core/errors.js';
 import { NbdClient } from '../nbd/nbd-client.js';
 import type { BitmapHost, BitmapInfo, ImageView } from './bitmap-host.js';
 import { runTool } from './run-tool.js';
+import { readQcow2Header, type Qcow2Facts } from './qcow2-header.js';
 
 interface QemuImgInfo {
   'virtual-size': number;
@@ -24,7 +25,7 @@ export class OfflineBitmapHost implements BitmapHost {
   private readonly socket: string;
   private readonly pidFile: string;
   /** the image's header as last read; every bitmap change drops it (one qemu-img info per sync, not per question) */
-  private header: Promise<QemuImgInfo> | undefined;
+  private header: Promise<Qcow2Facts> | undefined;
 
   constructor(
     private readonly image: string,
@@ -36,9 +37,18 @@ export class OfflineBitmapHost implements BitmapHost {
     this.pidFile = join(workDir, `${tag}.nbd.pid`);
   }
 
-  private info(): Promise<QemuImgInfo> {
-    // -U: reading the header must work even while a VM holds the image (then rotate() says so).
-    this.header ??= runTool('qemu-img', ['info', '-U', '--output=json', this.image], this.signal).then((out) => JSON.parse(out) as QemuImgInfo);
+  private info(): Promise<Qcow2Facts> {
+    // Read from the header itself; qemu-img only for what that reader does not know. -U: reading
+    // the header must work even while a VM holds the image (then rotate() says so).
+    this.header ??= readQcow2Header(this.image).then(
+      async (facts) =>
+        facts ??
+        runTool('qemu-img', ['info', '-U', '--output=json', this.image], this.signal).then((out) => {
+          const i = JSON.parse(out) as QemuImgInfo;
+          const list = i['format-specific']?.data?.bitmaps ?? [];
+          return { virtualSize: i['virtual-size'], bitmaps: list.map((b) => ({ name: b.name, enabled: b.flags.includes('auto'), broken: b.flags.includes('in-use') })) };
+        }),
+    );
     const h = this.header;
     h.catch(() => {
       if (this.header === h) this.header = undefined; // asked again next time
@@ -47,12 +57,11 @@ export class OfflineBitmapHost implements BitmapHost {
   }
 
   async virtualSize(): Promise<number> {
-    return (await this.info())['virtual-size'];
+    return (await this.info()).virtualSize;
   }
 
   async bitmaps(): Promise<BitmapInfo[]> {
-    const list = (await this.info())['format-specific']?.data?.bitmaps ?? [];
-    return list.map((b) => ({ name: b.name, enabled: b.flags.includes('auto'), broken: b.flags.includes('in-use') }));
+    return (await this.info()).bitmaps;
   }
 
   async rotate(add: string, freeze: string[]): Promise<void> {
