@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { ChunkSink, ChunkSource, NewChunk } from './chunk-io.js';
 import { decodeChunk, type StoredChunk } from './codec.js';
-import { ManifestWriter, PageCache, pagesOf, readManifest, walkManifest, type KeptFiles } from './manifest-io.js';
+import { ManifestWriter, MAX_PAGES, PageCache, pageSpanFor, pagesOf, readManifest, walkManifest, type KeptFiles } from './manifest-io.js';
 import { hasContent, type ChunkRef, type Entry, type FileEntry, type PageLine } from './manifest.js';
 
 /** Chunks in memory, as the pool keeps them. */
@@ -198,4 +198,16 @@ test('crafted paged manifests are refused: wrong spans, a page count that does n
   await bad([header, { type: 'dir', path: 'd', ...meta, pageSpan: SPAN, pages: 0 }], /pages on a dir/);
   await bad([header, head, full(0)], /ends before the last page/);
   await bad([{ ...header, v: 1 }, head, full(0), full(SPAN)], /chunks is missing/);
+});
+
+test('a file with more pages than MAX_PAGES gets a doubled page span, and reads back the same', async () => {
+  assert.equal(pageSpanFor(MAX_PAGES * SPAN, SPAN), SPAN);
+  assert.equal(pageSpanFor(MAX_PAGES * SPAN + 1, SPAN), 2 * SPAN);
+  assert.equal(pageSpanFor(5 * MAX_PAGES * SPAN, SPAN), 8 * SPAN);
+  const store = new Store();
+  // 4 slots a page at SPAN: MAX_PAGES * 4 + 4 slots need pages twice as large.
+  const e = image(MAX_PAGES * 4 + 4, 0, (i) => i % 9 === 0);
+  const refs = await writeImage(store, e);
+  assert.equal(refs.length, 1 + Math.ceil(e.size / (2 * SPAN)));
+  assert.deepEqual(await readAll(store, refs), [e]);
 });

@@ -10,7 +10,6 @@ import type { ChunkSink, ChunkSource, NewChunk } from './chunk-io.js';
 import {
   checkContentShape,
   checkPageShape,
-  chunkOffsets,
   decodeEntryLine,
   decodeHeader,
   decodePage,
@@ -41,8 +40,22 @@ export interface KeptFiles {
   whole: boolean;
 }
 
-/** Chunk references per page of a paged entry (an image's 16 KiB chunks: 2 MiB of image a page). */
-export const PAGE_CHUNKS = 128;
+/**
+ * Chunk references per page of a paged entry (an image's 16 KiB chunks: 1 MiB of image a page).
+ * Smaller pages re-encode and re-check less around each change (a page is 64 references, about
+ * 5 KB of text); larger ones keep the point's list of manifest chunks short. Past MAX_PAGES
+ * pages the span doubles until the entry fits, so a point's manifest list stays under about
+ * 2,000 references (150 KB in the catalog) whatever the image's size.
+ */
+export const PAGE_CHUNKS = 64;
+export const MAX_PAGES = 2048;
+
+/** The page span for a file of `size` bytes: `base`, doubled until the file has at most MAX_PAGES pages. */
+export function pageSpanFor(size: number, base: number): number {
+  let span = base;
+  while (Math.ceil(size / span) > MAX_PAGES) span *= 2;
+  return span;
+}
 
 /** Entries this large (in pages) on a page grid are written paged. */
 const MIN_PAGES = 4;
@@ -89,12 +102,19 @@ export function pagesOf(e: FileEntry, span: number): PageLine[] | undefined {
   const pages: PageLine[] = [];
   const n = Math.ceil(e.size / span);
   for (let i = 0; i < n; i++) pages.push({ at: i * span, len: Math.min(span, e.size - i * span), chunks: [] });
-  for (const { ref, offset } of chunkOffsets(e)) {
-    const i = Math.floor(offset / span);
-    if (ref[1] === 0 || Math.floor((offset + ref[1] - 1) / span) !== i) return undefined;
+  // chunkOffsets' walk, by hand: this runs over every reference of an image on every sync.
+  const holes = e.holes ?? [];
+  let h = 0;
+  let pos = 0;
+  for (let c = 0; c < e.chunks.length; c++) {
+    const ref = e.chunks[c] as ChunkRef;
+    while (h < holes.length && (holes[h] as Hole)[0] === pos) pos += (holes[h++] as Hole)[1];
+    const i = Math.floor(pos / span);
+    if (ref[1] === 0 || Math.floor((pos + ref[1] - 1) / span) !== i) return undefined;
     (pages[i] as PageLine).chunks.push(ref);
+    pos += ref[1];
   }
-  for (const [off, len] of e.holes ?? []) {
+  for (const [off, len] of holes) {
     for (let at = off; at < off + len; ) {
       const i = Math.floor(at / span);
       const end = Math.min(off + len, (i + 1) * span);
@@ -135,7 +155,7 @@ export class ManifestWriter {
   private readonly opts: ManifestWriterOptions;
 
   async add(e: Entry): Promise<void> {
-    const span = this.opts.pageSpan;
+    const span = this.opts.pageSpan && hasContent(e) ? pageSpanFor(e.size, this.opts.pageSpan) : undefined;
     const pages = span && hasContent(e) && e.size > MIN_PAGES * span ? pagesOf(e, span) : undefined;
     // Never commit an entry the reader would refuse: a bug here must fail the backup, not the restore.
     if (hasContent(e) && !pages) checkContentShape(e);

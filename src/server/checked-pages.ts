@@ -7,7 +7,7 @@
  */
 import type { PageSpan } from '../core/manifest-io.js';
 
-/** Page records kept over all sources (about 150 bytes each): an image of 2 GiB has 1,024 pages. */
+/** Page records kept over all sources (about 150 bytes each): an image of 2 GiB has 2,048 pages. */
 const MAX_PAGES = 1 << 18;
 
 export class CheckedPages {
