@@ -90,7 +90,8 @@ function samePage(a: PageLine, b: PageLine): boolean {
   for (let i = 0; i < a.chunks.length; i++) {
     const x = a.chunks[i] as ChunkRef;
     const y = b.chunks[i] as ChunkRef;
-    if (x[0] !== y[0] || x[1] !== y[1]) return false;
+    // The same reference object (an unchanged slot) is the common case: no string compared.
+    if (x !== y && (x[0] !== y[0] || x[1] !== y[1])) return false;
   }
   const ah = a.holes ?? [];
   const bh = b.holes ?? [];

@@ -106,11 +106,12 @@ export class OfflineBitmapHost implements BitmapHost {
           },
         };
       } catch (err) {
-        if (i > 200) {
+        if (i > 1000) {
           child.kill('SIGKILL');
           throw err;
         }
-        await sleep(25);
+        // qemu-nbd listens some 20-40 ms after it starts: poll finely, it is on every sync's path.
+        await sleep(5);
       }
     }
   }
