@@ -161,6 +161,30 @@ export interface StoredChunk {
 }
 
 /**
+ * Checks stored chunks as decodeMany does (decompressed, re-hashed, lengths), keeping no plaintext:
+ * what the server needs of an upload before it goes into a pack. Raw chunks are hashed where they
+ * lie; compressed ones are decompressed into `scratch`.
+ */
+export function verifyMany(items: StoredChunk[], scratch: (size: number) => Buffer): Array<{ ok: true } | { ok: false; reason: string }> {
+  return items.map((it) => {
+    let plain: Uint8Array = it.data;
+    if (it.flags & FLAG_ZSTD) {
+      const dst = scratch(it.length);
+      try {
+        dctx ??= new zstd.DCtx();
+        const n = dctx.decompress(dst.subarray(0, it.length), it.data);
+        if (n !== it.length) return { ok: false, reason: `length ${n}, expected ${it.length}` };
+      } catch (err) {
+        return { ok: false, reason: `cannot decompress: ${(err as Error).message}` };
+      }
+      plain = dst.subarray(0, it.length);
+    } else if (it.data.length !== it.length) return { ok: false, reason: `length ${it.data.length}, expected ${it.length}` };
+    const actual = sha256Hex(plain);
+    return actual === it.digest ? { ok: true } : { ok: false, reason: `digest mismatch (content hashes to ${actual.slice(0, 16)}…)` };
+  });
+}
+
+/**
  * Decodes many chunks into one output buffer, re-hashing each; damage is a result, not data.
  * `into` lends a buffer to decode into (reused by a caller that writes the data out at once).
  */

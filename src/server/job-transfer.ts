@@ -4,7 +4,7 @@
  * the chunks the agent may read (only those of the points the job names — an agent never reads
  * by digest alone).
  */
-import { decodeFrames } from '../core/chunk-frames.js';
+import { uploadFrames, verifyFrames } from './upload-frames.js';
 import { HoldfastError } from '../core/errors.js';
 import { readManifest, walkManifest, type PageSpan } from '../core/manifest-io.js';
 import { chunkOffsets, hasContent, type ChunkRef } from '../core/manifest.js';
@@ -31,8 +31,6 @@ export interface TransferScope {
 }
 
 const sameRefs = (a: ChunkRef[], b: ChunkRef[]): boolean => a.length === b.length && a.every((r, i) => r[0] === b[i]?.[0] && r[1] === b[i]?.[1]);
-
-const MAX_CHUNK = 16 * 1024 * 1024;
 
 export class JobTransfer {
   private session: WriteSession | undefined;
@@ -61,16 +59,10 @@ export class JobTransfer {
 
   /** Verifies every uploaded chunk against its digest before it goes near a pack. */
   async put(body: Uint8Array): Promise<number> {
-    const frames = decodeFrames(body);
-    for (const f of frames) {
-      if (f.length > MAX_CHUNK || f.data.length > MAX_CHUNK + 1024) throw new HoldfastError('BAD_ARGUMENT', `chunk ${f.digest} is larger than ${MAX_CHUNK} bytes`);
-    }
-    const results = await this.pool.codec.decode(frames.map((f) => ({ data: f.data, flags: f.flags, length: f.length, digest: f.digest })));
-    results.forEach((r, i) => {
-      if (!r.ok) throw new HoldfastError('BAD_ARGUMENT', `uploaded chunk ${frames[i]?.digest} does not match its digest: ${r.reason}`, { digest: frames[i]?.digest });
-    });
+    const bodyLength = body.length;
+    const frames = await verifyFrames(this.pool.codec, body, uploadFrames(body));
     await this.writer().put(frames.map((f) => ({ digest: f.digest, length: f.length, encoded: { data: f.data, flags: f.flags } })));
-    this.receivedBytes += body.length;
+    this.receivedBytes += bodyLength;
     this.receivedChunks += frames.length;
     return frames.length;
   }
@@ -110,7 +102,7 @@ export class JobTransfer {
     const stats = await session.finish();
     const parent = this.scope.parent;
     if (parent && sameRefs(manifest, parent.manifest)) {
-      this.checkedPages = this.scope.parentPages ?? new Map();
+      this.checkedPages = this.scope.parentPages ?? new Map<string, PageSpan>();
       return stats;
     }
     const pages = new Map<string, PageSpan>();

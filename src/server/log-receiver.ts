@@ -8,14 +8,14 @@
  * Each new record is checked against the one before it in the chain; a hole raises a 'log-gap'
  * alert (resolved by the source's next recovery point, which starts a chain the hole is behind).
  */
-import { decodeFrames, type ChunkFrame } from '../core/chunk-frames.js';
+import type { ChunkFrame } from '../core/chunk-frames.js';
 import { HoldfastError } from '../core/errors.js';
 import type { ChunkRef } from '../core/manifest.js';
 import type { LogKind, LogRow } from '../pool/catalog.js';
 import type { CommittedLog } from '../pool/log-chain.js';
 import type { ProtectionServer } from './protection-server.js';
+import { uploadFrames, verifyFrames } from './upload-frames.js';
 
-const MAX_CHUNK = 16 * 1024 * 1024;
 const DB_KINDS: Record<LogKind, string> = { 'pg-wal': 'postgres', 'sqlite-wal': 'sqlite' };
 
 export interface IncomingLog {
@@ -30,19 +30,13 @@ export async function receiveLog(server: ProtectionServer, agentId: string, sour
   if (s.kind !== DB_KINDS[log.kind]) throw new HoldfastError('BAD_ARGUMENT', `source '${source}' is of kind ${s.kind}; it takes no ${log.kind} logs`, { source });
   const pool = server.pool;
   // Already stored: answer at once, without touching the pool (PostgreSQL retries after a crash).
-  const frames = decodeFrames(body);
-  for (const f of frames) {
-    if (f.length > MAX_CHUNK || f.data.length > MAX_CHUNK + 1024) throw new HoldfastError('BAD_ARGUMENT', `chunk ${f.digest} is larger than ${MAX_CHUNK} bytes`);
-  }
+  let frames = uploadFrames(body);
   const manifest: ChunkRef[] = frames.map((f) => [f.digest, f.length]);
   const prior = pool.catalog.log(source, log.name);
   if (prior && prior.manifest.length === manifest.length && prior.manifest.every(([d, l], i) => manifest[i]?.[0] === d && manifest[i]?.[1] === l)) {
     return { seq: prior.seq, time: prior.time, duplicate: true };
   }
-  const results = await pool.codec.decode(frames.map((f) => ({ data: f.data, flags: f.flags, length: f.length, digest: f.digest })));
-  results.forEach((r, i) => {
-    if (!r.ok) throw new HoldfastError('BAD_ARGUMENT', `uploaded chunk ${frames[i]?.digest} does not match its digest: ${r.reason}`, { digest: frames[i]?.digest });
-  });
+  frames = await verifyFrames(pool.codec, body, frames);
   let committed: CommittedLog;
   try {
     committed = await storeLog(server, source, log, frames, manifest);

@@ -6,6 +6,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CodecPool } from './codec-pool.js';
+import { encodeChunk, FLAG_ZSTD } from '../core/codec.js';
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 
@@ -48,5 +49,39 @@ test('a codec worker hashes while its own read waits on a slow file, and each re
     unblock();
     await codec.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('verify checks raw and compressed chunks, refuses a mismatch, and hands a moved body back intact', async () => {
+  const codec = new CodecPool(1);
+  try {
+    const a = Buffer.from('x'.repeat(5000));
+    const b = Buffer.from('some raw chunk bytes');
+    const za = encodeChunk(a, 3);
+    assert.equal(za.flags & FLAG_ZSTD, FLAG_ZSTD);
+    // One body owning its memory, the chunks lying in it as in an upload.
+    const body = Buffer.alloc(za.data.length + b.length + 7);
+    za.data.forEach((v, i) => (body[3 + i] = v));
+    b.copy(body, 3 + za.data.length);
+    const snapshot = Buffer.from(body);
+    const items = [
+      { data: body.subarray(3, 3 + za.data.length), flags: za.flags, length: a.length, digest: createHash('sha256').update(a).digest('hex') },
+      { data: body.subarray(3 + za.data.length, 3 + za.data.length + b.length), flags: 0, length: b.length, digest: createHash('sha256').update(b).digest('hex') },
+      { data: body.subarray(3 + za.data.length, 3 + za.data.length + b.length), flags: 0, length: b.length, digest: sha('not these bytes') },
+    ];
+    const { results, back } = await codec.verify(items, body);
+    assert.deepEqual(results.slice(0, 2), [{ ok: true }, { ok: true }]);
+    assert.equal(results[2]?.ok, false);
+    assert.match((results[2] as { reason: string }).reason, /digest mismatch/);
+    assert.equal(body.length, 0, 'the body was moved, not copied');
+    assert.deepEqual(back, snapshot, 'and came back as it was');
+    // A view into a larger buffer is not moved: it stays usable and nothing comes back.
+    const view = Buffer.concat([snapshot, Buffer.alloc(10)]).subarray(0, snapshot.length);
+    const kept = await codec.verify([{ ...items[1]!, data: view.subarray(3 + za.data.length, 3 + za.data.length + b.length) }], view);
+    assert.deepEqual(kept.results, [{ ok: true }]);
+    assert.equal(kept.back, undefined);
+    assert.equal(view.length, snapshot.length);
+  } finally {
+    await codec.close();
   }
 });

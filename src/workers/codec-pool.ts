@@ -90,6 +90,8 @@ export type CodecRequest =
   | { id: number; op: 'readRanges'; items: RangeItem[] }
   | { id: number; op: 'encodeHeld'; holdId: number; level: number; pieces: HeldPiece[] }
   | { id: number; op: 'decode'; items: DecodeItem[] }
+  /** `back`: the buffer behind the items, moved here and handed back in the reply */
+  | { id: number; op: 'verify'; items: DecodeItem[]; back?: Uint8Array }
   | { id: number; op: 'writeFiles'; items: FileWriteItem[] }
   | { id: number; op: 'writeAt'; item: RangeWriteItem }
   | { id: number; op: 'listDirs'; paths: string[] };
@@ -99,6 +101,7 @@ export type CodecResponse =
   | { id: number; op: 'readHashed'; items: SmallFileResult[] }
   | { id: number; op: 'encoded'; out: Uint8Array; placed: Placed[]; returned?: Uint8Array[] }
   | { id: number; op: 'decoded'; out: Uint8Array; placed: PlacedDecode[] }
+  | { id: number; op: 'verified'; results: Array<{ ok: true } | { ok: false; reason: string }>; back?: Uint8Array }
   | { id: number; op: 'written'; items: FileWriteResult[] }
   | { id: number; op: 'listed'; listings: DirListing[] }
   | { id: number; op: 'error'; message: string };
@@ -246,6 +249,19 @@ export class CodecPool {
     const { res } = await this.run({ id: this.nextId++, op: 'encodeHeld', holdId: hold.holdId, level, pieces }, [], hold.worker);
     if (res.op === 'encoded') for (const b of res.returned ?? []) this.recycle(b);
     return encodedOf(res);
+  }
+
+  /**
+   * Checks chunks (decompressed, re-hashed) without handing plaintext back. When `whole`, the one
+   * buffer all items lie in, owns its memory, it is moved to the worker and back (not copied
+   * either way) and returned: the caller's views into it are void meanwhile, so it must slice
+   * the returned buffer at the same offsets.
+   */
+  async verify(items: DecodeItem[], whole?: Uint8Array): Promise<{ results: Array<{ ok: true } | { ok: false; reason: string }>; back?: Buffer }> {
+    const moved = whole && transferList([whole]).length === 1 ? whole : undefined;
+    const { res } = await this.run({ id: this.nextId++, op: 'verify', items, ...(moved ? { back: moved } : {}) }, moved ? transferList([moved]) : []);
+    if (res.op !== 'verified') throw new Error('codec worker: unexpected reply');
+    return { results: res.results, ...(res.back ? { back: Buffer.from(res.back.buffer, res.back.byteOffset, res.back.byteLength) } : {}) };
   }
 
   /** `owned`: buffers that hold the items' data and that the caller gives up (moved, not copied). */

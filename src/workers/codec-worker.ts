@@ -5,7 +5,7 @@
  * so chunk data crosses threads once, not three times.
  */
 import { parentPort } from 'node:worker_threads';
-import { decodeMany, encodeMany, splitAndHash, type PlacedDecode, type StoredChunk } from '../core/codec.js';
+import { decodeMany, encodeMany, splitAndHash, verifyMany, type PlacedDecode, type StoredChunk } from '../core/codec.js';
 import { cdcSplit } from './cdc.js';
 import { constants as osConstants } from 'node:os';
 import { close, closeSync, constants, fstat, ftruncateSync, open, openSync, read, unlinkSync, writeSync } from 'node:fs';
@@ -309,6 +309,11 @@ parentPort?.on('message', (msg: CodecRequest) => {
       }
       case 'listDirs': {
         later(msg.id, async () => reply({ id: msg.id, op: 'listed', listings: await Promise.all(msg.paths.map(listDir)) }));
+        return;
+      }
+      case 'verify': {
+        const results = verifyMany(msg.items, scratchOf);
+        reply({ id: msg.id, op: 'verified', results, ...(msg.back ? { back: msg.back } : {}) }, msg.back ? [msg.back] : []);
         return;
       }
       case 'decode': {
