@@ -192,7 +192,7 @@ export function joinPage(head: PagedHead, p: PageLine): void {
 /** A joined paged entry as an ordinary one. */
 export function unpage(head: PagedHead): FileEntry {
   const { pageSpan: _span, pages: _pages, ...e } = head;
-  return e as FileEntry;
+  return e;
 }
 
 /** Chunks plus holes must cover exactly `size` bytes, holes in order and inside the file. */

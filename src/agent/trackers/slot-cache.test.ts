@@ -16,7 +16,7 @@ test('the slot cache gives back exactly what was saved, and only for the same po
     // From memory: a copy, which the next sync may change freely.
     const mem = await loadSlots(file, header);
     assert.deepEqual(mem, slots);
-    (mem as Array<ChunkRef | null>)[1] = ['99'.repeat(32), 16384];
+    if (mem) mem[1] = ['99'.repeat(32), 16384];
     assert.deepEqual(await loadSlots(file, header), slots);
     assert.equal(await loadSlots(file, { ...header, pointId: 'p2' }), undefined);
     // From the file, as after a restart.
