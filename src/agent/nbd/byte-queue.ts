@@ -6,6 +6,8 @@
 
 interface Waiter {
   length: number;
+  /** where the bytes go, if the reader gave a place */
+  into?: Buffer;
   resolve: (buf: Buffer) => void;
   reject: (err: Error) => void;
 }
@@ -24,7 +26,7 @@ export class ByteQueue {
     const w = this.waiter;
     if (w && this.buffered >= w.length) {
       this.waiter = undefined;
-      w.resolve(this.take(w.length));
+      w.resolve(this.take(w.length, w.into));
     }
   }
 
@@ -49,16 +51,29 @@ export class ByteQueue {
     });
   }
 
-  /** Removes `length` buffered bytes; a view when they lie in one chunk, else one copy. */
-  private take(length: number): Buffer {
+  /**
+   * The next `into.length` bytes, copied straight into `into` (a read's data lands where it
+   * belongs: no buffer of its own, no second copy).
+   */
+  readInto(into: Buffer): Promise<Buffer> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.waiter) return Promise.reject(new Error('assertion failed: ByteQueue has one reader at a time'));
+    if (this.buffered >= into.length) return Promise.resolve(this.take(into.length, into));
+    return new Promise((resolve, reject) => {
+      this.waiter = { length: into.length, into, resolve, reject };
+    });
+  }
+
+  /** Removes `length` buffered bytes; a view when they lie in one chunk, else one copy (into `into` if given). */
+  private take(length: number, into?: Buffer): Buffer {
     this.buffered -= length;
     const first = this.chunks[0];
-    if (first && first.length >= length) {
+    if (!into && first && first.length >= length) {
       if (first.length === length) this.chunks.shift();
       else this.chunks[0] = first.subarray(length);
       return first.subarray(0, length);
     }
-    const out = Buffer.allocUnsafe(length);
+    const out = into ?? Buffer.allocUnsafe(length);
     let filled = 0;
     while (filled < length) {
       const chunk = this.chunks[0] as Buffer;

@@ -400,6 +400,8 @@ describe('NbdClient against a scripted server', () => {
           return partialStatus(req);
         }
         if (req.offset === 999) return [chunk(Buffer.alloc(8, 0xff), 0, 1, Buffer.alloc(0))]; // a cookie nobody sent
+        // data placed past the end of the request it answers
+        if (req.offset === 777) return [chunk(req.cookie, 1, 1, Buffer.concat([u64(req.offset + 8), Buffer.alloc(req.length, 0xcd)]))];
         if (req.offset >= SIZE / 2) return [errorChunk(req, 5, 'disk on fire')];
         return reorderedRead(req);
       }).catch(() => socket.destroy());
@@ -446,6 +448,12 @@ describe('NbdClient against a scripted server', () => {
       return true;
     });
     assert.equal((await client.read(0, 10)).length, 10);
+    await client.close();
+  });
+
+  test('read data placed outside its request is a protocol violation, not written anywhere', async () => {
+    const client = await NbdClient.connect(sock);
+    await assert.rejects(client.read(777, 100), (err: unknown) => err instanceof NbdProtocolError && /outside the request/.test(err.message));
     await client.close();
   });
 

@@ -20,6 +20,7 @@ import {
   NBD_CMD_DISC,
   NBD_CMD_READ,
   NBD_REPLY_FLAG_DONE,
+  NBD_REPLY_TYPE_OFFSET_DATA,
   NBD_STATE_DIRTY,
   NBD_STRUCTURED_REPLY_MAGIC,
   NbdDecodeError,
@@ -28,6 +29,7 @@ import {
   encodeRequest,
   nbdErrorName,
   parseReplyHeader,
+  readU64,
   type ChunkHeader,
   type ErrorChunk,
   type SimpleReply,
@@ -258,8 +260,14 @@ export class NbdClient {
   private async onChunk(header: ChunkHeader): Promise<void> {
     const entry = this.entry(header.cookie);
     if (header.length > MAX_CHUNK_PAYLOAD) throw new NbdDecodeError(`reply chunk of ${header.length} bytes`);
-    const payload = header.length > 0 ? await this.queue.read(header.length) : Buffer.alloc(0);
-    entry.assembly.add(header.type, payload);
+    if (header.type === NBD_REPLY_TYPE_OFFSET_DATA && entry.assembly instanceof ReadAssembly && header.length >= 9) {
+      // A read's data goes from the socket's buffers straight to its place in the target.
+      const offset = readU64((await this.queue.read(8)).subarray(0, 8), 0);
+      await this.queue.readInto(entry.assembly.dataTarget(offset, header.length - 8));
+    } else {
+      const payload = header.length > 0 ? await this.queue.read(header.length) : Buffer.alloc(0);
+      entry.assembly.add(header.type, payload);
+    }
     if (header.flags & NBD_REPLY_FLAG_DONE) this.finish(header.cookie, entry, entry.assembly.error);
   }
 

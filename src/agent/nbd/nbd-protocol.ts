@@ -113,7 +113,7 @@ export function isErrorChunk(type: number): boolean {
   return (type & 0x8000) !== 0;
 }
 
-function readU64(buf: Buffer, at: number): number {
+export function readU64(buf: Buffer, at: number): number {
   const v = buf.readBigUInt64BE(at);
   if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new NbdDecodeError(`64-bit value ${v} is too large`);
   return Number(v);

@@ -69,6 +69,12 @@ export class ReadAssembly extends ReplyAssembly<Buffer> {
     }
   }
 
+  /** Where a data chunk of `length` bytes at export `offset` goes (checked like any chunk): the reader fills it. */
+  dataTarget(offset: number, length: number): Buffer {
+    const at = this.place(offset, length);
+    return this.target.subarray(at, at + length);
+  }
+
   /** Checks that a chunk lies inside the request; returns its position in the target. */
   private place(offset: number, length: number): number {
     const at = offset - this.offset;
