@@ -140,7 +140,7 @@ export class ManifestWriter {
   private parts: Buffer[] = [];
   private bytes = 0;
   private readonly refs: ChunkRef[] = [];
-  private readonly keep: KeptFiles | undefined;
+  private readonly opts: ManifestWriterOptions;
   entries = 0;
 
   constructor(
@@ -149,11 +149,8 @@ export class ManifestWriter {
     opts: KeptFiles | ManifestWriterOptions = {},
   ) {
     this.opts = 'files' in opts ? { keep: opts } : opts;
-    this.keep = this.opts.keep;
     this.append(encodeLine({ holdfast: 'manifest', v: MANIFEST_VERSION, kind } satisfies ManifestHeader));
   }
-
-  private readonly opts: ManifestWriterOptions;
 
   async add(e: Entry): Promise<void> {
     const span = this.opts.pageSpan && hasContent(e) ? pageSpanFor(e.size, this.opts.pageSpan) : undefined;
@@ -161,7 +158,8 @@ export class ManifestWriter {
     // Never commit an entry the reader would refuse: a bug here must fail the backup, not the restore.
     if (hasContent(e) && !pages) checkContentShape(e);
     this.entries++;
-    if (this.keep?.whole && hasContent(e)) this.keepFile(this.keep, e);
+    const keep = this.opts.keep;
+    if (keep?.whole && hasContent(e)) this.keepFile(keep, e);
     if (!pages || !span || !hasContent(e)) {
       this.append(encodeLine(e));
       if (this.bytes >= 4 * MANIFEST_CDC.max) await this.cut(false);
