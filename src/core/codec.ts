@@ -161,26 +161,41 @@ export interface StoredChunk {
 }
 
 /**
+ * Decodes one stored chunk into `dst` and checks its length and digest; the reason it is damaged,
+ * or undefined. A raw chunk is copied into `dst` only when `copyRaw` (else hashed where it lies).
+ */
+function decodeOne(it: StoredChunk, dst: Buffer, copyRaw: boolean): string | undefined {
+  let plain: Uint8Array = it.data;
+  if (it.flags & FLAG_ZSTD) {
+    let n: number;
+    try {
+      dctx ??= new zstd.DCtx();
+      n = dctx.decompress(dst, it.data);
+    } catch (err) {
+      return `cannot decompress: ${(err as Error).message}`;
+    }
+    if (n !== it.length) return `length ${n}, expected ${it.length}`;
+    plain = dst;
+  } else {
+    if (it.data.length !== it.length) return `length ${it.data.length}, expected ${it.length}`;
+    if (copyRaw) {
+      dst.set(it.data);
+      plain = dst;
+    }
+  }
+  const actual = sha256Hex(plain);
+  return actual === it.digest ? undefined : `digest mismatch (content hashes to ${actual.slice(0, 16)}…)`;
+}
+
+/**
  * Checks stored chunks as decodeMany does (decompressed, re-hashed, lengths), keeping no plaintext:
  * what the server needs of an upload before it goes into a pack. Raw chunks are hashed where they
  * lie; compressed ones are decompressed into `scratch`.
  */
 export function verifyMany(items: StoredChunk[], scratch: (size: number) => Buffer): Array<{ ok: true } | { ok: false; reason: string }> {
   return items.map((it) => {
-    let plain: Uint8Array = it.data;
-    if (it.flags & FLAG_ZSTD) {
-      const dst = scratch(it.length);
-      try {
-        dctx ??= new zstd.DCtx();
-        const n = dctx.decompress(dst.subarray(0, it.length), it.data);
-        if (n !== it.length) return { ok: false, reason: `length ${n}, expected ${it.length}` };
-      } catch (err) {
-        return { ok: false, reason: `cannot decompress: ${(err as Error).message}` };
-      }
-      plain = dst.subarray(0, it.length);
-    } else if (it.data.length !== it.length) return { ok: false, reason: `length ${it.data.length}, expected ${it.length}` };
-    const actual = sha256Hex(plain);
-    return actual === it.digest ? { ok: true } : { ok: false, reason: `digest mismatch (content hashes to ${actual.slice(0, 16)}…)` };
+    const reason = decodeOne(it, scratch(it.length).subarray(0, it.length), false);
+    return reason === undefined ? { ok: true } : { ok: false, reason };
   });
 }
 
@@ -195,31 +210,13 @@ export function decodeMany(items: StoredChunk[], into?: (size: number) => Buffer
   const placed: PlacedDecode[] = [];
   let at = 0;
   for (const it of items) {
-    const dst = out.subarray(at, at + it.length);
-    let n: number;
-    if (it.flags & FLAG_ZSTD) {
-      try {
-        dctx ??= new zstd.DCtx();
-        n = dctx.decompress(dst, it.data);
-      } catch (err) {
-        placed.push({ ok: false, reason: `cannot decompress: ${(err as Error).message}` });
-        continue;
-      }
-    } else {
-      n = it.data.length;
-      if (n === it.length) dst.set(it.data);
-    }
-    if (n !== it.length) {
-      placed.push({ ok: false, reason: `length ${n}, expected ${it.length}` });
+    const reason = decodeOne(it, out.subarray(at, at + it.length), true);
+    if (reason !== undefined) {
+      placed.push({ ok: false, reason });
       continue;
     }
-    const actual = sha256Hex(dst);
-    if (actual !== it.digest) {
-      placed.push({ ok: false, reason: `digest mismatch (content hashes to ${actual.slice(0, 16)}…)` });
-      continue;
-    }
-    placed.push({ ok: true, offset: at, length: n });
-    at += n;
+    placed.push({ ok: true, offset: at, length: it.length });
+    at += it.length;
   }
   return { out, placed };
 }

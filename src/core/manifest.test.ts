@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chunkOffsets, decodeEntry, type FileEntry } from './manifest.js';
+import { chunkOffsets, decodeEntryLine, type Entry, type FileEntry } from './manifest.js';
+
+const decodeEntry = (line: string): Entry => decodeEntryLine(line, 1);
 import { isHoldfastError } from './errors.js';
 import { normalizeSubPath } from './entry-path.js';
 

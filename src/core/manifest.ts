@@ -130,16 +130,10 @@ function parseLine(line: string): Record<string, unknown> {
   return raw as Record<string, unknown>;
 }
 
-/** Parses and checks one entry line; a crafted or damaged manifest is refused here. */
-export function decodeEntry(line: string): Entry {
-  const e = decodeEntryLine(line, 1);
-  if ('pageSpan' in e) throw new HoldfastError('POOL_CORRUPT', `manifest entry ${e.path} has paged chunks in a version 1 manifest`);
-  return e;
-}
-
 /**
- * One entry line of a manifest of version `v`: an entry, or (v2) the head of a paged entry, whose
- * `chunks` stay empty until its page lines are joined to it (joinPage).
+ * Parses and checks one entry line of a manifest of version `v`; a crafted or damaged manifest is
+ * refused here. The result is an entry, or (v2) the head of a paged entry, whose `chunks` stay
+ * empty until its page lines are joined to it (joinPage).
  */
 export function decodeEntryLine(line: string, v: 1 | 2): Entry | PagedHead {
   const raw = parseLine(line);

@@ -258,8 +258,9 @@ export class CodecPool {
    * the returned buffer at the same offsets.
    */
   async verify(items: DecodeItem[], whole?: Uint8Array): Promise<{ results: Array<{ ok: true } | { ok: false; reason: string }>; back?: Buffer }> {
-    const moved = whole && transferList([whole]).length === 1 ? whole : undefined;
-    const { res } = await this.run({ id: this.nextId++, op: 'verify', items, ...(moved ? { back: moved } : {}) }, moved ? transferList([moved]) : []);
+    const transfer = whole ? transferList([whole]) : [];
+    const moved = transfer.length === 1 ? whole : undefined;
+    const { res } = await this.run({ id: this.nextId++, op: 'verify', items, ...(moved ? { back: moved } : {}) }, transfer);
     if (res.op !== 'verified') throw new Error('codec worker: unexpected reply');
     return { results: res.results, ...(res.back ? { back: Buffer.from(res.back.buffer, res.back.byteOffset, res.back.byteLength) } : {}) };
   }
