@@ -3,7 +3,7 @@
  * running qemu-storage-daemon's writable NBD export (the "VM"), and an in-memory model of the
  * guest disk that every write is applied to, so a test knows the exact bytes each recovery point
  * must restore. Needs qemu-utils (qemu-img, qemu-io, qemu-nbd) and qemu-system-common
- * (qemu-storage-daemon).
+ * (qemu-storage-daemon: the "VM", and what the offline tracker opens the image with).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -77,7 +77,7 @@ export async function qemuIoWrite(dir: string, target: string[], ws: Write[]): P
     writeFileSync(f, w.data);
     cmds.push('-c', `write -q -s ${f} ${w.offset} ${w.length}`);
   });
-  // A killed sync's qemu-nbd may hold the image's lock for a moment after the kill.
+  // A killed sync's qemu-storage-daemon holds the image's lock until it has quit.
   for (let attempt = 0; ; attempt++) {
     const r = await runAsync('qemu-io', [...target, ...cmds]);
     if (r.code === 0 && !/error|failed/i.test(r.output)) return;

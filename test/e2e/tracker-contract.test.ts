@@ -124,7 +124,7 @@ function qcow2Fixture(live: boolean): TrackerFixture {
     kind: 'image',
     tracks: true,
     setup: async () => {
-      requireTools('qemu-img', 'qemu-io', 'qemu-nbd', ...(live ? ['qemu-storage-daemon'] : []));
+      requireTools('qemu-img', 'qemu-io', 'qemu-storage-daemon');
       sh('qemu-img', ['create', '-q', '-f', 'qcow2', img, String(size)]);
       await qemuIoWrite(s.dir, offlineTarget(img), randomWrites(rng, size, 10));
       if (live) await vm.start();

@@ -134,8 +134,13 @@ export class LiveBitmapHost implements BitmapHost {
     await this.teardown(ours);
   }
 
-  close(): void {
+  prepare(): void {
+    // the VM is running already
+  }
+
+  close(): Promise<void> {
     this.qmp.close();
+    return Promise.resolve();
   }
 
   /** Export, fleecing job, overlay node and file: each removed if present, in that order. */

@@ -1,16 +1,22 @@
 /**
- * Dirty bitmaps of a qcow2 image that no QEMU has open: `qemu-img bitmap` changes them and a
- * `qemu-nbd` we start exports the image read-only with one bitmap exposed (`-B`). Without `-t`
- * qemu-nbd exits when our one connection closes, so a killed agent leaves no server behind once
- * connected; its pid file lets the next sync end one that never got a client.
+ * Dirty bitmaps of a qcow2 image that no QEMU has open. Whatever changes the image (the snapshot
+ * moment's rotation, the export of the frozen bitmap, the commit's removal) is done by one
+ * qemu-storage-daemon we start, driven over QMP: one process per sync instead of a qemu-img run
+ * per bitmap change and a qemu-nbd for the export. Questions (size, bitmaps) are answered from
+ * the image's header without starting anything.
+ *
+ * The daemon runs under `setpriv --pdeathsig SIGTERM`: if the agent dies, the daemon quits
+ * cleanly and stores the bitmaps (killed outright, it would leave them marked in use, which costs
+ * the next sync a full read). Its pid file lets the next sync end one that outlived a crash.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HoldfastError } from '../../core/errors.js';
 import { NbdClient } from '../nbd/nbd-client.js';
 import type { BitmapHost, BitmapInfo, ImageView } from './bitmap-host.js';
+import { QmpClient, QmpCommandError } from './qmp-client.js';
 import { runTool } from './run-tool.js';
 import { readQcow2Header, type Qcow2Facts } from './qcow2-header.js';
 
@@ -20,12 +26,30 @@ interface QemuImgInfo {
   'format-specific'?: { data?: { bitmaps?: Array<{ name: string; flags: string[] }> } };
 }
 
+const NODE = 'holdfast-disk';
+const EXPORT = 'holdfast-export';
+
+interface Daemon {
+  child: ChildProcess;
+  qmp: QmpClient;
+  exited: Promise<void>;
+}
+
+/** Daemons asked to quit and not yet gone, by QMP socket: the next one for the same image waits. */
+const quitting = new Map<string, Promise<void>>();
+
+/** QEMU's option syntax: a comma in a value is written twice. */
+const optValue = (s: string): string => s.replaceAll(',', ',,');
+
 export class OfflineBitmapHost implements BitmapHost {
   readonly mode = 'offline';
-  private readonly socket: string;
+  private readonly qmpSocket: string;
+  private readonly nbdSocket: string;
   private readonly pidFile: string;
-  /** the image's header as last read; every bitmap change drops it (one qemu-img info per sync, not per question) */
+  /** the image's header as last read; every bitmap change drops it */
   private header: Promise<Qcow2Facts> | undefined;
+  /** the daemon of this sync, once asked for */
+  private starting: Promise<Daemon> | undefined;
 
   constructor(
     private readonly image: string,
@@ -33,8 +57,9 @@ export class OfflineBitmapHost implements BitmapHost {
     tag: string,
     private readonly signal?: AbortSignal,
   ) {
-    this.socket = join(workDir, `${tag}.nbd.sock`);
-    this.pidFile = join(workDir, `${tag}.nbd.pid`);
+    this.qmpSocket = join(workDir, `${tag}.qsd.sock`);
+    this.nbdSocket = join(workDir, `${tag}.nbd.sock`);
+    this.pidFile = join(workDir, `${tag}.qsd.pid`);
   }
 
   private info(): Promise<Qcow2Facts> {
@@ -65,89 +90,159 @@ export class OfflineBitmapHost implements BitmapHost {
   }
 
   async rotate(add: string, freeze: string[]): Promise<void> {
-    // The image is not open anywhere (qemu-img takes the write lock and fails otherwise), so the
-    // steps need not be atomic: nothing writes between them. The frozen bitmaps are not disabled:
-    // the sync reads through our own read-only qemu-nbd, so nothing writes while it reads, and a
-    // bitmap that goes on recording after that only records more than needed until the commit
-    // removes it (one qemu-img run per sync instead of two).
-    await this.bitmap(['--add', '--enable'], add);
+    // Nothing else has the image open (the daemon holds its write lock), so nothing writes while
+    // the sync reads. The frozen bitmaps are disabled all the same: QEMU exports a bitmap of a
+    // writable node only when it is not recording.
+    const qmp = await this.qmp();
     const [into, ...rest] = freeze;
-    if (into === undefined) return;
-    for (const name of rest) await this.bitmap(['--merge', name], into);
+    await this.run(qmp, 'transaction', {
+      actions: [
+        { type: 'block-dirty-bitmap-add', data: { node: NODE, name: add, persistent: true } },
+        ...freeze.map((name) => ({ type: 'block-dirty-bitmap-disable', data: { node: NODE, name } })),
+        ...(into !== undefined && rest.length > 0 ? [{ type: 'block-dirty-bitmap-merge', data: { node: NODE, target: into, bitmaps: rest } }] : []),
+      ],
+    });
     await this.remove(rest);
   }
 
   async open(bitmap: string | undefined): Promise<ImageView> {
-    await rm(this.socket, { force: true });
-    const args = ['-r', '-f', 'qcow2', '-k', this.socket, '--pid-file', this.pidFile, ...(bitmap ? ['-B', bitmap] : []), this.image];
-    // setpriv --pdeathsig: if the agent is killed before it connects, qemu-nbd must not outlive
-    // it holding the image's lock (a VM could not start).
-    const child = spawn('setpriv', ['--pdeathsig', 'SIGKILL', '--', 'qemu-nbd', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    let exited = false;
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('exit', () => (exited = true));
-    child.on('error', (err) => {
-      exited = true;
-      stderr += err.message;
-    });
+    const qmp = await this.qmp();
+    await rm(this.nbdSocket, { force: true });
+    await this.run(qmp, 'nbd-server-start', { addr: { type: 'unix', data: { path: this.nbdSocket } } });
+    await this.run(qmp, 'block-export-add', { type: 'nbd', id: EXPORT, 'node-name': NODE, name: EXPORT, writable: false, ...(bitmap ? { bitmaps: [bitmap] } : {}) });
     const contexts = bitmap ? [`qemu:dirty-bitmap:${bitmap}`, 'base:allocation'] : ['base:allocation'];
-    for (let i = 0; ; i++) {
-      if (exited) throw new HoldfastError('SOURCE_UNREADABLE', `qemu-nbd could not export ${this.image}: ${stderr.trim()}`, { path: this.image });
-      try {
-        const nbd = await NbdClient.connect(this.socket, { metaContexts: contexts, signal: this.signal });
-        return {
-          nbd,
-          close: async () => {
-            await nbd.close().catch(() => undefined);
-            if (!exited) child.kill('SIGTERM');
-            await rm(this.socket, { force: true });
-            await rm(this.pidFile, { force: true });
-          },
-        };
-      } catch (err) {
-        if (i > 1000) {
-          child.kill('SIGKILL');
-          throw err;
-        }
-        // qemu-nbd listens some 20-40 ms after it starts: poll finely, it is on every sync's path.
-        await sleep(5);
-      }
-    }
+    const nbd = await NbdClient.connect(this.nbdSocket, { exportName: EXPORT, metaContexts: contexts, signal: this.signal });
+    return {
+      nbd,
+      close: async () => {
+        await nbd.close().catch(() => undefined);
+        await this.close();
+      },
+    };
   }
 
   async remove(names: string[]): Promise<void> {
-    for (const name of names) await this.bitmap(['--remove'], name);
+    if (names.length === 0) return;
+    const qmp = await this.qmp();
+    for (const name of names) await this.run(qmp, 'block-dirty-bitmap-remove', { node: NODE, name });
   }
 
   async cleanup(): Promise<void> {
-    // A qemu-nbd of a killed sync that never got its client would hold the image forever.
+    // A daemon of a killed sync that did not follow its agent would hold the image's lock.
     const pid = Number((await readFile(this.pidFile, 'utf8').catch(() => '')).trim());
-    if (!Number.isInteger(pid) || pid <= 0) return;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes('qemu-nbd') && cmdline.includes(this.socket)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone already
+    if (Number.isInteger(pid) && pid > 0) {
+      const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+      if (cmdline.includes('qemu-storage-daemon') && cmdline.includes(optValue(this.qmpSocket))) {
+        // TERM first: a daemon that quits stores the bitmaps; KILL only if it will not.
+        signalPid(pid, 'SIGTERM');
+        for (let i = 0; i < 200 && (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')) !== ''; i++) await sleep(25);
+        signalPid(pid, 'SIGKILL');
       }
-      await sleep(50);
     }
     await rm(this.pidFile, { force: true });
   }
 
-  close(): void {
-    // nothing held between commands
+  prepare(): void {
+    this.qmp().catch(() => undefined); // rotate() meets the same start and its error
   }
 
-  private async bitmap(op: string[], name: string): Promise<void> {
+  /**
+   * Asks the daemon to quit (it stores the bitmaps and releases the image); with `wait`, returns
+   * once it has exited. Without, the next start for this image waits for it instead: a sync need
+   * not wait for the bitmaps to be written before it goes on with its manifest.
+   */
+  async close(wait = false): Promise<void> {
+    const start = this.starting;
+    this.starting = undefined;
+    this.header = undefined;
+    const d = await start?.catch(() => undefined);
+    if (d) {
+      await d.qmp.execute('quit').catch(() => undefined);
+      d.qmp.close();
+      const timer = setTimeout(() => d.child.kill('SIGKILL'), 30_000);
+      const gone = d.exited.then(async () => {
+        clearTimeout(timer);
+        await Promise.all([rm(this.nbdSocket, { force: true }), rm(this.qmpSocket, { force: true }), rm(this.pidFile, { force: true })]);
+      });
+      quitting.set(this.qmpSocket, gone);
+      void gone.finally(() => {
+        if (quitting.get(this.qmpSocket) === gone) quitting.delete(this.qmpSocket);
+      });
+    }
+    if (wait) await quitting.get(this.qmpSocket);
+  }
+
+  private qmp(): Promise<QmpClient> {
+    this.starting ??= this.start();
+    return this.starting.then((d) => d.qmp);
+  }
+
+  /** Starts the daemon with the image open read-write (once the last one for this image has exited). */
+  private async start(): Promise<Daemon> {
+    await quitting.get(this.qmpSocket);
+    await rm(this.qmpSocket, { force: true });
+    const args = ['--chardev', `socket,id=holdfast-qmp,path=${optValue(this.qmpSocket)},server=on,wait=off`, '--monitor', 'chardev=holdfast-qmp', '--pidfile', this.pidFile];
+    const child = spawn('setpriv', ['--pdeathsig', 'SIGTERM', '--', 'qemu-storage-daemon', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    let exited = false;
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exit = new Promise<void>((resolve) => {
+      child.on('exit', () => {
+        exited = true;
+        resolve();
+      });
+      child.on('error', (err) => {
+        exited = true;
+        stderr += err.message;
+        resolve();
+      });
+    });
+    let qmp: QmpClient | undefined;
+    for (let i = 0; !qmp; i++) {
+      if (exited) {
+        const missing = /No such file|not found/i.test(stderr) ? 'qemu-storage-daemon is not installed (Debian package qemu-system-common)' : stderr.trim();
+        throw new HoldfastError('SOURCE_UNREADABLE', `cannot open ${this.image}: ${missing}`, { path: this.image });
+      }
+      try {
+        qmp = await QmpClient.connect(this.qmpSocket, this.signal);
+      } catch (err) {
+        if (i > 2000 || this.signal?.aborted) {
+          child.kill('SIGKILL');
+          throw err;
+        }
+        // It listens some 20-60 ms after it starts: poll finely, it is on every sync's path.
+        await sleep(5);
+      }
+    }
+    const d = { child, qmp, exited: exit };
+    try {
+      await this.run(qmp, 'blockdev-add', { driver: 'qcow2', 'node-name': NODE, file: { driver: 'file', filename: this.image } });
+    } catch (err) {
+      await qmp.execute('quit').catch(() => undefined);
+      qmp.close();
+      await exit;
+      throw err;
+    }
+    return d;
+  }
+
+  /** A QMP command whose failure names the image (and says when the image is in use). */
+  private async run(qmp: QmpClient, command: string, args: Record<string, unknown>): Promise<void> {
     this.header = undefined;
     try {
-      await runTool('qemu-img', ['bitmap', ...op, '-f', 'qcow2', this.image, name], this.signal);
+      await qmp.execute(command, args);
     } catch (err) {
-      const msg = (err as Error).message;
-      const hint = /lock/i.test(msg) ? ' (the image is in use: back up a running VM through its QMP socket, --qmp)' : '';
-      throw new HoldfastError('SOURCE_UNREADABLE', `qemu-img bitmap ${op.join(' ')} ${name} on ${this.image} failed${hint}: ${msg}`, { path: this.image }, { cause: err });
+      if (!(err instanceof QmpCommandError)) throw err;
+      const hint = /lock/i.test(err.desc) ? ' (the image is in use: back up a running VM through its QMP socket, --qmp)' : '';
+      throw new HoldfastError('SOURCE_UNREADABLE', `${command} on ${this.image} failed${hint}: ${err.desc}`, { path: this.image }, { cause: err });
     }
+  }
+}
+
+function signalPid(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // gone already
   }
 }

@@ -1,6 +1,6 @@
 /**
  * Where a qcow2 image's dirty bitmaps live and how a point-in-time view of the image is read:
- * offline (qemu-img and a qemu-nbd we start) or inside a running QEMU (QMP and image fleecing).
+ * offline (a qemu-storage-daemon we start) or inside a running QEMU (QMP and image fleecing).
  * The qcow2 tracker drives either through this interface.
  */
 import type { NbdClient } from '../nbd/nbd-client.js';
@@ -35,6 +35,11 @@ export interface BitmapHost {
   remove(names: string[]): Promise<void>;
   /** Undoes what a sync that did not finish left behind (fleecing nodes, exports, servers). */
   cleanup(): Promise<void>;
-  /** Lets go of the host (the QMP connection); the image is left as it is. */
-  close(): void;
+  /** Starts, in the background, what rotate() will need; called once the bitmaps are listed. */
+  prepare(): void;
+  /**
+   * Lets go of the host (the QMP connection, a daemon we started); the image is left as it is.
+   * With `wait`, returns only once nothing of ours has the image open any more.
+   */
+  close(wait?: boolean): Promise<void>;
 }

@@ -88,6 +88,7 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
     const mine = await ours(host);
     listed = mine;
     const size = await host.virtualSize();
+    host.prepare(); // the bitmaps are listed: what rotate() needs may start meanwhile
     let base: ImageSlots | undefined;
     let frozen: string[] = [];
     const t = trackedParent(state?.pointId, r.parent, r.consistencyCheck);
@@ -137,7 +138,7 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
       await view.close();
     }
   } finally {
-    host.close();
+    await host.close();
   }
 
   const meta = { path: basename(path), ...baseMeta(st), xattrs: readXattrs(path) };
@@ -159,13 +160,13 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
         saveSlots(cacheFile, { pointId, manifest: refs.map((x) => x[0]), size: slots.size, chunk: slots.chunk }, slots.slots).catch(() => undefined),
         ctx.state.save({ pointId, active: newGen, image: path } satisfies Qcow2State),
       ]);
-      if (stale.length === 0) return;
       const h = await openHost();
       try {
         // Best effort: a generation left here is removed by the next sync.
         for (const name of stale) await h.remove([name]).catch(() => undefined);
       } finally {
-        h.close();
+        // Returns once the bitmaps are stored and the image is free (for whoever runs next).
+        await h.close(true);
       }
     },
     abandon: () => Promise.resolve(),
