@@ -60,6 +60,12 @@ export function pageSpanFor(size: number, base: number): number {
 /** Entries this large (in pages) on a page grid are written paged. */
 const MIN_PAGES = 4;
 
+/** The page span a file of `size` bytes is written with on a grid of `base`-byte pages, or undefined when it is written whole. */
+export function pagedSpan(size: number, base: number): number | undefined {
+  const span = pageSpanFor(size, base);
+  return size > MIN_PAGES * span ? span : undefined;
+}
+
 /**
  * The pages a writer made, by entry path and offset, for the next manifest of the same source: a
  * page whose chunks and holes are equal to the kept one's is the same text, so its digest is
@@ -153,8 +159,8 @@ export class ManifestWriter {
   }
 
   async add(e: Entry): Promise<void> {
-    const span = this.opts.pageSpan && hasContent(e) ? pageSpanFor(e.size, this.opts.pageSpan) : undefined;
-    const pages = span && hasContent(e) && e.size > MIN_PAGES * span ? pagesOf(e, span) : undefined;
+    const span = this.opts.pageSpan && hasContent(e) ? pagedSpan(e.size, this.opts.pageSpan) : undefined;
+    const pages = span && hasContent(e) ? pagesOf(e, span) : undefined;
     // Never commit an entry the reader would refuse: a bug here must fail the backup, not the restore.
     if (hasContent(e) && !pages) checkContentShape(e);
     this.entries++;
@@ -166,9 +172,22 @@ export class ManifestWriter {
       return;
     }
     const { chunks: _chunks, holes: _holes, ...rest } = e;
-    this.append(encodeLine({ ...rest, pageSpan: span, pages: pages.length } satisfies Omit<PagedHead, 'chunks'>));
+    await this.writePaged(rest, span, pages);
+  }
+
+  /**
+   * A file entry already cut into the pages `pagedSpan` asks for (an image's slots, cut without
+   * making its whole chunk list first); each page is checked as `add` would.
+   */
+  async addPaged(head: Omit<FileEntry, 'chunks' | 'holes'>, span: number, pages: PageLine[]): Promise<void> {
+    this.entries++;
+    await this.writePaged(head, span, pages);
+  }
+
+  private async writePaged(head: Omit<FileEntry, 'chunks' | 'holes'>, span: number, pages: PageLine[]): Promise<void> {
+    this.append(encodeLine({ ...head, pageSpan: span, pages: pages.length } satisfies Omit<PagedHead, 'chunks'>));
     await this.cut(true);
-    await this.addPages(e.path, pages);
+    await this.addPages(head.path, pages);
   }
 
   /** One chunk per page: a page the cache knows unchanged is not encoded nor hashed again. */

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FileEntry } from '../../core/manifest.js';
+import { pagesOf } from '../../core/manifest-io.js';
 import { ImageSlots } from './image-slots.js';
 
 const K = 16 * 1024;
@@ -29,4 +30,28 @@ test('dirty ranges widen to the slots they touch, merged', () => {
   const s = ImageSlots.empty(10 * K, K);
   assert.deepEqual(s.runsOf([{ offset: 5 * K + 1, length: 10 }, { offset: 0, length: 64 * 1024 }, { offset: 4 * K - 1, length: 2 }, { offset: 9 * K, length: 0 }]), [{ first: 0, end: 6 }]);
   assert.deepEqual(s.runsOf([{ offset: 9 * K + 100, length: 10 * K }]), [{ first: 9, end: 10 }]);
+});
+
+test('pages(span) cuts the slots as pagesOf cuts their content, holes split at page bounds', () => {
+  let seed = 7;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  for (const size of [64 * K, 64 * K + 512, 37 * K + 100, K]) {
+    for (let round = 0; round < 20; round++) {
+      const s = ImageSlots.empty(size, K);
+      s.slots.forEach((_, i) => {
+        const len = Math.min(K, size - i * K);
+        s.slots[i] = rnd(3) === 0 ? null : [d('0123456789abcdef'[rnd(16)] as string), len];
+      });
+      const { chunks, holes } = s.content();
+      const e = entry(size, chunks, holes.length > 0 ? holes : undefined);
+      for (const span of [4 * K, 8 * K]) {
+        const expected = pagesOf(e, span);
+        assert.ok(expected);
+        assert.deepEqual(s.pages(span), expected, `size ${size}, span ${span}, round ${round}`);
+      }
+    }
+  }
 });

@@ -6,7 +6,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import type { ChunkSink, NewChunk } from '../../core/chunk-io.js';
-import type { ChunkRef, FileEntry, Hole } from '../../core/manifest.js';
+import type { ChunkRef, FileEntry, Hole, PageLine } from '../../core/manifest.js';
 import { chunkOffsets } from '../../core/manifest.js';
 import { throwIfAborted } from '../../core/errors.js';
 import type { CodecBatcher } from '../../workers/codec-batcher.js';
@@ -80,6 +80,35 @@ export class ImageSlots {
       }
     });
     return { chunks, holes };
+  }
+
+  /**
+   * The slots as page lines of `span` bytes (a multiple of the chunk size), as `pagesOf` would cut
+   * `content()`: one pass, without the whole chunk list in between.
+   */
+  pages(span: number): PageLine[] {
+    const per = span / this.chunk;
+    const pages: PageLine[] = [];
+    let s = 0;
+    for (let at = 0; at < this.size; at += span) {
+      const chunks: ChunkRef[] = [];
+      let holes: Hole[] | undefined;
+      for (const end = Math.min(this.slots.length, s + per); s < end; s++) {
+        const ref = this.slots[s];
+        if (ref) chunks.push(ref);
+        else {
+          const off = s * this.chunk;
+          const len = Math.min(this.chunk, this.size - off);
+          const last = holes?.[holes.length - 1];
+          if (last && last[0] + last[1] === off) last[1] += len;
+          else (holes ??= []).push([off, len]);
+        }
+      }
+      const page: PageLine = { at, len: Math.min(span, this.size - at), chunks };
+      if (holes) page.holes = holes;
+      pages.push(page);
+    }
+    return pages;
   }
 }
 

@@ -22,7 +22,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { ManifestWriter, PAGE_CHUNKS, readManifest } from '../../core/manifest-io.js';
+import { ManifestWriter, PAGE_CHUNKS, pagedSpan, readManifest } from '../../core/manifest-io.js';
 import type { FileEntry } from '../../core/manifest.js';
 import { HoldfastError, errnoCode } from '../../core/errors.js';
 import { NBD_STATE_ZERO } from '../nbd/nbd-protocol.js';
@@ -143,11 +143,15 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
 
   const meta = { path: basename(path), ...baseMeta(st), xattrs: readXattrs(path) };
   if (meta.xattrs === undefined) delete meta.xattrs;
-  const { chunks, holes } = slots.content();
-  const entry: FileEntry = { type: 'file', ...meta, size: slots.size, chunks };
-  if (holes.length > 0) entry.holes = holes;
   const manifest = new ManifestWriter(r.sink, 'image', { pageSpan: PAGE_CHUNKS * r.imageChunk, pages: pageCacheOf(r.source.name) });
-  await manifest.add(entry);
+  const span = pagedSpan(slots.size, PAGE_CHUNKS * r.imageChunk);
+  if (span) await manifest.addPaged({ type: 'file', ...meta, size: slots.size }, span, slots.pages(span));
+  else {
+    const { chunks, holes } = slots.content();
+    const entry: FileEntry = { type: 'file', ...meta, size: slots.size, chunks };
+    if (holes.length > 0) entry.holes = holes;
+    await manifest.add(entry);
+  }
   const refs = await manifest.finish();
   const newGen = gen;
   // What rotate() left of the generations before this one (it merged all but the oldest away).
