@@ -115,7 +115,9 @@ export class OfflineBitmapHost implements BitmapHost {
     return {
       nbd,
       close: async () => {
-        await nbd.close().catch(() => undefined);
+        // Neither waited for: the daemon closes the connection as it quits, and it answers the
+        // quit only once it has stored the bitmaps (30-70 ms); the next start for the image waits.
+        void nbd.close().catch(() => undefined);
         await this.close();
       },
     };
@@ -157,10 +159,12 @@ export class OfflineBitmapHost implements BitmapHost {
     this.header = undefined;
     const d = await start?.catch(() => undefined);
     if (d) {
-      await d.qmp.execute('quit').catch(() => undefined);
-      d.qmp.close();
+      const quit = d.qmp
+        .execute('quit')
+        .catch(() => undefined)
+        .finally(() => d.qmp.close());
       const timer = setTimeout(() => d.child.kill('SIGKILL'), 30_000);
-      const gone = d.exited.then(async () => {
+      const gone = Promise.all([quit, d.exited]).then(async () => {
         clearTimeout(timer);
         await Promise.all([rm(this.nbdSocket, { force: true }), rm(this.qmpSocket, { force: true }), rm(this.pidFile, { force: true })]);
       });
