@@ -186,8 +186,9 @@ export class ManifestWriter {
 
   private async writePaged(head: Omit<FileEntry, 'chunks' | 'holes'>, span: number, pages: PageLine[]): Promise<void> {
     this.append(encodeLine({ ...head, pageSpan: span, pages: pages.length } satisfies Omit<PagedHead, 'chunks'>));
-    await this.cut(true);
-    await this.addPages(head.path, pages);
+    // The text before the pages and the pages ask the sink together: one round trip, not two.
+    const before = this.take(true);
+    await Promise.all([this.store(before), this.addPages(head.path, pages)]);
   }
 
   /** One chunk per page: a page the cache knows unchanged is not encoded nor hashed again. */
@@ -240,30 +241,39 @@ export class ManifestWriter {
   }
 
   private async cut(final: boolean): Promise<void> {
-    if (this.bytes === 0) return;
+    await this.store(this.take(final));
+  }
+
+  /** Cuts the buffered text into chunks, their references recorded now (in order); store() sends them. */
+  private take(final: boolean): Array<{ digest: string; piece: Buffer }> {
+    if (this.bytes === 0) return [];
     const buf = Buffer.concat(this.parts);
     const { lengths, rest } = cdcSplit(buf, MANIFEST_CDC, final);
-    const fresh: NewChunk[] = [];
+    const cut: Array<{ digest: string; piece: Buffer }> = [];
     let pos = 0;
-    const level = this.sink.compressionLevel;
-    const digests = lengths.map((len) => {
-      const d = digestOf(buf.subarray(pos, pos + len));
-      pos += len;
-      return d;
-    });
-    const wanted = await this.sink.want(digests);
-    pos = 0;
-    lengths.forEach((len, i) => {
+    for (const len of lengths) {
       const piece = buf.subarray(pos, pos + len);
       pos += len;
-      const digest = digests[i] as string;
+      const digest = digestOf(piece);
       this.refs.push([digest, len]);
-      if (wanted[i]) fresh.push({ digest, length: len, encoded: encodeChunk(Buffer.from(piece), level) });
-    });
-    if (fresh.length > 0) await this.sink.put(fresh);
+      cut.push({ digest, piece });
+    }
     const tail = buf.subarray(buf.length - rest);
     this.parts = rest > 0 ? [Buffer.from(tail)] : [];
     this.bytes = rest;
+    return cut;
+  }
+
+  /** Puts the chunks of a cut that the sink lacks. */
+  private async store(cut: Array<{ digest: string; piece: Buffer }>): Promise<void> {
+    if (cut.length === 0) return;
+    const wanted = await this.sink.want(cut.map((c) => c.digest));
+    const level = this.sink.compressionLevel;
+    const fresh: NewChunk[] = [];
+    cut.forEach((c, i) => {
+      if (wanted[i]) fresh.push({ digest: c.digest, length: c.piece.length, encoded: encodeChunk(Buffer.from(c.piece), level) });
+    });
+    if (fresh.length > 0) await this.sink.put(fresh);
   }
 }
 
