@@ -10,7 +10,7 @@
  * (`holdfast sync --wait`; the job's own time from the server's record, and the CLI round trip).
  * Then the 20,000-file tree through a protection server and agent (inotify journal), unchanged
  * and with 100 files changed, against restic and borg (cbt-tree.ts).
- * Needs root, qemu-utils, btrfs-progs, restic, borgbackup. Work folder: bench-data/cbt.
+ * Needs root, qemu-utils, qemu-system-common (qemu-storage-daemon), btrfs-progs, restic, borgbackup. Work folder: bench-data/cbt.
  * HOLDFAST_CBT_PARTS=image,tree (default both) runs only some parts; HOLDFAST_CBT_SCATTERED=0
  * skips the scattered step.
  */
