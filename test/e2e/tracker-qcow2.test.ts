@@ -202,6 +202,22 @@ describe('qcow2 tracker, offline image (a qemu-storage-daemon per sync)', () => 
   test('every recovery point restores the disk of its sync', async () => {
     await h.verifyAll();
   });
+
+  test('an image a running QEMU holds is refused with an error naming it; nothing is written', async () => {
+    const before = await holdfastJson<PointJson[]>(['points', '--pool', h.pool, '--source', 'vm']);
+    const bitmaps = bitmapsOf(h.image).map((b) => b.name);
+    const vm = new StorageDaemon(h.image, h.dir);
+    await vm.start();
+    try {
+      const r = await holdfast(['backup', '--pool', h.pool, '--source', 'vm', '--kind', 'image', '--json', h.image]);
+      assert.notEqual(r.code, 0);
+      assert.ok(r.stderr.includes(h.image) && /in use/.test(r.stderr), r.stderr);
+    } finally {
+      await vm.stop();
+    }
+    assert.equal((await holdfastJson<PointJson[]>(['points', '--pool', h.pool, '--source', 'vm'])).length, before.length);
+    assert.deepEqual(bitmapsOf(h.image).map((b) => b.name), bitmaps);
+  });
 });
 
 describe('qcow2 tracker, running QEMU (qemu-storage-daemon, QMP, image fleecing)', () => {
