@@ -180,6 +180,11 @@ export class ManifestWriter {
    * making its whole chunk list first); each page is checked as `add` would.
    */
   async addPaged(head: Omit<FileEntry, 'chunks' | 'holes'>, span: number, pages: PageLine[]): Promise<void> {
+    // The grid the reader will expect, checked here as `add` checks a whole entry.
+    const n = Math.ceil(head.size / span);
+    if (pages.length !== n || pages.some((p, i) => p.at !== i * span || p.len !== Math.min(span, head.size - p.at))) {
+      throw new HoldfastError('POOL_CORRUPT', `manifest entry ${head.path}: its pages do not cover ${head.size} bytes in ${n} pages of ${span}`);
+    }
     this.entries++;
     await this.writePaged(head, span, pages);
   }

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { FileEntry } from '../../core/manifest.js';
-import { pagesOf } from '../../core/manifest-io.js';
+import { ManifestWriter, pagesOf } from '../../core/manifest-io.js';
 import { ImageSlots } from './image-slots.js';
 
 const K = 16 * 1024;
@@ -54,4 +54,15 @@ test('pages(span) cuts the slots as pagesOf cuts their content, holes split at p
       }
     }
   }
+});
+
+test('the manifest writer refuses pages that do not tile the entry', async () => {
+  const s = ImageSlots.empty(64 * K, K);
+  s.slots.fill([d('a'), K]);
+  const sink = { compressionLevel: 3, want: (x: string[]) => Promise.resolve(x.map(() => true)), put: () => Promise.resolve() };
+  const head = { type: 'file' as const, path: 'disk', mode: 0o644, uid: 0, gid: 0, mtimeNs: '0', size: 64 * K };
+  const pages = s.pages(8 * K);
+  await new ManifestWriter(sink, 'image').addPaged(head, 8 * K, pages);
+  await assert.rejects(new ManifestWriter(sink, 'image').addPaged(head, 8 * K, pages.slice(1)), /do not cover/);
+  await assert.rejects(new ManifestWriter(sink, 'image').addPaged({ ...head, size: 64 * K + 1 }, 8 * K, pages), /do not cover/);
 });
