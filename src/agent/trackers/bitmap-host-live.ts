@@ -11,7 +11,7 @@ import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HoldfastError } from '../../core/errors.js';
 import { NbdClient } from '../nbd/nbd-client.js';
-import type { BitmapHost, BitmapInfo, ImageView } from './bitmap-host.js';
+import { rotationActions, type BitmapHost, type BitmapInfo, type ImageView } from './bitmap-host.js';
 import { QmpClient, QmpCommandError } from './qmp-client.js';
 import { runTool } from './run-tool.js';
 import type { QemuLive } from './tracker.js';
@@ -78,15 +78,9 @@ export class LiveBitmapHost implements BitmapHost {
       backing: this.q.node,
     });
     const node = this.q.node;
-    const [into, ...rest] = freeze;
-    const actions: Array<{ type: string; data: Record<string, unknown> }> = [
-      { type: 'block-dirty-bitmap-add', data: { node, name: add, persistent: true } },
-      ...freeze.map((name) => ({ type: 'block-dirty-bitmap-disable', data: { node, name } })),
-      ...(into !== undefined && rest.length > 0 ? [{ type: 'block-dirty-bitmap-merge', data: { node, target: into, bitmaps: rest } }] : []),
-      { type: 'blockdev-backup', data: { device: node, target: this.fleeceNode, sync: 'none', 'job-id': this.jobId } },
-    ];
+    const actions = [...rotationActions(node, add, freeze), { type: 'blockdev-backup', data: { device: node, target: this.fleeceNode, sync: 'none', 'job-id': this.jobId } }];
     await this.qmp.execute('transaction', { actions });
-    await this.remove(rest);
+    await this.remove(freeze.slice(1));
   }
 
   async open(bitmap: string | undefined): Promise<ImageView> {

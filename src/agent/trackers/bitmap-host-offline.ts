@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HoldfastError } from '../../core/errors.js';
 import { NbdClient } from '../nbd/nbd-client.js';
-import type { BitmapHost, BitmapInfo, ImageView } from './bitmap-host.js';
+import { rotationActions, type BitmapHost, type BitmapInfo, type ImageView } from './bitmap-host.js';
 import { QmpClient, QmpCommandError } from './qmp-client.js';
 import { runTool } from './run-tool.js';
 import { readQcow2Header, type Qcow2Facts } from './qcow2-header.js';
@@ -94,15 +94,8 @@ export class OfflineBitmapHost implements BitmapHost {
     // the sync reads. The frozen bitmaps are disabled all the same: QEMU exports a bitmap of a
     // writable node only when it is not recording.
     const qmp = await this.qmp();
-    const [into, ...rest] = freeze;
-    await this.run(qmp, 'transaction', {
-      actions: [
-        { type: 'block-dirty-bitmap-add', data: { node: NODE, name: add, persistent: true } },
-        ...freeze.map((name) => ({ type: 'block-dirty-bitmap-disable', data: { node: NODE, name } })),
-        ...(into !== undefined && rest.length > 0 ? [{ type: 'block-dirty-bitmap-merge', data: { node: NODE, target: into, bitmaps: rest } }] : []),
-      ],
-    });
-    await this.remove(rest);
+    await this.run(qmp, 'transaction', { actions: rotationActions(NODE, add, freeze) });
+    await this.remove(freeze.slice(1));
   }
 
   async open(bitmap: string | undefined): Promise<ImageView> {
@@ -136,9 +129,11 @@ export class OfflineBitmapHost implements BitmapHost {
       const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
       if (cmdline.includes('qemu-storage-daemon') && cmdline.includes(optValue(this.qmpSocket))) {
         // TERM first: a daemon that quits stores the bitmaps; KILL only if it will not.
+        const alive = async (): Promise<boolean> => (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')) === cmdline;
         signalPid(pid, 'SIGTERM');
-        for (let i = 0; i < 200 && (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')) !== ''; i++) await sleep(25);
-        signalPid(pid, 'SIGKILL');
+        for (let i = 0; i < 200 && (await alive()); i++) await sleep(25);
+        // Only while it is still that daemon: once gone, the pid may be another process's.
+        if (await alive()) signalPid(pid, 'SIGKILL');
       }
     }
     await rm(this.pidFile, { force: true });

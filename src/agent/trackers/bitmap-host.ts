@@ -43,3 +43,16 @@ export interface BitmapHost {
    */
   close(wait?: boolean): Promise<void>;
 }
+
+/**
+ * The bitmap part of the snapshot moment's QMP transaction on `node`: add `add` (persistent,
+ * recording), stop `freeze` recording and merge all but the first into the first.
+ */
+export function rotationActions(node: string, add: string, freeze: string[]): Array<{ type: string; data: Record<string, unknown> }> {
+  const [into, ...rest] = freeze;
+  return [
+    { type: 'block-dirty-bitmap-add', data: { node, name: add, persistent: true } },
+    ...freeze.map((name) => ({ type: 'block-dirty-bitmap-disable', data: { node, name } })),
+    ...(into !== undefined && rest.length > 0 ? [{ type: 'block-dirty-bitmap-merge', data: { node, target: into, bitmaps: rest } }] : []),
+  ];
+}
