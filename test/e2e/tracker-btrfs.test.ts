@@ -9,11 +9,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { holdfast, holdfastJson, scratch } from './cli-harness.js';
 import { prng, randInt, startHoldfast } from './tree-fixtures.js';
-import { LoopBtrfs, diffFingerprints, fingerprint, mutate, seedTree } from './btrfs-fixtures.js';
+import { LoopBtrfs, MiB, diffFingerprints, fingerprint, mutate, seedTree } from './btrfs-fixtures.js';
 import { requireTools } from './qemu-fixtures.js';
 
 const ROUNDS = Number(process.env.HOLDFAST_SOAK_ROUNDS ?? 6);
@@ -105,6 +105,30 @@ describe('btrfs tracker (loop device)', () => {
     const none = await backup();
     expected.set(none.point, still);
     assert.equal(none.readBytes, 0, 'nothing changed, yet data was read');
+  });
+
+  // btrfs send clones the parts of an extent a write split back onto the file; they are no change.
+  test('a 4 KiB write into a large extent reads the chunks around it, not the extent', async (t) => {
+    // Two 8 MiB data extents in a 20 MiB file, as in the layout btrfs answers with those clones.
+    const f = join(vol, 'extents.bin');
+    const fd = openSync(f, 'w');
+    writeSync(fd, randomBytes(8 * MiB), 0, 8 * MiB, 1 * MiB);
+    writeSync(fd, randomBytes(8 * MiB), 0, 8 * MiB, 11 * MiB);
+    closeSync(fd);
+    truncateSync(f, 20 * MiB);
+    const first = await backup();
+    expected.set(first.point, tree());
+    const fw = openSync(f, 'r+');
+    writeSync(fw, randomBytes(4096), 0, 4096, 5 * MiB + 5000);
+    closeSync(fw);
+    const want = tree();
+    const r = await backup();
+    expected.set(r.point, want);
+    t.diagnostic(`read ${r.readBytes} bytes for a 4 KiB write`);
+    assert.equal(r.tracker, 'btrfs', r.warnings.join('; '));
+    // The chunk before, the touched one and the next cut: at most three 1 MiB chunks.
+    assert.ok(r.readBytes <= 3 * MiB, `read ${r.readBytes} bytes of an 8 MiB extent for a 4 KiB write`);
+    await check(r.point, want, 'a write into a large extent');
   });
 
   test('files written during a sync: the point is one moment, the next point has them all', async (t) => {

@@ -81,3 +81,35 @@ test('chains of renames (through orphan names, swaps) are followed both ways', (
   assert.deepEqual(c.written.get('b'), [{ offset: 0, length: 1 }]);
   assert.equal(c.created.size, 0);
 });
+
+test("a clone of a file's own bytes at the same offset changes nothing; any other clone is a write", () => {
+  const uuid = (type: number, b: number): Buffer => tlv(type, Buffer.alloc(16, b));
+  const clone = (p: string, off: number, len: number, from: string, fromOff: number, root: number): Buffer =>
+    cmd(16, path(p), u64(18, off), u64(24, len), uuid(20, root), u64(21, 7), tlv(22, Buffer.from(from)), u64(23, fromOff));
+  const SELF = 0xaa;
+  const PARENT = 0xbb;
+  const c = sendChanges(
+    stream(
+      cmd(2, path('s1'), uuid(1, SELF), u64(2, 8), uuid(20, PARENT), u64(21, 7)),
+      // As btrfs sends a 4 KiB write into a 4 MiB extent: the extent's other parts are cloned from the parent's file.
+      clone('f', 1048576, 1347584, 'f', 1048576, PARENT),
+      cmd(22, path('f'), u64(18, 2396160), u64(4, 8192)),
+      clone('f', 2404352, 2838528, 'f', 2404352, PARENT),
+      clone('s', 0, 4096, 's', 0, SELF),
+      clone('g', 0, 4096, 'f', 0, SELF),
+      clone('h', 0, 4096, 'h', 4096, PARENT),
+      // Renamed after the clone: 'old' in the parent is 'new' now, so its own bytes.
+      clone('old', 0, 4096, 'old', 0, PARENT),
+      cmd(9, path('old'), pathTo('new')),
+      // The parent's 'x' is another file than this stream's 'x' (renamed from 'y').
+      cmd(9, path('y'), pathTo('x')),
+      clone('x', 0, 4096, 'x', 0, PARENT),
+    ),
+  );
+  assert.deepEqual(c.written.get('f'), [{ offset: 2396160, length: 8192 }]);
+  assert.equal(c.written.get('s'), undefined);
+  assert.equal(c.written.get('new'), undefined);
+  assert.deepEqual(c.written.get('g'), [{ offset: 0, length: 4096 }]);
+  assert.deepEqual(c.written.get('h'), [{ offset: 0, length: 4096 }]);
+  assert.deepEqual(c.written.get('x'), [{ offset: 0, length: 4096 }]);
+});

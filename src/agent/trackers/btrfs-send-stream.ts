@@ -14,6 +14,8 @@ import type { ByteRange } from '../nbd/nbd-client.js';
 const MAGIC = Buffer.from('btrfs-stream\0', 'latin1');
 
 const C = {
+  SUBVOL: 1,
+  SNAPSHOT: 2,
   MKFILE: 3,
   MKDIR: 4,
   MKNOD: 5,
@@ -33,7 +35,7 @@ const C = {
   ENCODED_WRITE: 25,
 } as const;
 
-const A = { SIZE: 4, PATH: 15, PATH_TO: 16, PATH_LINK: 17, FILE_OFFSET: 18, DATA: 19, CLONE_LEN: 24, FALLOCATE_MODE: 25 } as const;
+const A = { UUID: 1, SIZE: 4, PATH: 15, PATH_TO: 16, PATH_LINK: 17, FILE_OFFSET: 18, DATA: 19, CLONE_UUID: 20, CLONE_PATH: 22, CLONE_OFFSET: 23, CLONE_LEN: 24, FALLOCATE_MODE: 25 } as const;
 
 /** One command: its number and attributes (values as raw bytes). */
 export interface SendCommand {
@@ -78,7 +80,7 @@ function bad(what: string): HoldfastError {
 export interface SendChanges {
   /** paths that did not exist in PREV as the same object (created or replaced) */
   created: Set<string>;
-  /** byte ranges written (or cloned, or punched) per file */
+  /** byte ranges written (or cloned from elsewhere, or punched) per file */
   written: Map<string, ByteRange[]>;
   /** files whose size was set (truncate), with the size */
   truncated: Map<string, number>;
@@ -93,6 +95,8 @@ interface Step {
   size?: number;
   /** renames before this step */
   at: number;
+  /** a clone of PREV's bytes: no change if the file's path in PREV is this */
+  unchangedIf?: string;
 }
 
 export function sendChanges(stream: Buffer): SendChanges {
@@ -110,9 +114,17 @@ export function sendChanges(stream: Buffer): SendChanges {
     if (!v || v.length !== 8) throw bad(`command ${c.cmd} lacks a 64-bit attribute ${a}`);
     return Number(v.readBigUInt64LE(0));
   };
+  /** the snapshot being sent and its parent, as clone sources name them */
+  let self: Buffer | undefined;
+  let parent: Buffer | undefined;
   for (const c of parseSendStream(stream)) {
     const at = renames.length;
     switch (c.cmd) {
+      case C.SUBVOL:
+      case C.SNAPSHOT:
+        self = c.attrs.get(A.UUID);
+        parent = c.attrs.get(A.CLONE_UUID);
+        break;
       case C.MKFILE:
       case C.MKDIR:
       case C.MKNOD:
@@ -134,9 +146,18 @@ export function sendChanges(stream: Buffer): SendChanges {
         steps.push({ kind: 'written', path: str(c, A.PATH), range: { offset: u64(c, A.FILE_OFFSET), length }, at });
         break;
       }
-      case C.CLONE:
-        steps.push({ kind: 'written', path: str(c, A.PATH), range: { offset: u64(c, A.FILE_OFFSET), length: u64(c, A.CLONE_LEN) }, at });
+      case C.CLONE: {
+        // btrfs sends the unwritten parts of an extent a write split as clones of the same file
+        // at the same offset (megabytes around a 4 KiB write): no change to those bytes. From
+        // the parent snapshot the source path is the file's old path, checked once renames are known.
+        const range = { offset: u64(c, A.FILE_OFFSET), length: u64(c, A.CLONE_LEN) };
+        const from = c.attrs.get(A.CLONE_UUID);
+        const sameOffset = u64(c, A.CLONE_OFFSET) === range.offset;
+        if (sameOffset && self && from?.equals(self) && str(c, A.CLONE_PATH) === str(c, A.PATH)) break;
+        const unchangedIf = sameOffset && parent && from?.equals(parent) ? str(c, A.CLONE_PATH) : undefined;
+        steps.push({ kind: 'written', path: str(c, A.PATH), range, at, unchangedIf });
         break;
+      }
       case C.FALLOCATE:
         steps.push({ kind: 'written', path: str(c, A.PATH), range: { offset: u64(c, A.FILE_OFFSET), length: u64(c, A.SIZE) }, at });
         break;
@@ -159,11 +180,29 @@ export function sendChanges(stream: Buffer): SendChanges {
       if (s.at <= l.at && forwardTo(s.path, s.at, l.at) === l.target) steps.push({ ...s, path: l.path, at: l.at });
     }
   }
+  /** where a path of CUR was in PREV */
+  const oldPath = (path: string): string => {
+    let p = path;
+    let l = links.length - 1;
+    for (let i = renames.length; i >= 0; i--) {
+      // Undo the links made after rename i-1 (newest first), then rename i-1 itself.
+      for (; l >= 0 && (links[l] as { at: number }).at === i; l--) {
+        const link = links[l] as { path: string; target: string };
+        if (p === link.path) p = link.target;
+      }
+      if (i > 0) {
+        const [from, to] = renames[i - 1] as [string, string];
+        p = moved(p, to, from);
+      }
+    }
+    return p;
+  };
   const created = new Set<string>();
   const written = new Map<string, ByteRange[]>();
   const truncated = new Map<string, number>();
   for (const s of steps) {
     const p = forward(s.path, s.at);
+    if (s.unchangedIf !== undefined && !created.has(p) && oldPath(p) === s.unchangedIf) continue;
     if (s.kind === 'created') created.add(p);
     else if (s.kind === 'truncated') truncated.set(p, s.size ?? 0);
     else {
@@ -172,27 +211,7 @@ export function sendChanges(stream: Buffer): SendChanges {
       written.set(p, list);
     }
   }
-  return {
-    created,
-    written,
-    truncated,
-    oldPath: (path) => {
-      let p = path;
-      let l = links.length - 1;
-      for (let i = renames.length; i >= 0; i--) {
-        // Undo the links made after rename i-1 (newest first), then rename i-1 itself.
-        for (; l >= 0 && (links[l] as { at: number }).at === i; l--) {
-          const link = links[l] as { path: string; target: string };
-          if (p === link.path) p = link.target;
-        }
-        if (i > 0) {
-          const [from, to] = renames[i - 1] as [string, string];
-          p = moved(p, to, from);
-        }
-      }
-      return p;
-    },
-  };
+  return { created, written, truncated, oldPath };
 }
 
 /** `path` after `from` was renamed to `to` (a renamed directory moves everything under it). */
