@@ -49,3 +49,24 @@ test('lengthOf gives the plaintext length of present chunks and undefined for ab
   assert.equal(idx.lengthOf(`${d.slice(0, 62)}zz`), undefined);
   assert.equal(idx.lengthOf(`${d}00`), undefined);
 });
+
+test('records after a duplicate or a skipped one in the same file keep their own locations', () => {
+  const idx = new ChunkIndex();
+  const first = entry(0);
+  idx.add(first);
+  const body = Array.from({ length: 2000 }, (_, i) => entry(i + 1));
+  // A digest already indexed, one repeated within the file, one the caller refuses.
+  body.splice(10, 0, { ...first, offset: 4242 });
+  body.splice(500, 0, { ...(body[400] as IndexEntry), offset: 31337 });
+  const refused = body[900] as IndexEntry;
+  idx.addRecords(indexBody(encodeIndex(body)) as Buffer, (d) => d.toString('hex') === refused.digest);
+  assert.equal(idx.size, 1 + 2000 - 1);
+  assert.equal(idx.get(first.digest)?.offset, first.offset);
+  assert.equal(idx.has(refused.digest), false);
+  for (const e of body) {
+    if (e === refused || e.offset === 4242 || e.offset === 31337) continue;
+    const { digest, ...loc } = e;
+    assert.deepEqual(idx.get(digest), loc);
+  }
+  assert.equal([...idx.entries()].length, idx.size);
+});

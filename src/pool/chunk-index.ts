@@ -35,6 +35,11 @@ export class ChunkIndex {
     this.slots = other.slots;
   }
 
+  /** Room for `more` entries beyond those held, made at once (fresh memory is slow to touch here: growing by doubling touched twice as much). */
+  expect(more: number): void {
+    this.reserve(this.count + more);
+  }
+
   add(e: IndexEntry): void {
     const key = Buffer.from(e.digest, 'hex');
     if (this.find(key) !== EMPTY) return; // first location wins; duplicates are garbage for gc
@@ -55,11 +60,18 @@ export class ChunkIndex {
    * `skip` refuses (condemned or damaged locations).
    */
   addRecords(body: Buffer, skip?: (digest: Buffer, pack: Buffer) => boolean): void {
-    this.reserve(this.count + Math.floor(body.length / ENTRY));
-    for (let o = 0; o + ENTRY <= body.length; o += ENTRY) {
-      if (this.find(body.subarray(o, o + 32)) !== EMPTY) continue;
-      if (skip?.(body.subarray(o, o + 32), body.subarray(o + 32, o + 48))) continue;
-      body.copy(this.records, this.count * ENTRY, o, o + ENTRY);
+    const n = Math.floor(body.length / ENTRY);
+    this.reserve(this.count + n);
+    // One copy of the whole body (a copy per record was most of a cold start's index load);
+    // a record kept moves down only past a duplicate or a skipped one.
+    body.copy(this.records, this.count * ENTRY, 0, n * ENTRY);
+    const r = this.records;
+    const base = this.count;
+    for (let i = 0; i < n; i++) {
+      const at = (base + i) * ENTRY;
+      if (this.findAt(r, at) !== EMPTY) continue;
+      if (skip?.(body.subarray(i * ENTRY, i * ENTRY + 32), body.subarray(i * ENTRY + 32, i * ENTRY + 48))) continue;
+      if (at !== this.count * ENTRY) r.copyWithin(this.count * ENTRY, at, at + ENTRY);
       this.insert(this.count);
       this.count++;
     }
@@ -109,19 +121,28 @@ export class ChunkIndex {
 
   /** Entry number of a 32-byte digest, or EMPTY. */
   private find(key: Uint8Array): number {
+    return this.findAt(key, 0);
+  }
+
+  /** Entry number of the digest at `buf[off..off+32]`, or EMPTY (compared in JS: a native call per probe costs more). */
+  private findAt(buf: Uint8Array, off: number): number {
     const mask = this.slots.length - 1;
-    let s = hashOf(key) & mask;
+    const r = this.records;
+    let s = hashAt(buf, off) & mask;
     for (;;) {
       const n = this.slots[s] as number;
       if (n === EMPTY) return EMPTY;
-      if (this.records.compare(key, 0, 32, n * ENTRY, n * ENTRY + 32) === 0) return n;
+      const at = n * ENTRY;
+      let k = 0;
+      while (k < 32 && r[at + k] === buf[off + k]) k++;
+      if (k === 32) return n;
       s = (s + 1) & mask;
     }
   }
 
   private insert(n: number): void {
     const mask = this.slots.length - 1;
-    let s = hashOf(this.records.subarray(n * ENTRY, n * ENTRY + 32)) & mask;
+    let s = hashAt(this.records, n * ENTRY) & mask;
     while ((this.slots[s] as number) !== EMPTY) s = (s + 1) & mask;
     this.slots[s] = n;
   }
@@ -149,6 +170,6 @@ export class ChunkIndex {
 }
 
 /** Digests are uniformly random: their first four bytes are a good hash. */
-function hashOf(key: Uint8Array): number {
-  return ((key[0] as number) | ((key[1] as number) << 8) | ((key[2] as number) << 16) | ((key[3] as number) << 24)) >>> 0;
+function hashAt(b: Uint8Array, off: number): number {
+  return ((b[off] as number) | ((b[off + 1] as number) << 8) | ((b[off + 2] as number) << 16) | ((b[off + 3] as number) << 24)) >>> 0;
 }

@@ -9,7 +9,8 @@ import { createHash } from 'node:crypto';
 import type { PackEntry } from './pack-format.js';
 
 export const INDEX_MAGIC = Buffer.from('HFIDX01\n');
-const ENTRY = 61;
+export const INDEX_ENTRY_BYTES = 61;
+const ENTRY = INDEX_ENTRY_BYTES;
 
 export interface IndexEntry extends PackEntry {
   pack: string; // 32 hex chars
