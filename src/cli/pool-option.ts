@@ -2,9 +2,10 @@
 import { Pool } from '../pool/pool.js';
 import { HoldfastError } from '../core/errors.js';
 
-export async function withPool<T>(dir: string | undefined, fn: (pool: Pool) => Promise<T>): Promise<T> {
+/** `warm`: the command reads or writes data, so the codec workers start while the index loads. */
+export async function withPool<T>(dir: string | undefined, fn: (pool: Pool) => Promise<T>, opts: { warm?: boolean } = {}): Promise<T> {
   if (!dir) throw new HoldfastError('BAD_ARGUMENT', 'no storage pool given: pass --pool DIR');
-  const pool = await Pool.open(dir);
+  const pool = await Pool.open(dir, opts);
   try {
     return await fn(pool);
   } finally {

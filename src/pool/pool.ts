@@ -15,7 +15,7 @@ import { HoldfastError, errnoCode } from '../core/errors.js';
 import { CodecPool } from '../workers/codec-pool.js';
 import { Catalog, type PointRow, type SourceKind } from './catalog.js';
 import { ChunkIndex } from './chunk-index.js';
-import { indexBody, type IndexEntry } from './index-file.js';
+import { INDEX_ENTRY_BYTES, indexBody, type IndexEntry } from './index-file.js';
 import { defaultPoolConfig, readPoolConfig, type PoolConfig } from './pool-config.js';
 import { poolPaths, type PoolPaths } from './pool-layout.js';
 import { writeFileDurable } from './durable.js';
@@ -28,6 +28,8 @@ import { commitLog, type CommittedLog, type NewLog } from './log-chain.js';
 
 export interface PoolOpenOptions {
   codec?: CodecPool;
+  /** start the codec workers now, to load beside the index (a command that will use them) */
+  warm?: boolean;
 }
 
 /** index files read at once when a pool opens */
@@ -113,6 +115,7 @@ export class Pool {
     const catalog = new Catalog(paths.catalog);
     const codec = opts.codec ?? new CodecPool();
     const pool = new Pool(dir, paths, config, catalog, codec, !opts.codec);
+    if (opts.warm) codec.warm();
     await pool.refreshIndex();
     return pool;
   }
@@ -316,6 +319,9 @@ export class Pool {
         p.catch(() => undefined); // a failure is seen when its turn comes
         return p;
       };
+      // Sized once from the files' lengths (a little over: their magic and checksums count too).
+      const lengths = await Promise.all(names.map((n) => stat(`${this.paths.index}/${n}`).then((st) => st.size, () => 0)));
+      fresh.expect(Math.ceil(lengths.reduce((a, b) => a + b, 0) / INDEX_ENTRY_BYTES));
       const ahead = names.slice(0, INDEX_READ_AHEAD).map(read);
       for (const [i, name] of names.entries()) {
         const next = names[i + INDEX_READ_AHEAD];

@@ -51,7 +51,7 @@ export function registerRestore(program: Command): void {
         for (const w of r.warnings) warn(w);
         if (opts.json) printJson(r);
         else info(`restored ${r.entries} entries (${formatBytes(r.bytes)}) of recovery point ${r.point} to ${r.target}`);
-      });
+      }, { warm: true });
     });
 }
 
