@@ -20,8 +20,9 @@ export interface ImageBackupOptions {
   batcher: CodecBatcher;
   cdc: CdcParams;
   imageChunk: number;
-  parent?: FileEntry;
-  /** the parent point's manifest, when `parent` is its only entry: reused whole if nothing changed */
+  /** the parent point's entry, without chunks (`firstEntryHead`): enough to see that nothing changed */
+  parentHead?: FileEntry;
+  /** the parent point's manifest, whose only entry is `parentHead`: reused whole if nothing changed */
   parentManifest?: ChunkRef[];
   /** the source's pages of its last manifest (paged chunk lists) */
   pages?: PageCache;
@@ -44,44 +45,40 @@ export async function backupImage(o: ImageBackupOptions): Promise<BackupOutcome>
   const name = basename(path);
   const meta = { path: name, ...baseMeta(st), xattrs: readXattrs(path) };
   if (meta.xattrs === undefined) delete meta.xattrs;
-  let entry: FileEntry;
   const torn: string[] = [];
-  const prev = o.parent?.path === name ? o.parent : undefined;
-  if (unchanged(prev, st.size, st.mtimeNs, st.ctimeNs, st.ino)) {
-    entry = { ...prev, ...meta, type: 'file' };
-    // Same entry as the parent's only one: its manifest is this point's (a 2 GiB image's holds
-    // 131,072 chunk references, 9.5 MiB to encode, cut and hash again for nothing).
-    if (o.parentManifest && sameEntry(prev, entry)) {
-      return { manifest: o.parentManifest, entries: 1, logicalBytes: entry.size, readBytes: 0, torn: [], warnings: [] };
-    }
-  } else {
-    let r;
-    try {
-      r = await chunkFile(
-        { sink: o.sink, batcher: o.batcher, cdc: o.cdc, imageChunk: o.imageChunk, signal: o.signal, counters, onRead: (n) => {
-          progress.readBytes += n;
-          progress.bytesDone += n;
-          o.onProgress?.(progress);
-        } },
-        path,
-        'image',
-      );
-    } catch (err) {
-      if (errnoCode(err) === 'EACCES' || errnoCode(err) === 'EPERM') throw new HoldfastError('PATH_UNREADABLE', `cannot read image ${path}: ${(err as Error).message}`, { path });
-      throw err;
-    }
-    if (r.torn) torn.push(name);
-    entry = { type: 'file', ...meta, ...baseMeta(r.stat), size: r.size, ino: Number(r.stat.ino), chunks: r.chunks };
-    if (r.holes.length > 0) entry.holes = r.holes;
-    if (r.torn) entry.torn = true;
+  const seen = o.parentHead?.path === name ? o.parentHead : undefined;
+  // Same entry as the parent's only one: its manifest is this point's (a 2 GiB image's holds
+  // 131,072 chunk references, 9.5 MiB to encode, cut and hash again for nothing). A change of
+  // mode or owner moves ctime, so anything else is read (and deduplicated) again.
+  if (o.parentManifest && unchanged(seen, st.size, st.mtimeNs, st.ctimeNs, st.ino) && sameEntry(seen, { ...seen, ...meta, type: 'file' })) {
+    return { manifest: o.parentManifest, entries: 1, logicalBytes: seen.size, readBytes: 0, torn: [], warnings: [] };
   }
+  let r;
+  try {
+    r = await chunkFile(
+      { sink: o.sink, batcher: o.batcher, cdc: o.cdc, imageChunk: o.imageChunk, signal: o.signal, counters, onRead: (n) => {
+        progress.readBytes += n;
+        progress.bytesDone += n;
+        o.onProgress?.(progress);
+      } },
+      path,
+      'image',
+    );
+  } catch (err) {
+    if (errnoCode(err) === 'EACCES' || errnoCode(err) === 'EPERM') throw new HoldfastError('PATH_UNREADABLE', `cannot read image ${path}: ${(err as Error).message}`, { path });
+    throw err;
+  }
+  if (r.torn) torn.push(name);
+  const entry: FileEntry = { type: 'file', ...meta, ...baseMeta(r.stat), size: r.size, ino: Number(r.stat.ino), chunks: r.chunks };
+  if (r.holes.length > 0) entry.holes = r.holes;
+  if (r.torn) entry.torn = true;
   const manifest = new ManifestWriter(o.sink, 'image', { pageSpan: PAGE_CHUNKS * o.imageChunk, pages: o.pages });
   await manifest.add(entry);
   const refs = await manifest.finish();
   return { manifest: refs, entries: 1, logicalBytes: entry.size, readBytes: counters.readBytes, torn, warnings: [] };
 }
 
-/** Every field equal (the chunk list is the parent's own array when the stat matched). */
+/** Every field equal (the chunk list is the parent's own array). */
 function sameEntry(a: FileEntry, b: FileEntry): boolean {
   const keys = Object.keys(b) as Array<keyof FileEntry>;
   if (keys.length !== Object.keys(a).length) return false;

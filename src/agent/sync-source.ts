@@ -52,10 +52,12 @@ export async function syncSource(r: SyncRequest): Promise<PendingSync> {
   const tracker = await pickTracker(r, warnings);
   let files: Map<string, FileEntry> | undefined;
   // The inotify tracker reads the parent itself, and only when its journal is not empty; the
-  // qcow2 tracker keeps the parent's chunk slots in its state and reads the parent only without them.
+  // qcow2 tracker keeps the parent's chunk slots in its state and reads the parent only without
+  // them; an image read whole reads the parent's head first, its chunks only if it needs them.
   const cached = committedFiles.get(r.source.name);
+  const readsOwnParent = tracker === inotifyTracker || tracker === qcow2BitmapTracker || (tracker === fullTracker && r.source.kind === 'image');
   if (r.parent && cached && cached.manifest === manifestKey(r.parent.manifest)) files = cached.files;
-  else if (r.parent && tracker !== inotifyTracker && tracker !== qcow2BitmapTracker) {
+  else if (r.parent && !readsOwnParent) {
     try {
       files = await parentFiles(r.chunks, r.parent.manifest);
     } catch (err) {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { ChunkSink, ChunkSource, NewChunk } from './chunk-io.js';
 import { decodeChunk, type StoredChunk } from './codec.js';
-import { ManifestWriter, MAX_PAGES, PageCache, pageSpanFor, pagesOf, readManifest, walkManifest, type KeptFiles } from './manifest-io.js';
+import { firstEntryHead, ManifestWriter, MAX_PAGES, PageCache, pageSpanFor, pagesOf, readManifest, walkManifest, type KeptFiles } from './manifest-io.js';
 import { hasContent, type ChunkRef, type Entry, type FileEntry, type PageLine } from './manifest.js';
 
 /** Chunks in memory, as the pool keeps them. */
@@ -210,4 +210,19 @@ test('a file with more pages than MAX_PAGES gets a doubled page span, and reads 
   const refs = await writeImage(store, e);
   assert.equal(refs.length, 1 + Math.ceil(e.size / (2 * SPAN)));
   assert.deepEqual(await readAll(store, refs), [e]);
+});
+
+test("firstEntryHead reads a paged image's head, not its pages; an inline entry comes whole", async () => {
+  const store = new CountingStore();
+  const e = image(64, 0, (i) => i % 7 === 0);
+  const refs = await writeImage(store, e);
+  assert.ok(refs.length > 10);
+  store.reads = 0;
+  const head = await firstEntryHead(store, refs);
+  assert.equal(store.reads, 1, 'only the chunk holding the header and the head line is read');
+  const { chunks: _c, holes: _h, ...rest } = e;
+  assert.deepEqual({ ...head, chunks: undefined, holes: undefined }, { ...rest, chunks: undefined, holes: undefined });
+  assert.deepEqual(head?.chunks, []);
+  const small = image(8, 0, () => false);
+  assert.deepEqual(await firstEntryHead(store, await writeImage(store, small)), small);
 });

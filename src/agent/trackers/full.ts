@@ -4,7 +4,8 @@
  * falls back to when its tracking state cannot be trusted. Without a snapshot, the quiesce window
  * (pre/post commands, fsfreeze) spans the whole read.
  */
-import { backupDir } from '../backup-dir.js';
+import { firstEntryHead } from '../../core/manifest-io.js';
+import { backupDir, type BackupOutcome } from '../backup-dir.js';
 import { backupImage } from '../backup-image.js';
 import { pageCacheOf, type PendingSync, type Tracker, type TrackerContext } from './tracker.js';
 
@@ -13,11 +14,21 @@ export const fullTracker: Tracker = {
   async sync(ctx: TrackerContext): Promise<PendingSync> {
     const r = ctx.r;
     const common = { sink: r.sink, batcher: r.batcher, cdc: r.cdc, imageChunk: r.imageChunk, pages: pageCacheOf(r.source.name), signal: r.signal, onProgress: r.onProgress };
-    const files = ctx.parentFiles;
+    const image = async (): Promise<BackupOutcome> => {
+      // An image point's manifest holds one entry, whose head says whether anything changed:
+      // the parent's pages are not read (sync-source leaves them to this tracker).
+      const parent = r.parent;
+      const head = parent
+        ? await firstEntryHead(r.chunks, parent.manifest, r.signal).catch((err: unknown) => {
+            // A damaged previous point must not block protection: read everything instead.
+            ctx.warnings.push(`previous recovery point ${parent.id} is unreadable (${(err as Error).message}); reading every file`);
+            return undefined;
+          })
+        : undefined;
+      return backupImage({ ...common, path: r.source.path, parentHead: head, parentManifest: head ? parent?.manifest : undefined });
+    };
     const outcome = await ctx.quiesce(() =>
-      r.source.kind === 'image'
-        ? backupImage({ ...common, path: r.source.path, parent: files ? [...files.values()][0] : undefined, parentManifest: files?.size === 1 ? r.parent?.manifest : undefined })
-        : backupDir({ ...common, root: r.source.path, parent: files, exclude: r.exclude, verifyContent: r.consistencyCheck === 'heavy' }),
+      r.source.kind === 'image' ? image() : backupDir({ ...common, root: r.source.path, parent: ctx.parentFiles, exclude: r.exclude, verifyContent: r.consistencyCheck === 'heavy' }),
     );
     return {
       outcome: { ...outcome, warnings: [...ctx.warnings, ...outcome.warnings], tracker: 'full' },
