@@ -14,6 +14,7 @@ import { errnoCode } from '../core/errors.js';
 import { baseMeta, entryType, type StatLike } from './file-meta.js';
 import { chunkFile, chunkSmallFile, SMALL_FILE, type ChunkingContext } from './file-chunker.js';
 import { walkTree, type WalkItem } from './tree-walker.js';
+import type { TreeSignature } from './tree-signature.js';
 
 const WINDOW = 512;
 
@@ -44,6 +45,10 @@ export interface DirBackupOptions {
   pages?: PageCache;
   signal?: AbortSignal;
   onProgress?: (p: BackupProgress) => void;
+  /** a walk of `root` the caller began: the items it took, the rest, and the walk's warnings */
+  walked?: { items: WalkItem[]; rest: AsyncIterator<WalkItem>; warnings: string[] };
+  /** fed every item of the walk */
+  signature?: TreeSignature;
 }
 
 export interface BackupOutcome {
@@ -176,8 +181,10 @@ export async function backupDir(o: DirBackupOptions): Promise<BackupOutcome> {
   };
   const exclude = new Set((o.exclude ?? []).map((p) => resolve(p)));
   const follow = await followed(o.follow ?? [], warnings);
+  const walk = o.walked ? resume(o.walked.items, o.walked.rest) : walkTree(root, { exclude, follow, warnings, signal: o.signal, codec: o.batcher.codec });
   try {
-    for await (const it of walkTree(root, { exclude, follow, warnings, signal: o.signal, codec: o.batcher.codec })) {
+    for await (const it of walk) {
+      o.signature?.add(it);
       const p = toEntry(it);
       p.catch(() => undefined); // observed when it reaches the head of the window
       window.push(p);
@@ -188,9 +195,17 @@ export async function backupDir(o: DirBackupOptions): Promise<BackupOutcome> {
     // Never leave rejected promises unobserved when an earlier one failed.
     await Promise.allSettled(window);
   }
+  // The walk the caller began keeps its own warnings (unreadable directories).
+  if (o.walked) warnings.unshift(...o.walked.warnings);
   const refs = await manifest.finish();
   if (o.parent) check.removed = Math.max(0, o.parent.size - matched);
   return { manifest: refs, entries: manifest.entries, logicalBytes, readBytes: counters.readBytes, torn, warnings, check: o.parent ? check : undefined };
+}
+
+/** The items already taken, then the rest of the walk. */
+async function* resume(items: WalkItem[], rest: AsyncIterator<WalkItem>): AsyncGenerator<WalkItem> {
+  yield* items;
+  for (let n = await rest.next(); !n.done; n = await rest.next()) yield n.value;
 }
 
 function sameContent(a: FileEntry, b: FileEntry): boolean {

@@ -50,26 +50,29 @@ const manifestKey = (m: ChunkRef[]): string => m.map(([d, l]) => `${d}:${l}`).jo
 export async function syncSource(r: SyncRequest): Promise<PendingSync> {
   const warnings: string[] = [];
   const tracker = await pickTracker(r, warnings);
-  let files: Map<string, FileEntry> | undefined;
-  // The inotify tracker reads the parent itself, and only when its journal is not empty; the
-  // qcow2 tracker keeps the parent's chunk slots in its state and reads the parent only without
-  // them; an image read whole reads the parent's head first, its chunks only if it needs them.
   const cached = committedFiles.get(r.source.name);
-  const readsOwnParent = tracker === inotifyTracker || tracker === qcow2BitmapTracker || (tracker === fullTracker && r.source.kind === 'image');
-  if (r.parent && cached && cached.manifest === manifestKey(r.parent.manifest)) files = cached.files;
-  else if (r.parent && !readsOwnParent) {
+  const loadParent = async (): Promise<Map<string, FileEntry> | undefined> => {
+    if (!r.parent) return undefined;
+    if (cached && cached.manifest === manifestKey(r.parent.manifest)) return cached.files;
     try {
-      files = await parentFiles(r.chunks, r.parent.manifest);
+      return await parentFiles(r.chunks, r.parent.manifest);
     } catch (err) {
       // A damaged previous point must not block protection: read everything instead.
       warnings.push(`previous recovery point ${r.parent.id} is unreadable (${(err as Error).message}); reading every file`);
+      return undefined;
     }
-  }
+  };
+  // The inotify tracker reads the parent itself, and only when its journal is not empty; the
+  // qcow2 tracker keeps the parent's chunk slots in its state and reads the parent only without
+  // them; the full tracker asks for it only when the tree or image changed.
+  const readsOwnParent = tracker === inotifyTracker || tracker === qcow2BitmapTracker || tracker === fullTracker;
+  const files = readsOwnParent ? undefined : await loadParent();
   // Only the btrfs tracker hands its written files back; the others read or keep their own parent.
   const keep: KeptFiles | undefined = tracker === btrfsTracker ? { files: new Map(), maxRefs: KEEP_MAX_REFS, refs: 0, whole: true } : undefined;
   const ctx: TrackerContext = {
     r,
     parentFiles: files,
+    loadParentFiles: tracker === fullTracker ? loadParent : undefined,
     keep,
     state: new TrackerState(r.stateDir, r.source.name, tracker.name),
     warnings,

@@ -6,7 +6,9 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, cpSync, mkdirSync, openSync, closeSync, writeSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, linkSync, mkdirSync, openSync, closeSync, renameSync, symlinkSync, unlinkSync, writeSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { setXattr } from '../../src/native/index.js';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { holdfast, holdfastJson, scratch, snapshotTree, diffSnapshots, type NodeSnapshot } from './cli-harness.js';
 import { writeRandomFile } from './tree-fixtures.js';
@@ -94,6 +96,54 @@ describe('incremental backups', () => {
     assert.deepEqual(diffSnapshots(snap(src), snap(now.dir)), []);
     const then = await restoreDir('home', ['--point', first.point]);
     assert.deepEqual(diffSnapshots(beforeChange, snap(then.dir)), [], 'the earlier point changed when a later one was added');
+  });
+
+  // An unchanged tree reuses its parent's manifest (its walk's signature, kept in the agent state,
+  // is the parent's); every kind of change must still reach the next point.
+  test("an unchanged tree takes its parent's manifest; a change of content, name, mode, link or xattr is never missed", async () => {
+    const tree = join(s.dir, 'tree');
+    mkdirSync(join(tree, 'a', 'b'), { recursive: true });
+    for (let i = 0; i < 12; i++) writeRandomFile(join(tree, i % 2 ? 'a' : join('a', 'b'), `f${i}`), 2000 + i * 3001);
+    writeRandomFile(join(tree, 'big.bin'), 2 * MiB + 5);
+    symlinkSync('a/f1', join(tree, 'link'));
+    const state = (): { pointId: string; tree?: string } => JSON.parse(readFileSync(join(pool, 'agent-state', 'tree.full.json'), 'utf8')) as { pointId: string; tree?: string };
+    const p0 = await backup('tree', tree);
+    const s0 = state();
+    assert.equal(s0.pointId, p0.point);
+    assert.match(s0.tree ?? '', /^[0-9a-f]{64}$/);
+    const p1 = await backup('tree', tree);
+    assert.equal(p1.readBytes, 0);
+    assert.equal(p1.logicalBytes, p0.logicalBytes);
+    assert.deepEqual(state(), { pointId: p1.point, tree: s0.tree }, 'the unchanged tree keeps its signature');
+    const big = join(tree, 'big.bin');
+    const changes: Array<[string, () => void]> = [
+      ['mode', () => chmodSync(join(tree, 'a', 'f1'), 0o600)],
+      ['content, same size and mtime (to the nanosecond)', () => {
+        const ns = statSync(big, { bigint: true }).mtimeNs;
+        const fd = openSync(big, 'r+');
+        writeSync(fd, randomBytes(4096), 0, 4096, 1 * MiB);
+        closeSync(fd);
+        execFileSync('touch', ['-m', '-d', `@${ns / 1_000_000_000n}.${String(ns % 1_000_000_000n).padStart(9, '0')}`, big]);
+        assert.equal(statSync(big, { bigint: true }).mtimeNs, ns);
+      }],
+      ['rename', () => renameSync(join(tree, 'a', 'f3'), join(tree, 'a', 'f3-renamed'))],
+      ['new empty directory', () => mkdirSync(join(tree, 'a', 'empty'))],
+      ['symlink retargeted', () => {
+        unlinkSync(join(tree, 'link'));
+        symlinkSync('a/f5', join(tree, 'link'));
+      }],
+      ['hard link added', () => linkSync(join(tree, 'a', 'f7'), join(tree, 'f7-link'))],
+      ['xattr set', () => setXattr(join(tree, 'a', 'b', 'f0'), 'user.note', Buffer.from('set later'))],
+      ['file deleted', () => unlinkSync(join(tree, 'a', 'b', 'f2'))],
+    ];
+    for (const [what, change] of changes) {
+      const before = state().tree;
+      change();
+      const p = await backup('tree', tree);
+      assert.notEqual(state().tree, before, `${what}: the signature did not change`);
+      const r = await restoreDir('tree', ['--point', p.point]);
+      assert.deepEqual(diffSnapshots(snap(tree), snap(r.dir)), [], `${what}: the point is not the tree`);
+    }
   });
 
   test('--at picks the latest point at or before the time', async () => {

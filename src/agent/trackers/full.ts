@@ -3,11 +3,29 @@
  * what is new (files by size, times and inode; image chunks by hash). Also what a tracked source
  * falls back to when its tracking state cannot be trusted. Without a snapshot, the quiesce window
  * (pre/post commands, fsfreeze) spans the whole read.
+ *
+ * Nothing changed is the common case and is cheap both ways: an image compares its stat with
+ * the head of the parent's one entry; a tree compares its walk's signature (`tree-signature`)
+ * with the one saved when the parent was committed. Either way the parent's manifest is then
+ * this point's, neither read back nor written again.
  */
+import { resolve } from 'node:path';
 import { firstEntryHead } from '../../core/manifest-io.js';
 import { backupDir, type BackupOutcome } from '../backup-dir.js';
 import { backupImage } from '../backup-image.js';
+import { entryType } from '../file-meta.js';
+import { TreeSignature } from '../tree-signature.js';
+import { walkTree, type WalkItem } from '../tree-walker.js';
 import { pageCacheOf, type PendingSync, type Tracker, type TrackerContext } from './tracker.js';
+
+interface FullState {
+  pointId: string;
+  /** the tree signature of that point's walk; absent when it may not be reused */
+  tree?: string;
+}
+
+/** Walk items held while deciding whether the tree changed; a larger tree is backed up without waiting. */
+const HOLD_ITEMS = 200_000;
 
 export const fullTracker: Tracker = {
   name: 'full',
@@ -16,7 +34,7 @@ export const fullTracker: Tracker = {
     const common = { sink: r.sink, batcher: r.batcher, cdc: r.cdc, imageChunk: r.imageChunk, pages: pageCacheOf(r.source.name), signal: r.signal, onProgress: r.onProgress };
     const image = async (): Promise<BackupOutcome> => {
       // An image point's manifest holds one entry, whose head says whether anything changed:
-      // the parent's pages are not read (sync-source leaves them to this tracker).
+      // the parent's pages are not read.
       const parent = r.parent;
       const head = parent
         ? await firstEntryHead(r.chunks, parent.manifest, r.signal).catch((err: unknown) => {
@@ -27,13 +45,66 @@ export const fullTracker: Tracker = {
         : undefined;
       return backupImage({ ...common, path: r.source.path, parentHead: head, parentManifest: head ? parent?.manifest : undefined });
     };
-    const outcome = await ctx.quiesce(() =>
-      r.source.kind === 'image' ? image() : backupDir({ ...common, root: r.source.path, parent: ctx.parentFiles, exclude: r.exclude, verifyContent: r.consistencyCheck === 'heavy' }),
-    );
+
+    let tree: string | undefined;
+    const dir = async (): Promise<BackupOutcome> => {
+      const root = resolve(r.source.path);
+      const exclude = (r.exclude ?? []).map((p) => resolve(p));
+      const settings = { v: 1, root, exclude, cdc: r.cdc, imageChunk: r.imageChunk };
+      const state = r.consistencyCheck ? undefined : await ctx.state.load<FullState>();
+      if (r.parent && state?.tree && state.pointId === r.parent.id) {
+        // Walk first: if the signature is the parent's, its manifest is this point's.
+        const sig = new TreeSignature(settings);
+        const warnings: string[] = [];
+        const rest = walkTree(root, { exclude: new Set(exclude), warnings, signal: r.signal, codec: r.batcher.codec });
+        const items: WalkItem[] = [];
+        let n = await rest.next();
+        for (; !n.done && items.length < HOLD_ITEMS; n = await rest.next()) {
+          items.push(n.value);
+          sig.add(n.value);
+        }
+        if (n.done && warnings.length === 0 && (tree = sig.digest()) === state.tree) return unchangedTree(items, r.parent.manifest);
+        if (!n.done) items.push(n.value);
+        const s = new TreeSignature(settings);
+        const out = await backupDir({ ...common, root, parent: await ctx.loadParentFiles?.(), exclude, walked: { items, rest, warnings }, signature: s, verifyContent: false });
+        tree = s.digest();
+        return out;
+      }
+      const s = new TreeSignature(settings);
+      const out = await backupDir({ ...common, root, parent: await ctx.loadParentFiles?.(), exclude, signature: s, verifyContent: r.consistencyCheck === 'heavy' });
+      tree = s.digest();
+      return out;
+    };
+
+    const outcome = await ctx.quiesce(() => (r.source.kind === 'image' ? image() : dir()));
+    // A signature is kept only for a point made of exactly what the walk saw.
+    const reusable = r.source.kind !== 'image' && outcome.torn.length === 0 && outcome.warnings.length === 0 && ctx.warnings.length === 0;
     return {
       outcome: { ...outcome, warnings: [...ctx.warnings, ...outcome.warnings], tracker: 'full' },
-      committed: () => Promise.resolve(),
+      committed: async (pointId) => {
+        if (r.source.kind === 'image') return;
+        await ctx.state.save(reusable && tree ? ({ pointId, tree } satisfies FullState) : ({ pointId } satisfies FullState));
+      },
       abandon: () => Promise.resolve(),
     };
   },
 };
+
+/** The outcome of a tree whose walk matched the parent's: its manifest, entries and logical size counted from the walk. */
+function unchangedTree(items: WalkItem[], manifest: BackupOutcome['manifest']): BackupOutcome {
+  let entries = 0;
+  let logicalBytes = 0;
+  const seen = new Set<string>();
+  for (const it of items) {
+    const type = entryType(it.st);
+    if (!type) continue;
+    entries++;
+    if (type !== 'file') continue;
+    // A hard link's later names are links in the manifest, not files.
+    const key = `${it.st.dev}:${it.st.ino}`;
+    if (it.st.nlink > 1n && seen.has(key)) continue;
+    seen.add(key);
+    logicalBytes += Number(it.st.size);
+  }
+  return { manifest, entries, logicalBytes, readBytes: 0, torn: [], warnings: [] };
+}

@@ -89,6 +89,8 @@ export interface TrackerContext {
   r: SyncRequest;
   /** the parent point's files by path; undefined without a (readable) parent */
   parentFiles?: Map<string, FileEntry>;
+  /** for a tracker that reads the parent only if it must: its files, read when asked (a warning if unreadable) */
+  loadParentFiles?: () => Promise<Map<string, FileEntry> | undefined>;
   /** where a tracker that reads parentFiles keeps the files of the manifest it writes (sync-source.ts) */
   keep?: KeptFiles;
   /** this source's state file for this tracker */
