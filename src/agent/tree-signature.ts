@@ -11,6 +11,9 @@ import type { WalkItem } from './tree-walker.js';
 
 export class TreeSignature {
   private readonly h: Hash;
+  /** lines not hashed yet: one native update per batch, not per item */
+  private lines = '';
+  private count = 0;
 
   constructor(settings: object) {
     this.h = createHash('sha256').update(JSON.stringify(settings)).update('\n');
@@ -19,10 +22,17 @@ export class TreeSignature {
   add(it: WalkItem): void {
     const s = it.st;
     const x = it.xattrs ? JSON.stringify(it.xattrs) : '';
-    this.h.update(`${it.rel}\0${s.mode}\0${s.uid}\0${s.gid}\0${s.size}\0${s.mtimeNs}\0${s.ctimeNs}\0${s.ino}\0${s.nlink}\0${s.dev}\0${s.rdev}\0${x}\n`);
+    this.lines += `${it.rel}\0${s.mode}\0${s.uid}\0${s.gid}\0${s.size}\0${s.mtimeNs}\0${s.ctimeNs}\0${s.ino}\0${s.nlink}\0${s.dev}\0${s.rdev}\0${x}\n`;
+    if (++this.count % 512 === 0) this.flush();
   }
 
   digest(): string {
+    this.flush();
     return this.h.digest('hex');
+  }
+
+  private flush(): void {
+    this.h.update(this.lines);
+    this.lines = '';
   }
 }
