@@ -52,6 +52,7 @@ export const fullTracker: Tracker = {
       const exclude = (r.exclude ?? []).map((p) => resolve(p));
       const settings = { v: 1, root, exclude, cdc: r.cdc, imageChunk: r.imageChunk };
       const state = r.consistencyCheck ? undefined : await ctx.state.load<FullState>();
+      let walked: { items: WalkItem[]; rest: AsyncIterator<WalkItem>; warnings: string[] } | undefined;
       if (r.parent && state?.tree && state.pointId === r.parent.id) {
         // Walk first: if the signature is the parent's, its manifest is this point's.
         const sig = new TreeSignature(settings);
@@ -63,15 +64,16 @@ export const fullTracker: Tracker = {
           items.push(n.value);
           sig.add(n.value);
         }
-        if (n.done && warnings.length === 0 && (tree = sig.digest()) === state.tree) return unchangedTree(items, r.parent.manifest);
+        if (n.done && warnings.length === 0 && sig.digest() === state.tree) {
+          tree = state.tree;
+          return unchangedTree(items, r.parent.manifest);
+        }
         if (!n.done) items.push(n.value);
-        const s = new TreeSignature(settings);
-        const out = await backupDir({ ...common, root, parent: await ctx.loadParentFiles?.(), exclude, walked: { items, rest, warnings }, signature: s, verifyContent: false });
-        tree = s.digest();
-        return out;
+        walked = { items, rest, warnings };
       }
+      // Otherwise backed up as walked, the parent's files read now; the walk's signature kept for the next sync.
       const s = new TreeSignature(settings);
-      const out = await backupDir({ ...common, root, parent: await ctx.loadParentFiles?.(), exclude, signature: s, verifyContent: r.consistencyCheck === 'heavy' });
+      const out = await backupDir({ ...common, root, parent: await ctx.loadParentFiles?.(), exclude, walked, signature: s, verifyContent: r.consistencyCheck === 'heavy' });
       tree = s.digest();
       return out;
     };
