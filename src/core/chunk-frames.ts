@@ -23,19 +23,26 @@ export function framesLength(frames: ChunkFrame[]): number {
   return n;
 }
 
-/** The frames as one body; written into `into` (returned as a view of it) when it is large enough. */
-export function encodeFrames(frames: ChunkFrame[], into?: Buffer): Buffer {
-  const n = framesLength(frames);
-  const out = into && into.length >= n ? into.subarray(0, n) : Buffer.allocUnsafe(n);
+/** Room one frame takes in a body. */
+export function frameLength(f: ChunkFrame): number {
+  return HEAD + f.data.length;
+}
+
+/** Writes one frame into `out` at `o` (which must have room); returns the offset after it. */
+export function writeFrame(out: Buffer, o: number, f: ChunkFrame): number {
+  out.write(f.digest, o, 32, 'hex');
+  out.writeUInt32LE(f.length, o + 32);
+  out.writeUInt8(f.flags, o + 36);
+  out.writeUInt32LE(f.data.length, o + 37);
+  out.set(f.data, o + HEAD);
+  return o + HEAD + f.data.length;
+}
+
+/** The frames as one body. */
+export function encodeFrames(frames: ChunkFrame[]): Buffer {
+  const out = Buffer.allocUnsafe(framesLength(frames));
   let o = 0;
-  for (const f of frames) {
-    out.write(f.digest, o, 32, 'hex');
-    out.writeUInt32LE(f.length, o + 32);
-    out.writeUInt8(f.flags, o + 36);
-    out.writeUInt32LE(f.data.length, o + 37);
-    out.set(f.data, o + HEAD);
-    o += HEAD + f.data.length;
-  }
+  for (const f of frames) o = writeFrame(out, o, f);
   return out;
 }
 

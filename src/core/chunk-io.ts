@@ -20,6 +20,7 @@ export interface ChunkSink {
    * caller must then put() it. A false answer is a promise that the chunk will be there at commit.
    */
   want(digests: string[]): Promise<boolean[]>;
+  /** Takes the chunks; the caller may reuse their bytes once the promise settles (a sink copies what it keeps). */
   put(chunks: NewChunk[]): Promise<void>;
 }
 

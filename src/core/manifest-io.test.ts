@@ -14,7 +14,8 @@ class Store implements ChunkSink, ChunkSource {
     return Promise.resolve(digests.map((d) => !this.chunks.has(d)));
   }
   put(chunks: NewChunk[]): Promise<void> {
-    for (const c of chunks) this.chunks.set(c.digest, c);
+    // A sink copies what it keeps: the caller reuses the bytes once put() settles.
+    for (const c of chunks) this.chunks.set(c.digest, { ...c, encoded: { flags: c.encoded.flags, data: Buffer.from(c.encoded.data) } });
     return Promise.resolve();
   }
   read(refs: ChunkRef[]): Promise<Uint8Array[]> {

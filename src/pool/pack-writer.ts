@@ -1,6 +1,7 @@
 /**
  * The pool's one pack writer, shared by every write session of the process: encoded chunks are
- * collected into packs of about `packSize` bytes, and each sealed pack is written in the
+ * copied into the open pack's buffer as they are added (so whoever put them may reuse their
+ * memory at once) until it holds about `packSize` bytes, and each sealed pack is written in the
  * background in this order: pack (write, fsync, directory fsync), then the pack's own index file
  * (durable), then its entries are handed to `onIndexed`. A chunk is therefore visible to lookups
  * only once both files that describe it are durable, and an interrupted session's sealed packs
@@ -12,13 +13,15 @@
 import { access, open, mkdir, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { fsyncDir, writeFileDurable } from './durable.js';
-import { encodeTrailer, PACK_MAGIC, type PackEntry } from './pack-format.js';
+import { encodeTrailer, PACK_MAGIC, TAIL_BYTES, TRAILER_ENTRY_BYTES, type PackEntry } from './pack-format.js';
 import { encodeIndex, type IndexEntry } from './index-file.js';
-import { writePackDirect } from './pack-direct.js';
+import { packBuffer, releasePackBuffer, roundUp, writePackDirect } from './pack-direct.js';
 import type { PoolPaths } from './pool-layout.js';
 import { asPoolError } from './pool-full.js';
 
 const MAX_PARALLEL_WRITES = 2;
+/** Room in a pack buffer past packSize: the chunk that crosses it (up to 1 MiB) and the trailer. */
+const PACK_SLACK = 2 * 1024 * 1024;
 
 /** Whoever put chunks into a pack: told when the pack is lost. */
 export interface PackOwner {
@@ -26,18 +29,20 @@ export interface PackOwner {
 }
 
 interface OpenPack {
-  parts: Uint8Array[];
+  /** the pack's bytes so far (magic, then chunks), with room for its trailer */
+  buf: Buffer;
   entries: PackEntry[];
   owners: Set<PackOwner>;
   bytes: number;
 }
 
-function emptyPack(): OpenPack {
-  return { parts: [], entries: [], owners: new Set(), bytes: PACK_MAGIC.length };
+/** Bytes a pack of `bytes` with `entries` chunks takes once sealed, padded for a direct write. */
+function sealedRoom(bytes: number, entries: number): number {
+  return roundUp(bytes + entries * TRAILER_ENTRY_BYTES + TAIL_BYTES);
 }
 
 export class PackWriter {
-  private current = emptyPack();
+  private current: OpenPack | undefined;
   private readonly writing = new Set<Promise<void>>();
   storedBytes = 0;
   packsWritten = 0;
@@ -49,25 +54,41 @@ export class PackWriter {
     private readonly onLost: (digests: string[]) => void,
   ) {}
 
+  /**
+   * Adds a chunk to the open pack. Its bytes are copied before this returns its promise, so the
+   * caller may reuse `data` at once.
+   */
   async add(owner: PackOwner, digest: string, length: number, data: Uint8Array, flags: number): Promise<void> {
-    const c = this.current;
+    let sealed = false;
+    let c = this.current;
+    if (c && sealedRoom(c.bytes + data.length, c.entries.length + 1) > c.buf.length) sealed = this.seal();
+    c = this.current ??= this.emptyPack(data.length);
     c.entries.push({ digest, offset: c.bytes, storedLength: data.length, length, flags });
-    c.parts.push(data);
+    c.buf.set(data, c.bytes);
     c.owners.add(owner);
     c.bytes += data.length;
-    if (c.bytes >= this.packSize) await this.seal();
+    if (c.bytes >= this.packSize) sealed = this.seal() || sealed;
+    // Backpressure: the writer of the pack that overflows waits while too many packs are queued.
+    if (sealed) while (this.writing.size > MAX_PARALLEL_WRITES) await Promise.race(this.writing);
   }
 
   /** Seals the open pack and waits until every pack started so far is durable and indexed (or failed). */
   async flush(): Promise<void> {
-    await this.seal();
+    this.seal();
     await Promise.all([...this.writing]);
   }
 
-  private async seal(): Promise<void> {
+  private emptyPack(first: number): OpenPack {
+    const buf = packBuffer(Math.max(this.packSize + PACK_SLACK, sealedRoom(PACK_MAGIC.length + first, 1)));
+    PACK_MAGIC.copy(buf, 0);
+    return { buf, entries: [], owners: new Set(), bytes: PACK_MAGIC.length };
+  }
+
+  /** Starts writing the open pack, if it holds anything; true when it did. */
+  private seal(): boolean {
     const c = this.current;
-    if (c.entries.length === 0) return;
-    this.current = emptyPack();
+    if (!c || c.entries.length === 0) return false;
+    this.current = undefined;
     const id = randomBytes(16).toString('hex');
     // Tracked at once, before it waits for a write slot: a flush() by another session must
     // wait for this pack too, or it could commit a point whose chunks are not yet durable.
@@ -84,12 +105,12 @@ export class PackWriter {
         for (const o of c.owners) o.failed(e);
       })
       .finally(() => {
+        releasePackBuffer(c.buf);
         this.freeSlot();
         this.writing.delete(tracked);
       });
     this.writing.add(tracked);
-    // Backpressure: the writer of the pack that overflows waits while too many packs are queued.
-    while (this.writing.size > MAX_PARALLEL_WRITES) await Promise.race(this.writing);
+    return true;
   }
 
   private active = 0;
@@ -116,31 +137,28 @@ export class PackWriter {
     await mkdir(dir).catch((err: unknown) => {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     });
-    const parts = [PACK_MAGIC, ...c.parts, encodeTrailer(c.entries)];
-    if (!(await writePackDirect(this.paths.pack(id), parts, 0o444))) await this.writeBuffered(id, parts);
+    const trailer = encodeTrailer(c.entries);
+    trailer.copy(c.buf, c.bytes);
+    const total = c.bytes + trailer.length;
+    if (!(await writePackDirect(this.paths.pack(id), c.buf, total, 0o444))) await this.writeBuffered(id, c.buf.subarray(0, total));
     await fsyncDir(dir);
     const entries: IndexEntry[] = c.entries.map((e) => ({ ...e, pack: id }));
     await writeFileDurable(this.paths.indexFile(id), encodeIndex(entries), 0o444);
-    let stored = 0;
-    for (const p of parts) stored += p.length;
-    this.storedBytes += stored;
+    this.storedBytes += total;
     this.packsWritten++;
     this.onIndexed(entries);
   }
 
-  private async writeBuffered(id: string, parts: Uint8Array[]): Promise<void> {
+  private async writeBuffered(id: string, data: Buffer): Promise<void> {
     const fh = await open(this.paths.pack(id), 'wx', 0o444);
     try {
-      // writev may write less than asked (a file system filling up returns a short count before
+      // write may write less than asked (a file system filling up returns a short count before
       // ENOSPC): write the rest until done, so a short pack never gets an index file.
-      let total = 0;
-      for (const p of parts) total += p.length;
-      let { bytesWritten } = await fh.writev(parts);
-      while (bytesWritten < total) {
-        const rest = Buffer.concat(parts).subarray(bytesWritten);
-        const { bytesWritten: n } = await fh.write(rest, 0, rest.length, bytesWritten);
-        if (n === 0) throw Object.assign(new Error(`short write to pack ${id}`), { code: 'EIO' });
-        bytesWritten += n;
+      let done = 0;
+      while (done < data.length) {
+        const { bytesWritten } = await fh.write(data, done, data.length - done, done);
+        if (bytesWritten === 0) throw Object.assign(new Error(`short write to pack ${id}`), { code: 'EIO' });
+        done += bytesWritten;
       }
       await fh.sync();
     } finally {

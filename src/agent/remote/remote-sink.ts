@@ -1,10 +1,11 @@
 /**
  * The ChunkSink of a server sync: `want` calls made close together travel as one request, new
- * chunks are framed into bodies of about 4 MiB and uploaded with several bodies in flight, under
- * the group's bandwidth limit. `flush()` returns once the server has every chunk put so far.
+ * chunks are framed into bodies of about 4 MiB as they are put (copied: the caller may reuse
+ * their memory once put() settles) and uploaded with several bodies in flight, under the group's
+ * bandwidth limit. `flush()` returns once the server has every chunk put so far.
  */
 import type { ChunkSink, NewChunk } from '../../core/chunk-io.js';
-import { encodeFrames, type ChunkFrame } from '../../core/chunk-frames.js';
+import { frameLength, writeFrame } from '../../core/chunk-frames.js';
 import type { ServerClient } from './server-client.js';
 import type { Throttle } from './throttle.js';
 
@@ -31,8 +32,9 @@ interface WantWaiter {
 
 export class RemoteSink implements ChunkSink {
   sentBytes = 0;
-  private frames: ChunkFrame[] = [];
-  private frameBytes = 0;
+  /** the body being filled, and how much of it is */
+  private body: Buffer | undefined;
+  private bodyBytes = 0;
   private readonly inFlight = new Set<Promise<void>>();
   private failure: Error | undefined;
   private wantQueue: WantWaiter[] = [];
@@ -88,21 +90,31 @@ export class RemoteSink implements ChunkSink {
 
   async put(chunks: NewChunk[]): Promise<void> {
     if (this.failure) throw this.failure;
+    const full: Array<[Buffer, number]> = [];
     for (const c of chunks) {
-      this.frames.push({ digest: c.digest, length: c.length, flags: c.encoded.flags, data: c.encoded.data });
-      this.frameBytes += c.encoded.data.length + 41;
+      const frame = { digest: c.digest, length: c.length, flags: c.encoded.flags, data: c.encoded.data };
+      const need = frameLength(frame);
+      if (this.body && this.bodyBytes + need > this.body.length) full.push(this.takeBody());
+      if (!this.body) {
+        const spare = spareBodies.pop();
+        this.body = spare && spare.length >= need ? spare : Buffer.allocUnsafeSlow(Math.max(BODY_ALLOC, need));
+        this.bodyBytes = 0;
+      }
+      this.bodyBytes = writeFrame(this.body, this.bodyBytes, frame);
+      if (this.bodyBytes >= BODY_BYTES) full.push(this.takeBody());
     }
-    if (this.frameBytes >= BODY_BYTES) await this.sendBody();
+    for (const [whole, length] of full) await this.send(whole, length);
   }
 
-  private async sendBody(): Promise<void> {
-    if (this.frames.length === 0) return;
-    const whole = spareBodies.pop() ?? Buffer.allocUnsafeSlow(BODY_ALLOC);
-    const body = encodeFrames(this.frames, whole);
-    const pooled = body.buffer === whole.buffer;
-    if (!pooled && spareBodies.length < SPARE_BODIES) spareBodies.push(whole);
-    this.frames = [];
-    this.frameBytes = 0;
+  private takeBody(): [Buffer, number] {
+    const taken: [Buffer, number] = [this.body as Buffer, this.bodyBytes];
+    this.body = undefined;
+    this.bodyBytes = 0;
+    return taken;
+  }
+
+  private async send(whole: Buffer, length: number): Promise<void> {
+    const body = whole.subarray(0, length);
     while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
     if (this.failure) throw this.failure;
     await this.throttle?.take(body.length, this.signal);
@@ -112,7 +124,7 @@ export class RemoteSink implements ChunkSink {
         () => {
           this.sentBytes += body.length;
           // The server answered after reading the whole body: nothing refers to it any more.
-          if (pooled && spareBodies.length < SPARE_BODIES) spareBodies.push(whole);
+          if (spareBodies.length < SPARE_BODIES) spareBodies.push(whole);
         },
         (err: unknown) => {
           this.failure ??= err instanceof Error ? err : new Error(String(err));
@@ -124,7 +136,11 @@ export class RemoteSink implements ChunkSink {
 
   /** Sends what is buffered and waits for every upload; throws the first upload error. */
   async flush(): Promise<void> {
-    await this.sendBody();
+    if (this.body) {
+      const [whole, length] = this.takeBody();
+      if (length > 0) await this.send(whole, length);
+      else if (spareBodies.length < SPARE_BODIES) spareBodies.push(whole);
+    }
     await Promise.all([...this.inFlight]);
     if (this.failure) throw this.failure;
   }
