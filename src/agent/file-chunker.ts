@@ -6,8 +6,8 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { constants, type BigIntStats } from 'node:fs';
-import type { ChunkSink, NewChunk } from '../core/chunk-io.js';
-import type { CodecBatcher, HashedForTake } from '../workers/codec-batcher.js';
+import type { ChunkSink } from '../core/chunk-io.js';
+import { storeWanted, type CodecBatcher, type HashedForTake } from '../workers/codec-batcher.js';
 import { RECYCLED_SIZE } from '../workers/codec-pool.js';
 import type { CdcParams } from '../core/chunker.js';
 import type { SplitRule } from '../core/codec.js';
@@ -124,30 +124,6 @@ async function chunkOpenFile(ctx: ChunkingContext, fh: FileHandle, st: BigIntSta
   return { chunks, holes, size: pos };
 }
 
-/** Asks the sink which chunks it lacks, has the worker encode exactly those, and sends them. */
-async function storeWanted(
-  ctx: ChunkingContext,
-  take: HashedForTake['take'],
-  pieces: Array<[number, number]>,
-  digests: string[],
-  lengths: number[],
-): Promise<void> {
-  let wanted: boolean[];
-  try {
-    wanted = await ctx.sink.want(digests);
-  } catch (err) {
-    await take([]);
-    throw err;
-  }
-  const encoded = await take(pieces.filter((_, i) => wanted[i]));
-  const fresh: NewChunk[] = [];
-  let j = 0;
-  wanted.forEach((w, i) => {
-    if (w) fresh.push({ digest: digests[i] as string, length: lengths[i] as number, encoded: encoded[j++] as NewChunk['encoded'] });
-  });
-  if (fresh.length > 0) await ctx.sink.put(fresh);
-}
-
 /** Files up to this size, without holes, are read whole by a worker. */
 export const SMALL_FILE = 1024 * 1024;
 
@@ -175,7 +151,7 @@ export async function chunkSmallFile(ctx: ChunkingContext, path: string, st: Sta
     pieces.push([p, len]);
     p += len;
   });
-  await storeWanted(ctx, r.take, pieces, r.piece.digests, r.piece.lengths);
+  await storeWanted(ctx.sink, r.take, pieces, r.piece.digests, r.piece.lengths);
   return { chunks };
 }
 
@@ -228,7 +204,7 @@ async function chunkExtent(
     });
     const rest = q.length - h.used;
     carry = rest > 0 && q.tail ? Buffer.from(q.tail.subarray(q.tail.length - rest)) : undefined;
-    const task = storeWanted(ctx, h.take, pieces, digests, lengths);
+    const task = storeWanted(ctx.sink, h.take, pieces, digests, lengths);
     task.catch(() => undefined); // observed below
     storing.add(task);
     void task.finally(() => storing.delete(task)).catch(() => undefined);
@@ -305,7 +281,7 @@ async function chunkImageExtent(
       p += len;
       chunkPos += len;
     });
-    const task = storeWanted(ctx, h.take, pieces, digests, lengths);
+    const task = storeWanted(ctx.sink, h.take, pieces, digests, lengths);
     task.catch(() => undefined); // observed below
     storing.add(task);
     void task.finally(() => storing.delete(task)).catch(() => undefined);

@@ -114,17 +114,19 @@ export function looksIncompressible(p: Uint8Array): boolean {
 }
 
 /**
- * Encodes many chunks into one right-sized output buffer (one allocation, one transfer between
- * threads): compressed where zstd saves enough, raw otherwise.
+ * Encodes many chunks into one output buffer (one allocation, one transfer between threads):
+ * compressed where zstd saves enough, raw otherwise. A large batch is encoded straight into
+ * `into` when it is big enough (a buffer handed back after an earlier batch: memory touched
+ * before costs far less than fresh), else into a new buffer of its own; a small one goes
+ * through the scratch buffer and leaves with a right-sized copy. `usedInto` says which.
  */
-export function encodeMany(pieces: Uint8Array[], level: number): { out: Buffer; placed: Placed[] } {
+export function encodeMany(pieces: Uint8Array[], level: number, into?: Buffer): { out: Buffer; placed: Placed[]; usedInto: boolean } {
   let bound = 0;
   for (const p of pieces) bound += Math.max(zstd.compressBound(p.length), p.length);
-  // A large batch is compressed straight into its own buffer, no copy: malloc maps blocks this
-  // big fresh (native mallopt), and the kernel backs only the pages written. Small ones go
-  // through the scratch buffer and leave with a right-sized copy.
   const direct = bound >= DIRECT_OUT;
-  const work = direct ? Buffer.allocUnsafeSlow(bound) : scratchOf(bound);
+  const usedInto = direct && into !== undefined && into.length >= bound;
+  // A new one is rounded up to whole MiB, so that it can take the next batches too when it comes back.
+  const work = usedInto ? into : direct ? Buffer.allocUnsafeSlow(Math.ceil(bound / DIRECT_OUT) * DIRECT_OUT) : scratchOf(bound);
   const placed: Placed[] = [];
   let at = 0;
   for (const p of pieces) {
@@ -141,7 +143,7 @@ export function encodeMany(pieces: Uint8Array[], level: number): { out: Buffer; 
     placed.push({ offset: at, length: len, flags });
     at += len;
   }
-  return { out: direct ? work : Buffer.from(work.subarray(0, at)), placed };
+  return { out: direct ? work : Buffer.from(work.subarray(0, at)), placed, usedInto };
 }
 
 export function encodeChunk(plain: Uint8Array, level: number): EncodedChunk {

@@ -10,6 +10,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { HoldfastError, errnoCode, isHoldfastError, throwIfAborted } from '../core/errors.js';
 import type { ChunkSource } from '../core/chunk-io.js';
 import type { CodecPool, DecodeItem } from '../workers/codec-pool.js';
+import { bigBuffer } from '../workers/big-buffers.js';
 import type { ChunkRef } from '../core/manifest.js';
 import type { StoredChunk } from '../core/codec.js';
 import type { ChunkIndex, ChunkLocation } from './chunk-index.js';
@@ -123,7 +124,8 @@ export class PackReader implements ChunkSource {
     const slot = this.acquire(pack);
     try {
       const fh = await slot.fh;
-      const buf = Buffer.allocUnsafeSlow(length);
+      // Reused memory: the worker that decodes or writes these bytes hands the buffer back.
+      const buf = bigBuffer(length);
       const { bytesRead } = await fh.read(buf, 0, length, offset);
       if (bytesRead !== length) {
         throw new HoldfastError('CHUNK_CORRUPT', `chunk ${digest}: pack ${pack} is truncated`, { digest, pack });

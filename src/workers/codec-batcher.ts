@@ -2,22 +2,52 @@
  * Gathers many small codec requests (one per small file) into few worker messages: requests
  * made in the same turn of the event loop, or up to a byte budget, travel together. Each hashed
  * item comes back with take(), which must be called exactly once: it names the pieces to
- * compress (possibly none), and the group's held data is freed when every item has spoken.
+ * compress (possibly none) and what to do with them, and the group's held data is freed when
+ * every item has spoken; the encoded bytes are reused once every item's use of them is done.
  */
 import type { CodecPool, HashItem, HeldPiece, Hold, RangeItem, SmallFileItem } from './codec-pool.js';
 import type { EncodedChunk, HashedPiece } from '../core/codec.js';
+import type { ChunkSink, NewChunk } from '../core/chunk-io.js';
 
 const FLUSH_BYTES = 2 * 1024 * 1024;
 
+/**
+ * Compress these [offset, length] pieces of the item and hand them to `use`; call exactly once.
+ * The encoded bytes are valid only until `use`'s promise settles.
+ */
+export type Take = (this: void, pieces: Array<[number, number]>, use?: (encoded: EncodedChunk[]) => Promise<void>) => Promise<void>;
+
 export interface HashedForTake extends HashedPiece {
-  /** Compress these [offset, length] pieces of the item; call exactly once. */
-  take(this: void, pieces: Array<[number, number]>): Promise<EncodedChunk[]>;
+  take: Take;
 }
 
 /** A small file read and hashed by a worker; `take` as for HashedForTake. */
-export type SmallFileHashed =
-  | { ok: true; piece: HashedPiece; same: boolean; take(this: void, pieces: Array<[number, number]>): Promise<EncodedChunk[]> }
-  | { ok: false; code: string; message: string };
+export type SmallFileHashed = { ok: true; piece: HashedPiece; same: boolean; take: Take } | { ok: false; code: string; message: string };
+
+/**
+ * Asks the sink which of a hashed item's chunks it lacks, has the worker encode exactly those,
+ * and puts them (a sink copies what it keeps before put() settles).
+ */
+export async function storeWanted(sink: ChunkSink, take: Take, pieces: Array<[number, number]>, digests: string[], lengths: number[]): Promise<void> {
+  let wanted: boolean[];
+  try {
+    wanted = digests.length > 0 ? await sink.want(digests) : [];
+  } catch (err) {
+    await take([]);
+    throw err;
+  }
+  await take(
+    pieces.filter((_, i) => wanted[i]),
+    async (encoded) => {
+      const fresh: NewChunk[] = [];
+      let j = 0;
+      wanted.forEach((w, i) => {
+        if (w) fresh.push({ digest: digests[i] as string, length: lengths[i] as number, encoded: encoded[j++] as EncodedChunk });
+      });
+      if (fresh.length > 0) await sink.put(fresh);
+    },
+  );
+}
 
 /** Requests of one kind that travel to a worker together. */
 class Gather<I, O> {
@@ -64,7 +94,7 @@ class Gather<I, O> {
 /** One hash job's held data, released once each of its items has called take(). */
 class HoldGroup {
   private remaining: number;
-  private readonly asks: Array<{ item: number; pieces: Array<[number, number]>; resolve: (e: EncodedChunk[]) => void; reject: (e: unknown) => void }> = [];
+  private readonly asks: Array<{ item: number; pieces: Array<[number, number]>; use?: (e: EncodedChunk[]) => Promise<void>; resolve: () => void; reject: (e: unknown) => void }> = [];
 
   constructor(
     private readonly codec: CodecPool,
@@ -75,9 +105,9 @@ class HoldGroup {
     this.remaining = count;
   }
 
-  take(item: number, pieces: Array<[number, number]>): Promise<EncodedChunk[]> {
+  take(item: number, pieces: Array<[number, number]>, use?: (e: EncodedChunk[]) => Promise<void>): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.asks.push({ item, pieces, resolve, reject });
+      this.asks.push({ item, pieces, use, resolve, reject });
       if (--this.remaining === 0) this.send();
     });
   }
@@ -86,17 +116,28 @@ class HoldGroup {
     const all: HeldPiece[] = [];
     for (const a of this.asks) for (const [off, len] of a.pieces) all.push([a.item, off, len]);
     this.codec.encodeHeld(this.hold, all, this.level).then(
-      (out) => {
+      ({ chunks, release }) => {
         let i = 0;
-        for (const a of this.asks) {
-          a.resolve(out.slice(i, i + a.pieces.length));
+        const uses = this.asks.map(async (a) => {
+          const mine = chunks.slice(i, i + a.pieces.length);
           i += a.pieces.length;
-        }
+          if (a.use && mine.length > 0) await a.use(mine);
+        });
+        // The buffer behind the chunks is reused only once every use of it is over.
+        void Promise.allSettled(uses).then(release);
+        this.asks.forEach((a, k) => {
+          (uses[k] as Promise<void>).then(a.resolve, a.reject);
+        });
       },
       (err: unknown) => this.asks.forEach((a) => a.reject(err)),
     );
   }
 }
+
+const takeOf =
+  (g: HoldGroup, i: number): Take =>
+  (pieces, use) =>
+    g.take(i, pieces, use);
 
 export class CodecBatcher {
   private readonly hashes: Gather<HashItem, HashedForTake>;
@@ -110,7 +151,7 @@ export class CodecBatcher {
     this.hashes = new Gather(
       async (items) => {
         const { hold, pieces } = await codec.hash(items);
-        return { hold, results: pieces.map((p) => (g: HoldGroup) => (i: number) => ({ ...p, take: (x: Array<[number, number]>) => g.take(i, x) })) };
+        return { hold, results: pieces.map((p) => (g: HoldGroup) => (i: number) => ({ ...p, take: takeOf(g, i) })) };
       },
       (i) => i.buf.length,
       codec,
@@ -120,7 +161,7 @@ export class CodecBatcher {
     this.ranges = new Gather(
       async (items) => {
         const { hold, pieces } = await codec.readRanges(items);
-        return { hold, results: pieces.map((p) => (g: HoldGroup) => (i: number) => ({ ...p, take: (x: Array<[number, number]>) => g.take(i, x) })) };
+        return { hold, results: pieces.map((p) => (g: HoldGroup) => (i: number) => ({ ...p, take: takeOf(g, i) })) };
       },
       (i) => i.length,
       codec,
@@ -137,7 +178,7 @@ export class CodecBatcher {
               void g.take(i, []); // nothing to encode; lets the group's hold go
               return r;
             }
-            return { ...r, take: (x: Array<[number, number]>) => g.take(i, x) };
+            return { ...r, take: takeOf(g, i) };
           }),
         };
       },

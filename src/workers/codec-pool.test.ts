@@ -6,7 +6,9 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CodecPool } from './codec-pool.js';
-import { encodeChunk, FLAG_ZSTD } from '../core/codec.js';
+import { decodeChunk, encodeChunk, FLAG_ZSTD } from '../core/codec.js';
+import { bigBuffer, spareBigBuffer } from './big-buffers.js';
+import { randomBytes } from 'node:crypto';
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 
@@ -83,5 +85,79 @@ test('verify checks raw and compressed chunks, refuses a mismatch, and hands a m
     assert.equal(view.length, snapshot.length);
   } finally {
     await codec.close();
+  }
+});
+
+test('encode output buffers come back for the next batch once released, and chunks encoded into one decode to their data', async () => {
+  const codec = new CodecPool(1);
+  const MiB = 1024 * 1024;
+  try {
+    while (spareBigBuffer(1)) {
+      // empty this thread's store
+    }
+    const encodeAll = async (data: Buffer): Promise<{ chunks: Array<{ data: Uint8Array; flags: number }>; release: () => void }> => {
+      const { hold, pieces } = await codec.hash([{ buf: Buffer.from(data), rule: { kind: 'fixed', size: 256 * 1024 }, detectZero: false }]);
+      const lengths = (pieces[0] as { lengths: number[] }).lengths;
+      let off = 0;
+      return codec.encodeHeld(
+        hold,
+        lengths.map((len) => {
+          const p: [number, number, number] = [0, off, len];
+          off += len;
+          return p;
+        }),
+        3,
+      );
+    };
+    // Half random (stored raw), half text (compressed).
+    const data = Buffer.concat([randomBytes(2 * MiB), Buffer.from('a line of text\n'.repeat((2 * MiB) / 15 + 1)).subarray(0, 2 * MiB)]);
+    const first = await encodeAll(data);
+    assert.equal(spareBigBuffer(1), undefined, 'nothing is kept before the release');
+    first.release();
+    const kept = spareBigBuffer(4 * MiB);
+    assert.ok(kept, 'the released output is kept');
+    // Give it back, so that the next batch is encoded into it.
+    const { keepBigBuffer } = await import('./big-buffers.js');
+    keepBigBuffer(kept.buffer);
+    const second = await encodeAll(data);
+    assert.equal(spareBigBuffer(1), undefined, 'the next batch took the kept buffer');
+    let at = 0;
+    for (const c of second.chunks) {
+      const len = Math.min(256 * 1024, data.length - at);
+      const r = decodeChunk(c.data, c.flags, len, createHash('sha256').update(data.subarray(at, at + len)).digest('hex'));
+      assert.ok(r.ok, 'a chunk encoded into the reused buffer decodes to its data');
+      at += len;
+    }
+    assert.equal(at, data.length);
+    second.release();
+  } finally {
+    await codec.close();
+  }
+});
+
+test('the buffers a restore write came in go back to the main thread for the next reads', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hf-codec-spent-'));
+  const codec = new CodecPool(1);
+  try {
+    while (spareBigBuffer(1)) {
+      // empty this thread's store
+    }
+    const plain = randomBytes(1536 * 1024);
+    const enc = encodeChunk(plain, 0);
+    const run = bigBuffer(enc.data.length);
+    run.set(enc.data);
+    const fd = openSync(join(dir, 'out'), 'w');
+    try {
+      const r = await codec.writeAt({ fd, pieces: [{ data: run, flags: enc.flags, length: plain.length, digest: createHash('sha256').update(plain).digest('hex'), offset: 0 }] });
+      assert.ok(r.ok);
+    } finally {
+      closeSync(fd);
+    }
+    const back = spareBigBuffer(plain.length);
+    assert.ok(back, 'the run buffer came back');
+    assert.ok(back.length >= 2 * 1024 * 1024);
+  } finally {
+    await codec.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

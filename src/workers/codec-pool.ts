@@ -7,6 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import type { MetaOf } from './apply-meta.js';
+import { keepBigBuffer, movable, spareBigBuffer } from './big-buffers.js';
 import type { DecodeResult, EncodedChunk, HashedPiece, Placed, PlacedDecode, SplitRule, StoredChunk } from '../core/codec.js';
 
 export interface HashItem {
@@ -88,7 +89,8 @@ export type CodecRequest =
   | { id: number; op: 'hash'; items: HashItem[] }
   | { id: number; op: 'readHash'; items: SmallFileItem[] }
   | { id: number; op: 'readRanges'; items: RangeItem[] }
-  | { id: number; op: 'encodeHeld'; holdId: number; level: number; pieces: HeldPiece[] }
+  /** `into`: an output buffer of an earlier batch, to encode into if big enough (else handed back as `unused`) */
+  | { id: number; op: 'encodeHeld'; holdId: number; level: number; pieces: HeldPiece[]; into?: Uint8Array }
   | { id: number; op: 'decode'; items: DecodeItem[] }
   /** `back`: the buffer behind the items, moved here and handed back in the reply */
   | { id: number; op: 'verify'; items: DecodeItem[]; back?: Uint8Array }
@@ -99,10 +101,11 @@ export type { DecodeResult };
 export type CodecResponse =
   | { id: number; op: 'hash'; items: HashedPiece[] }
   | { id: number; op: 'readHashed'; items: SmallFileResult[] }
-  | { id: number; op: 'encoded'; out: Uint8Array; placed: Placed[]; returned?: Uint8Array[] }
-  | { id: number; op: 'decoded'; out: Uint8Array; placed: PlacedDecode[] }
+  | { id: number; op: 'encoded'; out: Uint8Array; placed: Placed[]; returned?: Uint8Array[]; unused?: Uint8Array }
+  /** `spent`: the large buffers the request's data came in, handed back for reuse */
+  | { id: number; op: 'decoded'; out: Uint8Array; placed: PlacedDecode[]; spent?: Uint8Array[] }
   | { id: number; op: 'verified'; results: Array<{ ok: true } | { ok: false; reason: string }>; back?: Uint8Array }
-  | { id: number; op: 'written'; items: FileWriteResult[] }
+  | { id: number; op: 'written'; items: FileWriteResult[]; spent?: Uint8Array[] }
   | { id: number; op: 'listed'; listings: DirListing[] }
   | { id: number; op: 'error'; message: string };
 
@@ -143,12 +146,12 @@ const SCAN = 8;
 /** The size of the segments that large files and images are read in. */
 export const RECYCLED_SIZE = 4 * 1024 * 1024;
 const MAX_SPARE = 4;
+/** Batches from this size on are encoded into a buffer of their own (codec.ts), which comes back for reuse. */
+const OUT_MIN = 1024 * 1024;
 
 export function transferList(bufs: Uint8Array[]): ArrayBuffer[] {
   const seen = new Set<ArrayBuffer>();
-  for (const b of bufs) {
-    if (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength && b.buffer instanceof ArrayBuffer) seen.add(b.buffer);
-  }
+  for (const b of bufs) if (movable(b)) seen.add(b.buffer as ArrayBuffer);
   return [...seen];
 }
 
@@ -244,11 +247,29 @@ export class CodecPool {
     return { hold: { worker, holdId: id }, results: res.items };
   }
 
-  /** Compresses the wanted pieces of held data and frees the hold (pieces may be empty). */
-  async encodeHeld(hold: Hold, pieces: HeldPiece[], level: number): Promise<EncodedChunk[]> {
-    const { res } = await this.run({ id: this.nextId++, op: 'encodeHeld', holdId: hold.holdId, level, pieces }, [], hold.worker);
-    if (res.op === 'encoded') for (const b of res.returned ?? []) this.recycle(b);
-    return encodedOf(res);
+  /**
+   * Compresses the wanted pieces of held data and frees the hold (pieces may be empty). The
+   * chunks' bytes lie in one buffer; `release()`, once nothing reads them any more, lets a later
+   * batch encode into it (not calling it only costs a fresh buffer).
+   */
+  async encodeHeld(hold: Hold, pieces: HeldPiece[], level: number): Promise<{ chunks: EncodedChunk[]; release: () => void }> {
+    let bytes = 0;
+    for (const p of pieces) bytes += p[2];
+    // zstd's bound: a little over the input (codec.ts encodeMany)
+    const into = bytes >= OUT_MIN ? spareBigBuffer(bytes + (bytes >> 7) + 128 * pieces.length) : undefined;
+    const { res } = await this.run({ id: this.nextId++, op: 'encodeHeld', holdId: hold.holdId, level, pieces, ...(into ? { into } : {}) }, into ? transferList([into]) : [], hold.worker);
+    if (res.op !== 'encoded') throw new Error('codec worker: unexpected reply');
+    for (const b of res.returned ?? []) this.recycle(b);
+    keepBigBuffer(res.unused?.buffer);
+    let released = false;
+    return {
+      chunks: encodedOf(res),
+      release: () => {
+        // Only a buffer of its own (a large batch's) is kept; a small batch's lies in a shared slab.
+        if (!released && res.out.byteOffset === 0 && res.out.byteLength === res.out.buffer.byteLength) keepBigBuffer(res.out.buffer);
+        released = true;
+      },
+    };
   }
 
   /**
@@ -358,6 +379,7 @@ export class CodecPool {
     slot.running.delete(res.id);
     if (job && !IO_OPS.has(job.req.op)) slot.cpu--;
     if (slot.running.size === 0) slot.worker.unref();
+    if ((res.op === 'written' || res.op === 'decoded') && res.spent) for (const b of res.spent) keepBigBuffer(b.buffer);
     if (job) {
       if (res.op === 'error') job.reject(new Error(`codec worker failed: ${res.message}`));
       else job.resolve({ res, worker: job.worker });

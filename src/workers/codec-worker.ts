@@ -40,6 +40,17 @@ function release(bufs: Uint8Array[]): void {
   }
 }
 
+/**
+ * The large buffers a request's data came in, done with: they go back to the main thread for
+ * its next reads (whatever came here is this thread's alone, moved or copied).
+ */
+function spentOf(items: Array<{ data: Uint8Array }>): Uint8Array[] {
+  const seen = new Set<ArrayBufferLike>();
+  for (const it of items) if (it.data.buffer.byteLength >= SPENT_MIN) seen.add(it.data.buffer);
+  return [...seen].map((b) => new Uint8Array(b));
+}
+const SPENT_MIN = 1024 * 1024;
+
 /** Reopens an open file for direct reads (the same file, whatever its path now names). */
 function openDirect(fd: number): number | undefined {
   if (directRefused) return undefined;
@@ -331,19 +342,25 @@ parentPort?.on('message', (msg: CodecRequest) => {
         const bufs = held.get(msg.holdId);
         held.delete(msg.holdId);
         if (!bufs) throw new Error(`no held buffers for job ${msg.holdId}`);
-        const { out, placed } = encodeMany(msg.pieces.map(([item, off, len]) => (bufs[item] as Uint8Array).subarray(off, off + len)), msg.level);
+        const into = msg.into ? Buffer.from(msg.into.buffer, msg.into.byteOffset, msg.into.byteLength) : undefined;
+        const { out, placed, usedInto } = encodeMany(msg.pieces.map(([item, off, len]) => (bufs[item] as Uint8Array).subarray(off, off + len)), msg.level, into);
         // encodeMany copied what it kept: the read buffers go back to be reused.
         release(bufs);
         const returned = bufs.filter((b) => b.byteLength === RECYCLED_SIZE && !ownViews.has(b));
-        reply({ id: msg.id, op: 'encoded', out, placed, returned }, [out, ...returned]);
+        const unused = msg.into && !usedInto ? msg.into : undefined;
+        reply({ id: msg.id, op: 'encoded', out, placed, returned, ...(unused ? { unused } : {}) }, [out, ...returned, ...(unused ? [unused] : [])]);
         return;
       }
       case 'writeAt': {
-        reply({ id: msg.id, op: 'written', items: [writeAt(msg.item)] });
+        const items = [writeAt(msg.item)];
+        const spent = spentOf(msg.item.pieces);
+        reply({ id: msg.id, op: 'written', items, spent }, spent);
         return;
       }
       case 'writeFiles': {
-        reply({ id: msg.id, op: 'written', items: msg.items.map(writeFile) });
+        const items = msg.items.map(writeFile);
+        const spent = spentOf(msg.items.flatMap((it) => it.pieces));
+        reply({ id: msg.id, op: 'written', items, spent }, spent);
         return;
       }
       case 'listDirs': {
@@ -357,7 +374,8 @@ parentPort?.on('message', (msg: CodecRequest) => {
       }
       case 'decode': {
         const { out, placed } = decodeMany(msg.items);
-        reply({ id: msg.id, op: 'decoded', out, placed }, [out]);
+        const spent = spentOf(msg.items);
+        reply({ id: msg.id, op: 'decoded', out, placed, spent }, [out, ...spent]);
         return;
       }
     }

@@ -43,7 +43,8 @@ export async function logFrames(codec: CodecPool, data: Uint8Array, level = 3): 
     held.push([0, off, len]);
     off += len;
   }
-  const encoded = await codec.encodeHeld(hold, held, level);
+  // The frames keep the encoded bytes: their buffer is not handed back for reuse.
+  const { chunks: encoded } = await codec.encodeHeld(hold, held, level);
   return p.lengths.map((length, i) => ({ digest: p.digests[i] as string, length, flags: (encoded[i] as { flags: number }).flags, data: (encoded[i] as { data: Uint8Array }).data }));
 }
 

@@ -5,11 +5,11 @@
  * entry's chunks and holes: a new logical full for the cost of the changed slots.
  */
 import { setMaxListeners } from 'node:events';
-import type { ChunkSink, NewChunk } from '../../core/chunk-io.js';
+import type { ChunkSink } from '../../core/chunk-io.js';
 import type { ChunkRef, FileEntry, Hole, PageLine } from '../../core/manifest.js';
 import { chunkOffsets } from '../../core/manifest.js';
 import { throwIfAborted } from '../../core/errors.js';
-import type { CodecBatcher } from '../../workers/codec-batcher.js';
+import { storeWanted, type CodecBatcher } from '../../workers/codec-batcher.js';
 import type { ByteRange } from '../nbd/nbd-client.js';
 
 /** A run of slots [first, end). */
@@ -218,18 +218,5 @@ async function readPiece(ctx: SlotReadContext, image: ImageSlots, runs: SlotRun[
     }
     pos += len;
   });
-  let wanted: boolean[];
-  try {
-    wanted = digests.length > 0 ? await ctx.sink.want(digests) : [];
-  } catch (err) {
-    await h.take([]);
-    throw err;
-  }
-  const encoded = await h.take(wantedPieces.filter((_, i) => wanted[i]));
-  const fresh: NewChunk[] = [];
-  let j = 0;
-  wanted.forEach((w, i) => {
-    if (w) fresh.push({ digest: digests[i] as string, length: lengths[i] as number, encoded: encoded[j++] as NewChunk['encoded'] });
-  });
-  if (fresh.length > 0) await ctx.sink.put(fresh);
+  await storeWanted(ctx.sink, h.take, wantedPieces, digests, lengths);
 }
