@@ -54,7 +54,7 @@ export function spareBigBuffer(size: number): Buffer | undefined {
 
 /** Gives a buffer back for reuse; smaller ones and what does not fit are left to the collector. */
 export function keepBigBuffer(b: ArrayBufferLike | undefined): void {
-  if (!(b instanceof ArrayBuffer) || b.byteLength < MiB || b.byteLength === 0 || keptBytes + b.byteLength > KEEP_BYTES) return;
+  if (!(b instanceof ArrayBuffer) || b.byteLength < MiB || keptBytes + b.byteLength > KEEP_BYTES) return;
   kept.push(b);
   keptBytes += b.byteLength;
 }

@@ -265,8 +265,8 @@ export class CodecPool {
     return {
       chunks: encodedOf(res),
       release: () => {
-        // Only a buffer of its own (a large batch's) is kept; a small batch's lies in a shared slab.
-        if (!released && res.out.byteOffset === 0 && res.out.byteLength === res.out.buffer.byteLength) keepBigBuffer(res.out.buffer);
+        // A large batch's buffer is its own; a small batch's is too small to be kept.
+        if (!released) keepBigBuffer(res.out.buffer);
         released = true;
       },
     };

@@ -8,6 +8,7 @@ import type { ChunkSink, NewChunk } from '../../core/chunk-io.js';
 import { frameLength, writeFrame } from '../../core/chunk-frames.js';
 import type { ServerClient } from './server-client.js';
 import type { Throttle } from './throttle.js';
+import { bigBuffer, keepBigBuffer } from '../../workers/big-buffers.js';
 
 const BODY_BYTES = 4 * 1024 * 1024;
 // Two bodies in flight keep the link busy; more only cost the server memory when many agents sync.
@@ -16,13 +17,6 @@ const WANT_BATCH = 4096;
 /** A body's buffer: BODY_BYTES and the largest chunk (1 MiB) that may push it over, with its frame. */
 const BODY_ALLOC = BODY_BYTES + 1024 * 1024 + 64 * 1024;
 
-/**
- * Body buffers of finished uploads, reused by the next ones of any job: a fresh 4 MiB buffer per
- * body cost page faults and, as external memory growing fast, frequent full garbage collections
- * of the agent's heap (a quarter of its main thread's time when 50 agents synced at once).
- */
-const spareBodies: Buffer[] = [];
-const SPARE_BODIES = MAX_IN_FLIGHT + 1;
 
 interface WantWaiter {
   digests: string[];
@@ -96,8 +90,9 @@ export class RemoteSink implements ChunkSink {
       const need = frameLength(frame);
       if (this.body && this.bodyBytes + need > this.body.length) full.push(this.takeBody());
       if (!this.body) {
-        const spare = spareBodies.pop();
-        this.body = spare && spare.length >= need ? spare : Buffer.allocUnsafeSlow(Math.max(BODY_ALLOC, need));
+        // Bodies of finished uploads are reused (big-buffers.ts): fresh ones cost page faults and,
+        // as external memory growing fast, full garbage collections of the agent's heap.
+        this.body = bigBuffer(Math.max(BODY_ALLOC, need));
         this.bodyBytes = 0;
       }
       this.bodyBytes = writeFrame(this.body, this.bodyBytes, frame);
@@ -124,7 +119,7 @@ export class RemoteSink implements ChunkSink {
         () => {
           this.sentBytes += body.length;
           // The server answered after reading the whole body: nothing refers to it any more.
-          if (spareBodies.length < SPARE_BODIES) spareBodies.push(whole);
+          keepBigBuffer(whole.buffer);
         },
         (err: unknown) => {
           this.failure ??= err instanceof Error ? err : new Error(String(err));
@@ -139,7 +134,7 @@ export class RemoteSink implements ChunkSink {
     if (this.body) {
       const [whole, length] = this.takeBody();
       if (length > 0) await this.send(whole, length);
-      else if (spareBodies.length < SPARE_BODIES) spareBodies.push(whole);
+      else keepBigBuffer(whole.buffer);
     }
     await Promise.all([...this.inFlight]);
     if (this.failure) throw this.failure;
