@@ -8,6 +8,7 @@
  * a detached watchdog (`sleep; fsfreeze -u`) thaws it at the timeout whatever happens to us.
  */
 import { spawn } from 'node:child_process';
+import { spawnChild } from '../native/spawn.js';
 import { HoldfastError } from '../core/errors.js';
 
 export interface QuiesceOptions {
@@ -58,12 +59,12 @@ interface CommandResult {
 /** Runs `sh -c command`, killing its whole process group at the timeout. */
 export function runCommand(command: string, timeoutMs: number, env: Record<string, string> = {}): Promise<CommandResult> {
   return new Promise((resolve) => {
-    const child = spawn('sh', ['-c', command], { env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnChild('sh', ['-c', command], { env: { ...process.env, ...env }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let timedOut = false;
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => {
       timedOut = true;
       try {
@@ -72,11 +73,11 @@ export function runCommand(command: string, timeoutMs: number, env: Record<strin
         // already gone
       }
     }, timeoutMs);
-    child.on('error', (err) => {
+    child.on('error', (err: Error) => {
       clearTimeout(timer);
       resolve({ code: 127, why: err.message, stdout, stderr });
     });
-    child.on('close', (code, signal) => {
+    child.on('close', (code: number | null, signal: NodeJS.Signals | null) => {
       clearTimeout(timer);
       const why = timedOut ? `timed out after ${timeoutMs} ms` : signal ? `killed by ${signal}` : `exit status ${code}`;
       resolve({ code: timedOut ? 124 : (code ?? 128), why, stdout, stderr });

@@ -51,10 +51,30 @@ interface Binding {
   addressMod?(view: Uint8Array, align: number): number;
   /** absent in an addon built before it: callers then cut in JavaScript */
   cdcSplit?(view: Uint8Array, min: number, avg: number, max: number, maskSmall: number, maskLarge: number, final: boolean, lengths: Uint32Array): number;
+  /** absent in an addon built before it: callers then use Node's spawn */
+  spawnProcess?: SpawnProcess;
 }
+
+/** The parent's ends of a spawned child's pipes (-1: /dev/null), and its pid. */
+export interface SpawnedFds {
+  pid: number;
+  stdin: number;
+  stdout: number;
+  stderr: number;
+}
+
+/**
+ * posix_spawn of `file` (looked up in PATH) with `argv` (argv[0] included) and `env` (null: this
+ * process's); bit i of `pipes` gives standard stream i a pipe, else /dev/null; `detached` starts a
+ * new session. `onExit(code, signal)` is called once: code -1 when the child was killed by `signal`.
+ */
+export type SpawnProcess = (file: string, argv: string[], env: string[] | null, pipes: number, detached: boolean, onExit: (code: number, signal: number) => void) => SpawnedFds;
 
 // Relative to the compiled file, dist/src/native/index.js.
 const binding = createRequire(import.meta.url)('../../../native/build/Release/holdfast_native.node') as Binding;
+
+/** See {@link SpawnProcess}; undefined in an addon built before it. */
+export const spawnProcess: SpawnProcess | undefined = binding.spawnProcess?.bind(binding);
 
 /** Names of the extended attributes of `path` itself (a symlink is not followed); [] when none. */
 export function listXattrs(path: string): string[] {

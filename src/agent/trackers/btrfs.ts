@@ -12,12 +12,12 @@
  * sync leaves a stray snapshot that the next commit deletes; the state still names the previous
  * snapshot, so the next sync compares against it and misses nothing.
  */
-import { spawn } from 'node:child_process';
 import { lstat, mkdir, open, readdir, readlink, stat, statfs } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { ManifestWriter, PAGE_CHUNKS, type KeptFiles } from '../../core/manifest-io.js';
 import { chunkOffsets, type ChunkRef, type Entry, type FileEntry } from '../../core/manifest.js';
 import { HoldfastError, errnoCode } from '../../core/errors.js';
+import { spawnChild } from '../../native/spawn.js';
 import { backupDir, type BackupOutcome, type BackupProgress } from '../backup-dir.js';
 import { baseMeta, entryType } from '../file-meta.js';
 import { chunkFile, chunkSmallFile, seekDataExtents, SMALL_FILE, type ChunkingContext } from '../file-chunker.js';
@@ -130,13 +130,13 @@ function deleteSnapshot(p: string): Promise<string> {
 
 function sendStream(prev: string, cur: string, signal?: AbortSignal): Promise<Buffer> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn('btrfs', ['send', '--no-data', '-q', '-p', prev, cur], { signal, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnChild('btrfs', ['send', '--no-data', '-q', '-p', prev, cur], { signal, stdio: ['ignore', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', (err) => reject(new HoldfastError('SOURCE_UNREADABLE', `btrfs send failed: ${err.message}`, {}, { cause: err })));
-    child.on('close', (code) => {
+    child.stdout?.on('data', (d: Buffer) => out.push(d));
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', (err: Error) => reject(new HoldfastError('SOURCE_UNREADABLE', `btrfs send failed: ${err.message}`, {}, { cause: err })));
+    child.on('close', (code: number | null) => {
       if (code === 0) resolvePromise(Buffer.concat(out));
       else reject(new HoldfastError('SOURCE_UNREADABLE', `btrfs send -p ${prev} ${cur} failed: ${stderr.trim()}`));
     });
