@@ -9,11 +9,11 @@
  * cleanly and stores the bitmaps (killed outright, it would leave them marked in use, which costs
  * the next sync a full read). Its pid file lets the next sync end one that outlived a crash.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HoldfastError } from '../../core/errors.js';
+import { spawnChild, type Child } from '../../native/spawn.js';
 import { NbdClient } from '../nbd/nbd-client.js';
 import { rotationActions, type BitmapHost, type BitmapInfo, type ImageView } from './bitmap-host.js';
 import { QmpClient, QmpCommandError } from './qmp-client.js';
@@ -30,7 +30,7 @@ const NODE = 'holdfast-disk';
 const EXPORT = 'holdfast-export';
 
 interface Daemon {
-  child: ChildProcess;
+  child: Child;
   qmp: QmpClient;
   exited: Promise<void>;
 }
@@ -181,7 +181,8 @@ export class OfflineBitmapHost implements BitmapHost {
     await quitting.get(this.qmpSocket);
     await rm(this.qmpSocket, { force: true });
     const args = ['--chardev', `socket,id=holdfast-qmp,path=${optValue(this.qmpSocket)},server=on,wait=off`, '--monitor', 'chardev=holdfast-qmp', '--pidfile', this.pidFile];
-    const child = spawn('setpriv', ['--pdeathsig', 'SIGTERM', '--', 'qemu-storage-daemon', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // Started without fork (native/spawn.ts): this is on every sync's path.
+    const child = spawnChild('setpriv', ['--pdeathsig', 'SIGTERM', '--', 'qemu-storage-daemon', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     let exited = false;
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -190,7 +191,7 @@ export class OfflineBitmapHost implements BitmapHost {
         exited = true;
         resolve();
       });
-      child.on('error', (err) => {
+      child.on('error', (err: Error) => {
         exited = true;
         stderr += err.message;
         resolve();
@@ -215,7 +216,11 @@ export class OfflineBitmapHost implements BitmapHost {
     }
     const d = { child, qmp, exited: exit };
     try {
-      await this.run(qmp, 'blockdev-add', { driver: 'qcow2', 'node-name': NODE, file: { driver: 'file', filename: this.image } });
+      // Direct I/O through io_uring: a sync reads scattered extents the page cache seldom holds,
+      // and copying them through it made each read dearer (1% of a 2 GiB image: job 0.54 →
+      // 0.49 s). A file system without O_DIRECT (tmpfs) or a kernel without io_uring gets the default.
+      const open = (file: Record<string, unknown>): Promise<void> => this.run(qmp, 'blockdev-add', { driver: 'qcow2', 'node-name': NODE, file: { driver: 'file', filename: this.image, ...file } });
+      await open({ aio: 'io_uring', cache: { direct: true } }).catch(() => open({}));
     } catch (err) {
       await qmp.execute('quit').catch(() => undefined);
       qmp.close();
