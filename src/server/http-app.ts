@@ -11,6 +11,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HoldfastError, isHoldfastError } from '../core/errors.js';
 import { MAX_FRAMES_BODY } from '../core/protocol.js';
+import { readUploadBody } from './upload-body.js';
 import { AGENT_CN_PREFIX } from './pki.js';
 import type { ProtectionServer } from './protection-server.js';
 import { registerAdminRoutes } from './routes/admin-routes.js';
@@ -68,7 +69,8 @@ export async function buildApp(server: ProtectionServer, logger: FastifyBaseLogg
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array' } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
-  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: MAX_FRAMES_BODY }, (_req, body, done) => done(null, body));
+  // A route's own bodyLimit, else MAX_FRAMES_BODY (above the server's default for JSON).
+  app.addContentTypeParser('application/octet-stream', (req: FastifyRequest, payload: IncomingMessage) => readUploadBody(payload, Math.max(req.routeOptions.bodyLimit ?? 0, MAX_FRAMES_BODY)));
 
   app.setErrorHandler((err, req, reply) => {
     if (isHoldfastError(err)) {

@@ -5,6 +5,7 @@
  * by digest alone).
  */
 import { uploadFrames, verifyFrames } from './upload-frames.js';
+import { releaseUploadBody } from './upload-body.js';
 import { HoldfastError } from '../core/errors.js';
 import { readManifest, walkManifest, type PageSpan } from '../core/manifest-io.js';
 import { chunkOffsets, hasContent, type ChunkRef } from '../core/manifest.js';
@@ -58,10 +59,14 @@ export class JobTransfer {
   }
 
   /** Verifies every uploaded chunk against its digest before it goes near a pack. */
-  async put(body: Uint8Array): Promise<number> {
+  /** `release`: the body came from readUploadBody and nothing else refers to it. */
+  async put(body: Uint8Array, release = false): Promise<number> {
     const bodyLength = body.length;
     const frames = await verifyFrames(this.pool.codec, body, uploadFrames(body));
     await this.writer().put(frames.map((f) => ({ digest: f.digest, length: f.length, encoded: { data: f.data, flags: f.flags } })));
+    // Stored (the writer copied what it keeps): a body read by readUploadBody may take the next upload.
+    const last = frames[0]?.data;
+    if (release && last) releaseUploadBody(last);
     this.receivedBytes += bodyLength;
     this.receivedChunks += frames.length;
     return frames.length;

@@ -369,7 +369,8 @@ parentPort?.on('message', (msg: CodecRequest) => {
       }
       case 'verify': {
         const results = verifyMany(msg.items, scratchOf);
-        reply({ id: msg.id, op: 'verified', results, ...(msg.back ? { back: msg.back } : {}) }, msg.back ? [msg.back] : []);
+        // Moved here whole (it may be longer than the view: a kept upload body), so it goes back whole, not copied.
+        reply({ id: msg.id, op: 'verified', results, ...(msg.back ? { back: msg.back } : {}) }, msg.back ? [new Uint8Array(msg.back.buffer)] : []);
         return;
       }
       case 'decode': {

@@ -150,7 +150,7 @@ export function registerAgentRoutes(app: App, server: ProtectionServer): void {
     const job = server.runningJob(req.agentId as string, req.params.id, req.headers[ATTEMPT_HEADER]);
     if (job.type !== 'sync') throw new HoldfastError('CONFLICT', `job ${job.id} is a ${job.type}, not a sync`);
     if (!Buffer.isBuffer(req.body)) throw new HoldfastError('BAD_ARGUMENT', 'chunk uploads are application/octet-stream');
-    return { stored: await server.transfer(job).put(req.body) };
+    return { stored: await server.transfer(job).put(req.body, true) };
     },
   );
 
