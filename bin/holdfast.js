@@ -3,6 +3,12 @@
 // More libuv threads: a backup keeps many small-file reads in flight at once.
 process.env.UV_THREADPOOL_SIZE ??= '16';
 import { statSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+
+// The HTTP client's parser (undici's llhttp) is WebAssembly: V8's optimizing tier would compile it
+// again in the background for about a CPU-second, stealing a core from the sync a short
+// `holdfast sync --wait` waits for. The baseline compiler's code parses our few responses fast enough.
+setFlagsFromString('--liftoff-only');
 
 // The esbuild bundle (dist/bundle, built last by `npm run build`) loads a few files instead of
 // ~150 modules; it is used unless a later `tsc` left dist/src newer than it, or
