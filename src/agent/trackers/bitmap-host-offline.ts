@@ -9,6 +9,7 @@
  * cleanly and stores the bitmaps (killed outright, it would leave them marked in use, which costs
  * the next sync a full read). Its pid file lets the next sync end one that outlived a crash.
  */
+import { rmSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -178,8 +179,10 @@ export class OfflineBitmapHost implements BitmapHost {
 
   /** Starts the daemon with the image open read-write (once the last one for this image has exited). */
   private async start(): Promise<Daemon> {
-    await quitting.get(this.qmpSocket);
-    await rm(this.qmpSocket, { force: true });
+    const before = quitting.get(this.qmpSocket);
+    if (before) await before;
+    // Synchronous, so the daemon starts now rather than after whatever the caller does next.
+    rmSync(this.qmpSocket, { force: true });
     const args = ['--chardev', `socket,id=holdfast-qmp,path=${optValue(this.qmpSocket)},server=on,wait=off`, '--monitor', 'chardev=holdfast-qmp', '--pidfile', this.pidFile];
     // Started without fork (native/spawn.ts): this is on every sync's path.
     const child = spawnChild('setpriv', ['--pdeathsig', 'SIGTERM', '--', 'qemu-storage-daemon', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
