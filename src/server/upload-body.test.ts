@@ -45,6 +45,16 @@ describe('readUploadBody', () => {
     await assert.rejects(readUploadBody(request([bytes(98, 6)], { 'content-length': '99' }), 1 << 20), (err) => status(err) === 400);
   });
 
+  it('refuses a body whose request closes before it ends', async () => {
+    const s = new PassThrough() as unknown as IncomingMessage & PassThrough;
+    Object.assign(s, { headers: { 'content-length': '100' } });
+    setImmediate(() => {
+      s.write(bytes(10, 9));
+      s.destroy();
+    });
+    await assert.rejects(readUploadBody(s, 1 << 20), (err) => status(err) === 400);
+  });
+
   it('reads a body without a declared length up to the limit, and refuses more with 413', async () => {
     const data = bytes(5000, 7);
     assert.ok((await readUploadBody(request([data.subarray(0, 100), data.subarray(100)], {}), 5000)).equals(data));

@@ -32,6 +32,7 @@ export function readUploadBody(payload: IncomingMessage, limit: number): Promise
       payload.off('data', onData);
       payload.off('end', onEnd);
       payload.off('error', onError);
+      payload.off('close', onClose);
       reject(err);
     };
     const onData = (chunk: Buffer): void => {
@@ -46,13 +47,17 @@ export function readUploadBody(payload: IncomingMessage, limit: number): Promise
     const onEnd = (): void => {
       payload.off('data', onData);
       payload.off('error', onError);
+      payload.off('close', onClose);
       if (into && received !== into.length) reject(new BodyError(400, 'FST_ERR_CTP_INVALID_CONTENT_LENGTH', 'Request body size did not match Content-Length'));
       else resolve(into ?? Buffer.concat(pieces, received));
     };
     const onError = (err: Error): void => stop(Object.assign(err, { statusCode: 400 }));
+    // The agent went away mid-body: no 'end' will come.
+    const onClose = (): void => stop(new BodyError(400, 'FST_ERR_CTP_INVALID_CONTENT_LENGTH', 'the request ended before its body did'));
     payload.on('data', onData);
     payload.once('end', onEnd);
     payload.once('error', onError);
+    payload.once('close', onClose);
     payload.resume();
   });
 }
