@@ -22,6 +22,7 @@ export function readUploadBody(payload: IncomingMessage, limit: number): Promise
   const declared = Number(payload.headers['content-length']);
   const known = Number.isSafeInteger(declared) && declared >= 0;
   const tooLarge = (): BodyError => new BodyError(413, 'FST_ERR_CTP_BODY_TOO_LARGE', 'Request body is too large');
+  const mismatch = (): BodyError => new BodyError(400, 'FST_ERR_CTP_INVALID_CONTENT_LENGTH', 'Request body size did not match Content-Length');
   if (known && declared > limit) return Promise.reject(tooLarge());
   return new Promise((resolve, reject) => {
     // Without a declared length (chunked), the pieces are gathered and joined as fastify does.
@@ -37,7 +38,7 @@ export function readUploadBody(payload: IncomingMessage, limit: number): Promise
     };
     const onData = (chunk: Buffer): void => {
       if (received + chunk.length > (into ? into.length : limit)) {
-        stop(into ? new BodyError(400, 'FST_ERR_CTP_INVALID_CONTENT_LENGTH', 'Request body size did not match Content-Length') : tooLarge());
+        stop(into ? mismatch() : tooLarge());
         return;
       }
       if (into) chunk.copy(into, received);
@@ -48,7 +49,7 @@ export function readUploadBody(payload: IncomingMessage, limit: number): Promise
       payload.off('data', onData);
       payload.off('error', onError);
       payload.off('close', onClose);
-      if (into && received !== into.length) reject(new BodyError(400, 'FST_ERR_CTP_INVALID_CONTENT_LENGTH', 'Request body size did not match Content-Length'));
+      if (into && received !== into.length) reject(mismatch());
       else resolve(into ?? Buffer.concat(pieces, received));
     };
     const onError = (err: Error): void => stop(Object.assign(err, { statusCode: 400 }));
