@@ -83,7 +83,7 @@ describe('spawnChild (posix_spawn)', () => {
     assert.equal(await exited, 'SIGTERM');
   });
 
-  it('leaves the memory this process has touched alone, unlike a fork', async () => {
+  it('leaves the memory this process has touched alone, unlike a fork', async (t) => {
     // The reason it exists: after a fork every written page is copy-on-write, and rewriting it faults.
     const blocks = Array.from({ length: 8 }, () => Buffer.from(new ArrayBuffer(4 * 1024 * 1024)));
     const rewrite = (v: number): number => {
@@ -96,7 +96,11 @@ describe('spawnChild (posix_spawn)', () => {
     const afterFork = rewrite(2);
     await ended(spawnChild('true', []));
     const afterSpawn = rewrite(3);
-    assert.ok(afterFork > 4000, `a fork made the 32 MiB fault again (${afterFork} faults)`);
+    if (afterFork < 1000) {
+      // Transparent huge pages (or a kernel without copy-on-write faults to count): nothing to compare.
+      t.skip(`a fork cost only ${afterFork} faults on this kernel`);
+      return;
+    }
     assert.ok(afterSpawn < afterFork / 10, `posix_spawn left them mapped: ${afterSpawn} faults against ${afterFork} after a fork`);
   });
 });
