@@ -4,7 +4,6 @@
  * fingerprint), and the certificate presented must be the server's (CN SERVER_CN), not another
  * agent's. Errors come back as HoldfastErrors with the server's code and message.
  */
-import type { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import type { PeerCertificate } from 'node:tls';
 import { HoldfastError, isErrorCode } from '../../core/errors.js';
@@ -110,16 +109,12 @@ export class ServerClient {
     if (body) headers['content-type'] = body.type;
     if (this.creds.bearer) headers.authorization = `Bearer ${this.creds.bearer}`;
     const timeout = o.timeoutMs ?? 120_000;
-    const data = body?.data;
-    const sliced = data instanceof Uint8Array && data.length > BODY_SLICE;
-    if (sliced) headers['content-length'] = String(data.length);
     let res: Dispatcher.ResponseData;
     try {
       res = await request(new URL(path, this.url), {
         method,
         headers,
-        // undici sends iterables (documented), though its types omit them here.
-        body: sliced ? (slices(data) as unknown as Readable) : data,
+        body: body?.data,
         dispatcher: this.dispatcher,
         signal: o.signal,
         headersTimeout: timeout,
@@ -143,14 +138,4 @@ export class ServerClient {
     }
     return res;
   }
-}
-
-/**
- * A large body goes out in slices: given whole, undici writes it together with the request head,
- * and TLS then copies both into one new buffer of the body's size (4 MiB of fresh memory per
- * upload: page faults costing more than the encryption). One slice at a time is encrypted in place.
- */
-const BODY_SLICE = 256 * 1024;
-function* slices(data: Uint8Array): Generator<Uint8Array> {
-  for (let at = 0; at < data.length; at += BODY_SLICE) yield data.subarray(at, Math.min(data.length, at + BODY_SLICE));
 }
