@@ -58,15 +58,18 @@ export class JobTransfer {
     return digests.map((d) => s.claim(d));
   }
 
-  /** Verifies every uploaded chunk against its digest before it goes near a pack. */
-  /** `release`: the body came from readUploadBody and nothing else refers to it. */
+  /**
+   * Verifies every uploaded chunk against its digest before it goes near a pack. `release`: the
+   * body came from readUploadBody and nothing else refers to it, so once stored it is kept for reuse.
+   */
   async put(body: Uint8Array, release = false): Promise<number> {
     const bodyLength = body.length;
     const frames = await verifyFrames(this.pool.codec, body, uploadFrames(body));
     await this.writer().put(frames.map((f) => ({ digest: f.digest, length: f.length, encoded: { data: f.data, flags: f.flags } })));
-    // Stored (the writer copied what it keeps): a body read by readUploadBody may take the next upload.
-    const last = frames[0]?.data;
-    if (release && last) releaseUploadBody(last);
+    // Stored (the writer copied what it keeps). The frames view the body as it came back from the
+    // verify worker (moved there and back), so any one of them names its memory.
+    const view = frames[0]?.data;
+    if (release && view) releaseUploadBody(view);
     this.receivedBytes += bodyLength;
     this.receivedChunks += frames.length;
     return frames.length;
