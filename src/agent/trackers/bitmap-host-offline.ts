@@ -20,6 +20,7 @@ import { rotationActions, type BitmapHost, type BitmapInfo, type ImageView } fro
 import { QmpClient, QmpCommandError } from './qmp-client.js';
 import { runTool } from './run-tool.js';
 import { readQcow2Header, type Qcow2Facts } from './qcow2-header.js';
+import { Qcow2Clusters } from './qcow2-clusters.js';
 
 interface QemuImgInfo {
   'virtual-size': number;
@@ -105,10 +106,20 @@ export class OfflineBitmapHost implements BitmapHost {
     await this.run(qmp, 'nbd-server-start', { addr: { type: 'unix', data: { path: this.nbdSocket } } });
     await this.run(qmp, 'block-export-add', { type: 'nbd', id: EXPORT, 'node-name': NODE, name: EXPORT, writable: false, ...(bitmap ? { bitmaps: [bitmap] } : {}) });
     const contexts = bitmap ? [`qemu:dirty-bitmap:${bitmap}`, 'base:allocation'] : ['base:allocation'];
-    const nbd = await NbdClient.connect(this.nbdSocket, { exportName: EXPORT, metaContexts: contexts, signal: this.signal });
+    // The image's own cluster map, read now that the daemon holds its lock (nothing else writes).
+    const [nbd, clusters] = await Promise.all([
+      NbdClient.connect(this.nbdSocket, { exportName: EXPORT, metaContexts: contexts, signal: this.signal }),
+      Qcow2Clusters.open(this.image).catch(() => undefined),
+    ]);
     return {
       nbd,
+      read: async (offset, length, signal, into) => {
+        // Whatever the map cannot serve (or an error reading it) goes through QEMU, which knows.
+        const done = clusters ? await clusters.read(offset, length, into).catch(() => false) : false;
+        return done ? into.subarray(0, length) : nbd.read(offset, length, signal, into);
+      },
       close: async () => {
+        void clusters?.close().catch(() => undefined);
         // Neither waited for: the daemon closes the connection as it quits, and it answers the
         // quit only once it has stored the bitmaps (30-70 ms); the next start for the image waits.
         void nbd.close().catch(() => undefined);

@@ -15,6 +15,8 @@ export interface BitmapInfo {
 
 export interface ImageView {
   nbd: NbdClient;
+  /** Guest bytes into `into` (returned), by the fastest way the view has: NBD unless given. */
+  read?(offset: number, length: number, signal: AbortSignal | undefined, into: Buffer): Promise<Buffer>;
   close(): Promise<void>;
 }
 

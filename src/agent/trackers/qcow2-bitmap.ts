@@ -120,7 +120,7 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
       const runs = slots.runsOf(changed);
       await readSlots(
         {
-          read: (o, l, s, into) => view.nbd.read(o, l, s, into),
+          read: (o, l, s, into) => (view.read ? view.read(o, l, s, into) : view.nbd.read(o, l, s, into)),
           sink: r.sink,
           batcher: r.batcher,
           signal: r.signal,
