@@ -5,8 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { isDeepStrictEqual } from 'node:util';
 import type { FileEntry } from '../../core/manifest.js';
-import { ManifestWriter, pagesOf } from '../../core/manifest-io.js';
+import { ManifestWriter, PageCache, pagesOf } from '../../core/manifest-io.js';
+import type { ChunkRef, PageLine } from '../../core/manifest.js';
 import { ImageSlots } from './image-slots.js';
 
 const K = 16 * 1024;
@@ -65,4 +67,43 @@ test('the manifest writer refuses pages that do not tile the entry', async () =>
   await new ManifestWriter(sink, 'image').addPaged(head, 8 * K, pages);
   await assert.rejects(new ManifestWriter(sink, 'image').addPaged(head, 8 * K, pages.slice(1)), /do not cover/);
   await assert.rejects(new ManifestWriter(sink, 'image').addPaged({ ...head, size: 64 * K + 1 }, 8 * K, pages), /do not cover/);
+});
+
+test('a page source tells an unchanged page from a changed one without making it, and the manifest is the same with or without the cache', async () => {
+  let seed = 11;
+  const rnd = (n: number): number => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  const size = 64 * K + 512;
+  const span = 8 * K;
+  const slot = (i: number): ChunkRef | null => (rnd(3) === 0 ? null : [d('0123456789abcdef'[rnd(16)] as string), Math.min(K, size - i * K)]);
+  const s = ImageSlots.empty(size, K);
+  s.slots.forEach((_, i) => (s.slots[i] = slot(i)));
+  const stored = new Map<string, number>();
+  const sink = {
+    compressionLevel: 1,
+    want: (x: string[]) => Promise.resolve(x.map((dg) => !stored.has(dg))),
+    put: (c: Array<{ digest: string; length: number }>) => Promise.resolve(void c.forEach((x) => stored.set(x.digest, x.length))),
+  };
+  const head = { type: 'file' as const, path: 'disk', mode: 0o644, uid: 0, gid: 0, mtimeNs: '0', size };
+  const cache = new PageCache();
+  const write = async (pages: PageCache | undefined, slots: ImageSlots): Promise<ChunkRef[]> => {
+    const w = new ManifestWriter(sink, 'image', { pageSpan: span, pages });
+    await w.addPaged(head, span, pages ? slots.pageSource(span) : slots.pages(span));
+    return w.finish();
+  };
+  await write(cache, s);
+  for (let round = 0; round < 40; round++) {
+    const kept = s.pages(span);
+    // Change a few slots: a new chunk, a hole, a hole filled, or the same value in a new array.
+    for (let n = rnd(3); n >= 0; n--) {
+      const i = rnd(s.slots.length);
+      const was = s.slots[i];
+      s.slots[i] = rnd(4) === 0 && was ? [was[0], was[1]] : slot(i);
+    }
+    const src = s.pageSource(span);
+    for (let i = 0; i < src.count; i++) assert.equal(src.same(i, kept[i] as PageLine), isDeepStrictEqual(src.page(i), kept[i]), `round ${round}, page ${i}`);
+    assert.deepEqual(await write(cache, s), await write(undefined, s), `round ${round}: the cache changed the manifest`);
+  }
 });

@@ -7,6 +7,7 @@
 import { setMaxListeners } from 'node:events';
 import type { ChunkSink } from '../../core/chunk-io.js';
 import type { ChunkRef, FileEntry, Hole, PageLine } from '../../core/manifest.js';
+import type { PageSource } from '../../core/manifest-io.js';
 import { chunkOffsets } from '../../core/manifest.js';
 import { throwIfAborted } from '../../core/errors.js';
 import { storeWanted, type CodecBatcher } from '../../workers/codec-batcher.js';
@@ -87,30 +88,67 @@ export class ImageSlots {
    * `content()`: one pass, without the whole chunk list in between.
    */
   pages(span: number): PageLine[] {
+    const src = this.pageSource(span);
+    return Array.from({ length: src.count }, (_, i) => src.page(i));
+  }
+
+  /** The same pages, each made only when asked for; `same` compares one with a kept page unmade. */
+  pageSource(span: number): PageSource {
     const per = span / this.chunk;
-    const pages: PageLine[] = [];
-    let s = 0;
-    for (let at = 0; at < this.size; at += span) {
-      const chunks: ChunkRef[] = [];
-      let holes: Hole[] | undefined;
-      for (const end = Math.min(this.slots.length, s + per); s < end; s++) {
-        const ref = this.slots[s];
-        if (ref) chunks.push(ref);
-        else {
-          const off = s * this.chunk;
-          const len = Math.min(this.chunk, this.size - off);
-          const last = holes?.[holes.length - 1];
-          if (last && last[0] + last[1] === off) last[1] += len;
-          else (holes ??= []).push([off, len]);
+    return {
+      count: Math.ceil(this.size / span),
+      page: (i) => {
+        const at = i * span;
+        const chunks: ChunkRef[] = [];
+        let holes: Hole[] | undefined;
+        for (let s = i * per, end = Math.min(this.slots.length, s + per); s < end; s++) {
+          const ref = this.slots[s];
+          if (ref) chunks.push(ref);
+          else {
+            const off = s * this.chunk;
+            const len = Math.min(this.chunk, this.size - off);
+            const last = holes?.[holes.length - 1];
+            if (last && last[0] + last[1] === off) last[1] += len;
+            else (holes ??= []).push([off, len]);
+          }
         }
-      }
-      const page: PageLine = { at, len: Math.min(span, this.size - at), chunks };
-      if (holes) page.holes = holes;
-      pages.push(page);
-    }
-    return pages;
+        const page: PageLine = { at, len: Math.min(span, this.size - at), chunks };
+        if (holes) page.holes = holes;
+        return page;
+      },
+      same: (i, kept) => {
+        const at = i * span;
+        if (kept.at !== at || kept.len !== Math.min(span, this.size - at)) return false;
+        const holes = kept.holes ?? [];
+        let c = 0;
+        let h = 0;
+        // The hole being matched: [start, end) so far, and the kept one it must become.
+        let open = -1;
+        let openEnd = -1;
+        for (let s = i * per, end = Math.min(this.slots.length, s + per); s < end; s++) {
+          const ref = this.slots[s];
+          const off = s * this.chunk;
+          if (ref) {
+            if (open >= 0) {
+              if (!closes(holes[h++], open, openEnd)) return false;
+              open = -1;
+            }
+            const k = kept.chunks[c++];
+            // The same reference object (an unchanged slot) is the common case: no string compared.
+            if (!k || (k !== ref && (k[0] !== ref[0] || k[1] !== ref[1]))) return false;
+          } else {
+            if (open < 0) open = off;
+            openEnd = off + Math.min(this.chunk, this.size - off);
+          }
+        }
+        if (open >= 0 && !closes(holes[h++], open, openEnd)) return false;
+        return c === kept.chunks.length && h === holes.length;
+      },
+    };
   }
 }
+
+const closes = (hole: Hole | undefined, start: number, end: number): boolean => hole !== undefined && hole[0] === start && hole[1] === end - start;
 
 export interface SlotReadContext {
   /** `length` bytes at `offset`, read into `into` where the reader can (else returned elsewhere) */

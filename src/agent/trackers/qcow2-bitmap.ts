@@ -145,7 +145,7 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
   if (meta.xattrs === undefined) delete meta.xattrs;
   const manifest = new ManifestWriter(r.sink, 'image', { pageSpan: PAGE_CHUNKS * r.imageChunk, pages: pageCacheOf(r.source.name) });
   const span = pagedSpan(slots.size, PAGE_CHUNKS * r.imageChunk);
-  if (span) await manifest.addPaged({ type: 'file', ...meta, size: slots.size }, span, slots.pages(span));
+  if (span) await manifest.addPaged({ type: 'file', ...meta, size: slots.size }, span, slots.pageSource(span));
   else {
     const { chunks, holes } = slots.content();
     const entry: FileEntry = { type: 'file', ...meta, size: slots.size, chunks };
