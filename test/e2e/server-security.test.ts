@@ -5,8 +5,9 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { connect } from 'node:tls';
 import { Agent, request } from 'undici';
 import { scratch } from './cli-harness.js';
 import { TestAgent, TestServer, sleep, until, type JobJson } from './server-harness.js';
@@ -173,4 +174,33 @@ describe('server API security', { timeout: 360_000 }, () => {
     const openapi = JSON.parse((await raw(`${server.url}/api/openapi.json`, 'GET')).body) as { paths: Record<string, unknown> };
     assert.ok(openapi.paths['/api/v1/sources/{name}/sync'], 'the OpenAPI document lists the routes');
   });
+
+  it('an agent that goes away in the middle of a log upload does not keep one of the server’s log upload slots', async () => {
+    // Twelve uploads cut off mid-body (more than the server's eight log slots); then a real one.
+    const f = (n: string): string => readFileSync(join(tmp.dir, 'agent-b', n), 'utf8');
+    const { hostname, port } = new URL(server.url);
+    for (let i = 0; i < 12; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const sock = connect({ host: hostname, port: Number(port), ca: f('ca.pem'), cert: f('cert.pem'), key: f('key.pem'), checkServerIdentity: () => undefined }, () => {
+          sock.write(`POST /api/v1/agent/logs/src-a?name=seg${i}&kind=pg-wal HTTP/1.1\r\nhost: x\r\ncontent-type: application/octet-stream\r\ncontent-length: 1048576\r\n\r\n`);
+          sock.write(Buffer.alloc(64 * 1024));
+          // Long enough for the server to have admitted the request and started on its body.
+          setTimeout(() => {
+            sock.destroy();
+            resolve();
+          }, 150);
+        });
+        sock.on('error', reject);
+      });
+    }
+    await sleep(300);
+    // Not BUSY: the upload reaches the route (which refuses it: src-a is not beta's).
+    await assert.rejects(b.client().binary('POST', '/api/v1/agent/logs/src-a?name=real&kind=pg-wal', { type: 'application/octet-stream', data: encodeFrames([]) }), (err: unknown) => {
+      assert.ok(err instanceof HoldfastError, String(err));
+      assert.notEqual(err.code, 'BUSY', `every log upload slot is held by a cut-off upload: ${err.message}`);
+      assert.equal(err.details.status, 403, err.message);
+      return true;
+    });
+  });
 });
+

@@ -19,6 +19,9 @@ const MAX_LOG_UPLOADS = 8;
 export function registerLogRoutes(app: App, server: ProtectionServer): void {
   let uploads = 0;
   const counted = new WeakSet<object>();
+  const release = (req: object): void => {
+    if (counted.delete(req)) uploads--;
+  };
   app.post(
     '/api/v1/agent/logs/:source',
     {
@@ -28,14 +31,22 @@ export function registerLogRoutes(app: App, server: ProtectionServer): void {
         querystring: Type.Object({ name: LogName, kind: LogKindSchema, meta: Type.Optional(Type.String({ maxLength: 16384 })) }),
       },
       bodyLimit: 40 * 1024 * 1024,
-      onRequest: (req, _reply, done) => {
+      onRequest: (req, reply, done) => {
         if (uploads >= MAX_LOG_UPLOADS) return done(new HoldfastError('BUSY', `the server is receiving ${uploads} logs; try again shortly`));
         uploads++;
         counted.add(req);
+        // The response's close comes in every case (sent, failed, or the connection cut before an
+        // answer), so a slot is never lost: an upload that went away without one (onResponse
+        // never runs) kept its slot, and after eight of them every log upload was BUSY forever.
+        reply.raw.once('close', () => release(req));
         done();
       },
       onResponse: (req, _reply, done) => {
-        if (counted.delete(req)) uploads--;
+        release(req);
+        done();
+      },
+      onRequestAbort: (req, done) => {
+        release(req);
         done();
       },
     },
