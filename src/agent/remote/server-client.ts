@@ -4,7 +4,7 @@
  * fingerprint), and the certificate presented must be the server's (CN SERVER_CN), not another
  * agent's. Errors come back as HoldfastErrors with the server's code and message.
  */
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, buildConnector, request, type Dispatcher } from 'undici';
 import type { PeerCertificate } from 'node:tls';
 import { HoldfastError, isErrorCode } from '../../core/errors.js';
 import { certFingerprint, SERVER_CN } from '../../core/tokens.js';
@@ -61,10 +61,11 @@ export class ServerClient {
     private readonly creds: Credentials,
     connections = 8,
   ) {
+    const connect = buildConnector({ ca: creds.ca, cert: creds.cert, key: creds.key, checkServerIdentity: checkServer, timeout: 30_000 });
     this.dispatcher = new Agent({
       connections,
       keepAliveTimeout: 30_000,
-      connect: { ca: creds.ca, cert: creds.cert, key: creds.key, checkServerIdentity: checkServer, timeout: 30_000 },
+      connect: (opts, done) => connect(opts, (err, socket) => (err ? done(err, null) : done(null, unbatched(socket as NonNullable<typeof socket>)))),
     });
   }
 
@@ -138,4 +139,15 @@ export class ServerClient {
     }
     return res;
   }
+}
+
+/**
+ * A socket that writes what was corked one piece at a time. undici corks a request's head and
+ * Buffer body together; written as one batch, Node's TLS copies both into one new body-sized
+ * buffer before encrypting (a 4 MiB chunk upload: 4 MiB of fresh memory, about 1,000 page
+ * faults, costing more than the encryption). Written apart, the body is encrypted where it lies.
+ */
+function unbatched<S extends object>(socket: S): S {
+  (socket as { _writev?: unknown })._writev = null;
+  return socket;
 }
