@@ -161,3 +161,20 @@ test('the buffers a restore write came in go back to the main thread for the nex
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a codec worker that dies is replaced: later jobs are answered', { timeout: 30_000 }, async () => {
+  const codec = new CodecPool(2);
+  try {
+    const digest = (s: string): string => createHash('sha256').update(s).digest('hex');
+    const hashOne = async (s: string): Promise<string> => (await codec.hash([{ buf: Buffer.from(s), rule: { kind: 'whole' }, detectZero: false }])).pieces[0]?.digests[0] as string;
+    assert.equal(await hashOne('before'), digest('before'));
+    // Both workers die (as an uncaught error or a resource limit would end them).
+    const slots = (codec as unknown as { slots: Array<{ worker: { terminate(): Promise<number> } }> }).slots;
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+    // Every later job still reaches a live worker, whichever slot it lands on.
+    const after = await Promise.all(['a', 'b', 'c', 'd', 'e', 'f'].map((s) => hashOne(s)));
+    assert.deepEqual(after, ['a', 'b', 'c', 'd', 'e', 'f'].map(digest));
+  } finally {
+    await codec.close();
+  }
+});

@@ -197,16 +197,32 @@ export class CodecPool {
   }
 
   private start(): void {
-    const url = new URL('./codec-worker.js', import.meta.url);
     for (let i = 0; i < this.workers; i++) {
-      // Small young generations: the workers' garbage is mostly freed buffers, not objects.
-      const worker = new Worker(url, { resourceLimits: { maxYoungGenerationSizeMb: 8 } });
-      worker.unref();
-      const slot: Slot = { worker, running: new Map(), cpu: 0, pinned: [] };
-      worker.on('message', (res: CodecResponse) => this.onMessage(slot, res));
-      worker.on('error', (err) => this.onError(slot, err));
+      const slot: Slot = { worker: undefined as unknown as Worker, running: new Map(), cpu: 0, pinned: [] };
+      this.spawn(slot);
       this.slots.push(slot);
     }
+  }
+
+  /** Starts the slot's worker; one that dies is replaced, else every job later sent to it would wait forever. */
+  private spawn(slot: Slot): void {
+    // Small young generations: the workers' garbage is mostly freed buffers, not objects.
+    const worker = new Worker(new URL('./codec-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 8 } });
+    worker.unref();
+    slot.worker = worker;
+    let dead = false;
+    const died = (err: Error): void => {
+      if (dead) return;
+      dead = true;
+      this.onError(slot, err);
+      if (!this.closed) {
+        this.spawn(slot);
+        this.pump();
+      }
+    };
+    worker.on('message', (res: CodecResponse) => this.onMessage(slot, res));
+    worker.on('error', died);
+    worker.on('exit', (code) => died(new Error(`codec worker exited (code ${code})`)));
   }
 
   get size(): number {
