@@ -116,6 +116,7 @@ describe('PostgreSQL: express fulls, WAL shipping and point-in-time restore', { 
       // Say where shipping stood: a slow machine and a failing archive_command look alike from here.
       const shipped = (await logs().catch(() => [])).slice(-3).map((l) => `${l.name} ${l.time}`).join(', ');
       const stat = JSON.stringify(await archiver().catch((e: Error) => e.message));
+      if (process.env.HOLDFAST_TEST_DUMP) (await import('node:fs')).writeFileSync(`${process.env.HOLDFAST_TEST_DUMP}-${Date.now()}.log`, `${db.log}\n=== agent\n${agent.log}\n=== server\n${server.log}`);
       throw new Error(`${err.message}\n--- pg_stat_archiver: ${stat}\n--- last on the server: ${shipped}\n--- archive_command:\n${failures()}\n--- agent:\n${agent.log.slice(-1500)}\n--- server:\n${server.log.slice(-1500)}`);
     });
     return seg;

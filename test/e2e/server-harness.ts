@@ -71,7 +71,7 @@ export class TestServer {
   }
 
   async restart(): Promise<void> {
-    const p = spawnCli(['server', '--data', this.dir, '--listen', `127.0.0.1:${this.port}`, '--heartbeat', '1s', '--agent-timeout', '4s', '--retry-delay', '2s', '--log-level', 'warn', ...this.extra]);
+    const p = spawnCli(['server', '--data', this.dir, '--listen', `127.0.0.1:${this.port}`, '--heartbeat', '1s', '--agent-timeout', '4s', '--retry-delay', '2s', '--log-level', process.env.HOLDFAST_TEST_LOG_LEVEL ?? 'warn', ...this.extra]);
     this.proc = p;
     await until('the server to listen', () => Promise.resolve(p.out.join('').includes('listening on') || p.child.exitCode !== null), 30_000, 50);
     if (p.child.exitCode !== null) throw new Error(`server exited: ${p.out.join('')}`);
@@ -121,7 +121,7 @@ export class TestAgent {
   static async start(server: TestServer, name: string, stateDir: string, joinToken?: string): Promise<TestAgent> {
     const token = joinToken ?? (await server.cliOk(['agent-token', 'create', '--expires', '5m'])).trim();
     const a = new TestAgent(server, name, stateDir);
-    a.proc = spawnCli(['agent', '--server', server.url, '--join', token, '--state', stateDir, '--name', name, '--log-level', 'warn']);
+    a.proc = spawnCli(['agent', '--server', server.url, '--join', token, '--state', stateDir, '--name', name, '--log-level', process.env.HOLDFAST_TEST_LOG_LEVEL ?? 'warn']);
     await a.waitOnline();
     return a;
   }
@@ -144,7 +144,7 @@ export class TestAgent {
 
   /** Restarts from its state directory (no token: it already joined). */
   restart(): void {
-    this.proc = spawnCli(['agent', '--state', this.stateDir, '--log-level', 'warn']);
+    this.proc = spawnCli(['agent', '--state', this.stateDir, '--log-level', process.env.HOLDFAST_TEST_LOG_LEVEL ?? 'warn']);
   }
 
   async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {

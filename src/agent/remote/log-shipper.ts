@@ -12,7 +12,7 @@ import type { ChunkRef } from '../../core/manifest.js';
 import type { StoredChunk } from '../../core/codec.js';
 import { HoldfastError } from '../../core/errors.js';
 import type { CodecPool, HeldPiece } from '../../workers/codec-pool.js';
-import type { ServerClient } from './server-client.js';
+import type { RequestOptions, ServerClient } from './server-client.js';
 
 export const LOG_CHUNK = 1024 * 1024;
 
@@ -48,14 +48,25 @@ export async function logFrames(codec: CodecPool, data: Uint8Array, level = 3): 
   return p.lengths.map((length, i) => ({ digest: p.digests[i] as string, length, flags: (encoded[i] as { flags: number }).flags, data: (encoded[i] as { data: Uint8Array }).data }));
 }
 
-export async function shipLog(client: ServerClient, codec: CodecPool, source: string, log: LogToShip, o: { signal?: AbortSignal; retries?: number } = {}): Promise<ShippedLog> {
+export interface ShipOptions {
+  signal?: AbortSignal;
+  retries?: number;
+  /** where the record stands: 'encoding', then 'uploading' (for the caller's slow-shipping warnings) */
+  onStage?: (stage: 'encoding' | 'uploading') => void;
+  onRetry?: RequestOptions['onRetry'];
+}
+
+export async function shipLog(client: ServerClient, codec: CodecPool, source: string, log: LogToShip, o: ShipOptions = {}): Promise<ShippedLog> {
+  o.onStage?.('encoding');
   const frames = await logFrames(codec, log.data);
   const q = new URLSearchParams({ name: log.name, kind: log.kind, meta: JSON.stringify(log.meta) });
   const body = encodeFrames(frames);
+  o.onStage?.('uploading');
   const reply = await client.binary('POST', `/api/v1/agent/logs/${encodeURIComponent(source)}?${q.toString()}`, { type: 'application/octet-stream', data: body }, {
     signal: o.signal,
     retries: o.retries ?? 5,
     timeoutMs: 120_000,
+    onRetry: o.onRetry,
   });
   const r = JSON.parse(reply.toString('utf8')) as Partial<ShippedLog>;
   if (typeof r.seq !== 'number' || typeof r.time !== 'string') throw new HoldfastError('SERVER_ERROR', `the server's answer to log '${log.name}' is not a commit: ${reply.toString('utf8').slice(0, 200)}`);

@@ -26,6 +26,8 @@ export const LOG_SOCKET = 'log.sock';
 const KEYS_FILE = 'log-sources.json';
 /** a WAL segment is 16 MiB by default; PostgreSQL allows up to 1 GiB, the route up to ~32 MiB of frames */
 const MAX_LOG_BYTES = 30 * 1024 * 1024;
+/** how often a record still on its way is reported */
+const SLOW_SHIP_MS = 30_000;
 
 export type LogSourceKind = 'pg-wal' | 'sqlite-wal';
 interface KeyEntry {
@@ -110,7 +112,18 @@ async function handle(sock: Socket, o: LogSocketOptions): Promise<void> {
     o.onRequest?.(head.source as string, name);
     const meta = entry.kind === 'pg-wal' ? pgWalMeta(name, data.length) : head.meta && typeof head.meta === 'object' ? (head.meta as Record<string, unknown>) : {};
     const started = Date.now();
-    const r = await shipLog(o.client, o.codec, head.source as string, { name, kind: entry.kind, meta, data });
+    // PostgreSQL waits on this answer and archives nothing else meanwhile: say so when it is long.
+    let stage = 'encoding';
+    const slow = setInterval(() => o.log.warn({ source: head.source, log: name, stage, ms: Date.now() - started }, 'log shipping is slow: the record is not durable on the server yet'), SLOW_SHIP_MS);
+    let r: Awaited<ReturnType<typeof shipLog>>;
+    try {
+      r = await shipLog(o.client, o.codec, head.source as string, { name, kind: entry.kind, meta, data }, {
+        onStage: (s) => (stage = s),
+        onRetry: (err, waitMs) => o.log.warn({ source: head.source, log: name, code: err.code, err: err.message, waitMs }, 'log upload will be tried again'),
+      });
+    } finally {
+      clearInterval(slow);
+    }
     // latencyMs: from the moment log-push started (archive_command's call) to durable on the server.
     const latencyMs = typeof head.started === 'number' ? Date.now() - head.started : undefined;
     o.log.info({ source: head.source, log: name, seq: r.seq, duplicate: r.duplicate, ms: Date.now() - started, latencyMs }, 'log shipped');

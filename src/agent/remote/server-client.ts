@@ -25,6 +25,8 @@ export interface RequestOptions {
   retries?: number;
   /** extra request headers */
   headers?: Record<string, string>;
+  /** told of each retry before its wait (busy server, unreachable server) */
+  onRetry?: (err: HoldfastError, waitMs: number) => void;
 }
 
 const retryable = (err: unknown): boolean => err instanceof HoldfastError && (err.code === 'SERVER_UNREACHABLE' || err.code === 'BUSY');
@@ -100,6 +102,7 @@ export class ServerClient {
         if (!isBusy && ++failures > o.retries) throw err;
         const n = isBusy ? ++busy : failures;
         const wait = Math.min(isBusy ? 4000 : 8000, 250 * 2 ** n) * (0.5 + Math.random() / 2);
+        o.onRetry?.(err as HoldfastError, Math.round(wait));
         await new Promise((r) => setTimeout(r, wait));
       }
     }
