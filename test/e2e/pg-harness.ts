@@ -168,8 +168,8 @@ export class ProtectedPg {
 
   /** Closes the current WAL segment and waits until the server holds it: every commit so far is restorable. */
   async shipCurrentSegment(timeoutMs = 60_000): Promise<string> {
-    const seg = (await this.db.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS f'))[0]?.f as string;
-    await this.db.query('SELECT pg_switch_wal()');
+    // The segment the switch completed (the one before the current, when there was nothing to switch).
+    const seg = (await this.db.query<{ f: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS f'))[0]?.f as string;
     const shipped = async (): Promise<boolean> => (await this.server.admin().json<Array<{ name: string }>>('GET', '/api/v1/sources/db/logs')).some((l) => l.name >= seg && !l.name.endsWith('.history'));
     await until(`segment ${seg} on the server`, shipped, timeoutMs, 300);
     return seg;

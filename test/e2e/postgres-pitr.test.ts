@@ -110,14 +110,20 @@ describe('PostgreSQL: express fulls, WAL shipping and point-in-time restore', { 
   const failures = (): string => db.log.split('\n').filter((l) => /archive|log-push|holdfast/i.test(l)).slice(-12).join('\n');
   /** Switches WAL and waits until that segment is on the server: everything committed before is shippable. */
   const flushWal = async (timeoutMs = 180_000): Promise<string> => {
-    const seg = (await db.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_insert_lsn()) AS f; '))[0]?.f as string;
-    await db.query('SELECT pg_switch_wal()');
+    // The segment the switch completed: when nothing was written since the last switch (the insert
+    // position on a segment's first byte) it does nothing, and the segment holding every commit is
+    // the one before. Naming the segment the insert position is in waited for one never archived.
+    const [{ seg, switched } = { seg: '', switched: '' }] = await db.query<{ seg: string; switched: string }>('SELECT pg_walfile_name(lsn) AS seg, lsn::text AS switched FROM pg_switch_wal() AS lsn');
     await until(`segment ${seg} on the server`, async () => (await logs()).some((l) => l.name >= seg && !l.name.endsWith('.history')), timeoutMs, 300).catch(async (err: Error) => {
       // Say where shipping stood: a slow machine and a failing archive_command look alike from here.
       const shipped = (await logs().catch(() => [])).slice(-3).map((l) => `${l.name} ${l.time}`).join(', ');
       const stat = JSON.stringify(await archiver().catch((e: Error) => e.message));
-      if (process.env.HOLDFAST_TEST_DUMP) (await import('node:fs')).writeFileSync(`${process.env.HOLDFAST_TEST_DUMP}-${Date.now()}.log`, `${db.log}\n=== agent\n${agent.log}\n=== server\n${server.log}`);
-      throw new Error(`${err.message}\n--- pg_stat_archiver: ${stat}\n--- last on the server: ${shipped}\n--- archive_command:\n${failures()}\n--- agent:\n${agent.log.slice(-1500)}\n--- server:\n${server.log.slice(-1500)}`);
+      const wal = JSON.stringify(await db.query('SELECT pg_current_wal_lsn()::text AS lsn, pg_walfile_name(pg_current_wal_lsn()) AS file').catch((e: Error) => e.message));
+      const ready = readdirSync(join(db.dataDir, 'pg_wal', 'archive_status')).filter((f) => f.endsWith('.ready')).join(' ');
+      const pushing = spawnSync('pgrep', ['-af', 'log-push'], { encoding: 'utf8' }).stdout.trim();
+      const facts = `${err.message}\n--- pg_stat_archiver: ${stat}\n--- switched at ${switched} (completing ${seg}); now ${wal}; .ready: ${ready || 'none'}; log-push running: ${pushing || 'none'}\n--- last on the server: ${shipped}`;
+      if (process.env.HOLDFAST_TEST_DUMP) writeFileSync(`${process.env.HOLDFAST_TEST_DUMP}-${Date.now()}.log`, `${facts}\n=== postgres\n${db.log}\n=== agent\n${agent.log}\n=== server\n${server.log}`);
+      throw new Error(`${facts}\n--- archive_command:\n${failures()}\n--- agent:\n${agent.log.slice(-1500)}\n--- server:\n${server.log.slice(-1500)}`);
     });
     return seg;
   };
