@@ -9,6 +9,7 @@ import { constants, type BigIntStats } from 'node:fs';
 import type { ChunkSink } from '../core/chunk-io.js';
 import { storeWanted, type CodecBatcher, type HashedForTake } from '../workers/codec-batcher.js';
 import { RECYCLED_SIZE } from '../workers/codec-pool.js';
+import { bigBuffer } from '../workers/big-buffers.js';
 import type { CdcParams } from '../core/chunker.js';
 import type { SplitRule } from '../core/codec.js';
 import type { ChunkRef, Hole } from '../core/manifest.js';
@@ -220,7 +221,15 @@ async function chunkExtent(
     off += buf.length;
     next = off < end && !short ? readSeg(off) : undefined;
     const final = next === undefined;
-    if (carry && carry.length > 0) buf = Buffer.concat([carry, buf]);
+    if (carry && carry.length > 0) {
+      // Joined in a kept buffer, and the segment's buffer goes back: a fresh 4 MiB per segment
+      // (Buffer.concat), never reused, made a 2 GiB file cost 1.4 million page faults.
+      const joined = bigBuffer(carry.length + buf.length);
+      carry.copy(joined, 0);
+      buf.copy(joined, carry.length);
+      ctx.batcher.codec.giveBack(buf);
+      buf = joined;
+    }
     carry = undefined;
     const rule: SplitRule = buf.length <= ctx.cdc.min && final ? { kind: 'whole' } : { kind: 'cdc', params: ctx.cdc, final };
     // The buffer moves to a worker; keep the tail that may carry into the next segment.

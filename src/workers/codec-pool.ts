@@ -182,10 +182,16 @@ export class CodecPool {
     return Buffer.allocUnsafeSlow(size);
   }
 
-  private recycle(b: Uint8Array): void {
-    if (b.byteLength === RECYCLED_SIZE && b.byteOffset === 0 && b.buffer.byteLength === RECYCLED_SIZE && this.spare.length < MAX_SPARE) {
+  /**
+   * Takes back a read buffer nothing refers to any more (one that came back from a worker, or one
+   * from buffer() the caller did not send): a segment-sized one for buffer(), another large one
+   * for the big-buffer store (a file's segments joined with the carry before them).
+   */
+  giveBack(b: Uint8Array): void {
+    if (b.byteOffset !== 0 || !(b.buffer instanceof ArrayBuffer)) return;
+    if (b.byteLength === RECYCLED_SIZE && b.buffer.byteLength === RECYCLED_SIZE && this.spare.length < MAX_SPARE) {
       this.spare.push(Buffer.from(b.buffer, 0, RECYCLED_SIZE));
-    }
+    } else keepBigBuffer(b.buffer);
   }
 
   /** Workers start on first use (or warm()): a command that finds nothing to do never pays for them. */
@@ -275,7 +281,7 @@ export class CodecPool {
     const into = bytes >= OUT_MIN ? spareBigBuffer(bytes + (bytes >> 7) + 128 * pieces.length) : undefined;
     const { res } = await this.run({ id: this.nextId++, op: 'encodeHeld', holdId: hold.holdId, level, pieces, ...(into ? { into } : {}) }, into ? transferList([into]) : [], hold.worker);
     if (res.op !== 'encoded') throw new Error('codec worker: unexpected reply');
-    for (const b of res.returned ?? []) this.recycle(b);
+    for (const b of res.returned ?? []) this.giveBack(b);
     keepBigBuffer(res.unused?.buffer);
     let released = false;
     return {

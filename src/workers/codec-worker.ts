@@ -346,7 +346,10 @@ parentPort?.on('message', (msg: CodecRequest) => {
         const { out, placed, usedInto } = encodeMany(msg.pieces.map(([item, off, len]) => (bufs[item] as Uint8Array).subarray(off, off + len)), msg.level, into);
         // encodeMany copied what it kept: the read buffers go back to be reused.
         release(bufs);
-        const returned = bufs.filter((b) => b.byteLength === RECYCLED_SIZE && !ownViews.has(b));
+        // Whole, so they move rather than copy: a segment, or a file's segment joined with its carry.
+        // Each memory once: the main thread keeps each returned buffer for reuse.
+        const whole = new Set(bufs.filter((b) => b.byteOffset === 0 && b.buffer.byteLength >= RECYCLED_SIZE && !ownViews.has(b)).map((b) => b.buffer));
+        const returned = [...whole].map((ab) => new Uint8Array(ab));
         const unused = msg.into && !usedInto ? msg.into : undefined;
         reply({ id: msg.id, op: 'encoded', out, placed, returned, ...(unused ? { unused } : {}) }, [out, ...returned, ...(unused ? [unused] : [])]);
         return;
