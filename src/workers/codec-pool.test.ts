@@ -178,3 +178,31 @@ test('a codec worker that dies is replaced: later jobs are answered', { timeout:
     await codec.close();
   }
 });
+
+test('a large read buffer that is not one segment (a segment joined with its carry) comes back from the worker to be kept', async () => {
+  const codec = new CodecPool(1);
+  const MiB = 1024 * 1024;
+  try {
+    while (spareBigBuffer(1)) {
+      // empty this thread's store
+    }
+    // As the file chunker joins a segment with the carry before it: a kept buffer, rounded to 5 MiB.
+    const joined = bigBuffer(4 * MiB + 100 * 1024);
+    randomBytes(joined.length).copy(joined);
+    assert.equal(joined.buffer.byteLength, 5 * MiB);
+    const { hold, pieces } = await codec.hash([{ buf: joined, rule: { kind: 'fixed', size: 1024 * 1024 }, detectZero: false }]);
+    const lengths = (pieces[0] as { lengths: number[] }).lengths;
+    let off = 0;
+    const held = lengths.map((len): [number, number, number] => {
+      const p: [number, number, number] = [0, off, len];
+      off += len;
+      return p;
+    });
+    await codec.encodeHeld(hold, held, 3);
+    const back = spareBigBuffer(5 * MiB);
+    assert.ok(back, 'the 5 MiB buffer came back and was kept');
+    assert.equal(back.buffer.byteLength, 5 * MiB);
+  } finally {
+    await codec.close();
+  }
+});
