@@ -12,6 +12,25 @@ import { randomBytes } from 'node:crypto';
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 
+/** Hashes `buf` (moved to a worker as given) into fixed chunks of `size` and encodes every one. */
+async function encodeWhole(codec: CodecPool, buf: Buffer, size: number): Promise<{ chunks: Array<{ data: Uint8Array; flags: number }>; release: () => void }> {
+  const { hold, pieces } = await codec.hash([{ buf, rule: { kind: 'fixed', size }, detectZero: false }]);
+  let off = 0;
+  const held = (pieces[0] as { lengths: number[] }).lengths.map((len): [number, number, number] => {
+    const p: [number, number, number] = [0, off, len];
+    off += len;
+    return p;
+  });
+  return codec.encodeHeld(hold, held, 3);
+}
+
+/** Empties this thread's store of kept big buffers. */
+function emptyBigBuffers(): void {
+  while (spareBigBuffer(1)) {
+    // taken and dropped
+  }
+}
+
 test('a codec worker hashes while its own read waits on a slow file, and each reply reaches its request', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'hf-codec-pool-'));
   const fifo = join(dir, 'slow');
@@ -92,23 +111,8 @@ test('encode output buffers come back for the next batch once released, and chun
   const codec = new CodecPool(1);
   const MiB = 1024 * 1024;
   try {
-    while (spareBigBuffer(1)) {
-      // empty this thread's store
-    }
-    const encodeAll = async (data: Buffer): Promise<{ chunks: Array<{ data: Uint8Array; flags: number }>; release: () => void }> => {
-      const { hold, pieces } = await codec.hash([{ buf: Buffer.from(data), rule: { kind: 'fixed', size: 256 * 1024 }, detectZero: false }]);
-      const lengths = (pieces[0] as { lengths: number[] }).lengths;
-      let off = 0;
-      return codec.encodeHeld(
-        hold,
-        lengths.map((len) => {
-          const p: [number, number, number] = [0, off, len];
-          off += len;
-          return p;
-        }),
-        3,
-      );
-    };
+    emptyBigBuffers();
+    const encodeAll = (data: Buffer): ReturnType<typeof encodeWhole> => encodeWhole(codec, Buffer.from(data), 256 * 1024);
     // Half random (stored raw), half text (compressed).
     const data = Buffer.concat([randomBytes(2 * MiB), Buffer.from('a line of text\n'.repeat((2 * MiB) / 15 + 1)).subarray(0, 2 * MiB)]);
     const first = await encodeAll(data);
@@ -139,9 +143,7 @@ test('the buffers a restore write came in go back to the main thread for the nex
   const dir = mkdtempSync(join(tmpdir(), 'hf-codec-spent-'));
   const codec = new CodecPool(1);
   try {
-    while (spareBigBuffer(1)) {
-      // empty this thread's store
-    }
+    emptyBigBuffers();
     const plain = randomBytes(1536 * 1024);
     const enc = encodeChunk(plain, 0);
     const run = bigBuffer(enc.data.length);
@@ -165,15 +167,14 @@ test('the buffers a restore write came in go back to the main thread for the nex
 test('a codec worker that dies is replaced: later jobs are answered', { timeout: 30_000 }, async () => {
   const codec = new CodecPool(2);
   try {
-    const digest = (s: string): string => createHash('sha256').update(s).digest('hex');
     const hashOne = async (s: string): Promise<string> => (await codec.hash([{ buf: Buffer.from(s), rule: { kind: 'whole' }, detectZero: false }])).pieces[0]?.digests[0] as string;
-    assert.equal(await hashOne('before'), digest('before'));
+    assert.equal(await hashOne('before'), sha('before'));
     // Both workers die (as an uncaught error or a resource limit would end them).
     const slots = (codec as unknown as { slots: Array<{ worker: { terminate(): Promise<number> } }> }).slots;
     await Promise.all(slots.map((s) => s.worker.terminate()));
     // Every later job still reaches a live worker, whichever slot it lands on.
     const after = await Promise.all(['a', 'b', 'c', 'd', 'e', 'f'].map((s) => hashOne(s)));
-    assert.deepEqual(after, ['a', 'b', 'c', 'd', 'e', 'f'].map(digest));
+    assert.deepEqual(after, ['a', 'b', 'c', 'd', 'e', 'f'].map(sha));
   } finally {
     await codec.close();
   }
@@ -183,22 +184,12 @@ test('a large read buffer that is not one segment (a segment joined with its car
   const codec = new CodecPool(1);
   const MiB = 1024 * 1024;
   try {
-    while (spareBigBuffer(1)) {
-      // empty this thread's store
-    }
+    emptyBigBuffers();
     // As the file chunker joins a segment with the carry before it: a kept buffer, rounded to 5 MiB.
     const joined = bigBuffer(4 * MiB + 100 * 1024);
     randomBytes(joined.length).copy(joined);
     assert.equal(joined.buffer.byteLength, 5 * MiB);
-    const { hold, pieces } = await codec.hash([{ buf: joined, rule: { kind: 'fixed', size: 1024 * 1024 }, detectZero: false }]);
-    const lengths = (pieces[0] as { lengths: number[] }).lengths;
-    let off = 0;
-    const held = lengths.map((len): [number, number, number] => {
-      const p: [number, number, number] = [0, off, len];
-      off += len;
-      return p;
-    });
-    await codec.encodeHeld(hold, held, 3);
+    await encodeWhole(codec, joined, 1024 * 1024);
     const back = spareBigBuffer(5 * MiB);
     assert.ok(back, 'the 5 MiB buffer came back and was kept');
     assert.equal(back.buffer.byteLength, 5 * MiB);

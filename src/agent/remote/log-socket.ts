@@ -19,7 +19,7 @@ import { chmod, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HoldfastError, errnoCode, isHoldfastError } from '../../core/errors.js';
 import type { CodecPool } from '../../workers/codec-pool.js';
-import { shipLog } from './log-shipper.js';
+import { shipLog, type ShippedLog } from './log-shipper.js';
 import type { ServerClient } from './server-client.js';
 
 export const LOG_SOCKET = 'log.sock';
@@ -115,7 +115,7 @@ async function handle(sock: Socket, o: LogSocketOptions): Promise<void> {
     // PostgreSQL waits on this answer and archives nothing else meanwhile: say so when it is long.
     let stage = 'encoding';
     const slow = setInterval(() => o.log.warn({ source: head.source, log: name, stage, ms: Date.now() - started }, 'log shipping is slow: the record is not durable on the server yet'), SLOW_SHIP_MS);
-    let r: Awaited<ReturnType<typeof shipLog>>;
+    let r: ShippedLog;
     try {
       r = await shipLog(o.client, o.codec, head.source as string, { name, kind: entry.kind, meta, data }, {
         onStage: (s) => (stage = s),

@@ -68,18 +68,25 @@ export class ImageSlots {
 
   /** Chunks and holes of the manifest entry, in file order. */
   content(): { chunks: ChunkRef[]; holes: Hole[] } {
+    const { chunks, holes } = this.cut(0, this.slots.length);
+    return { chunks, holes: holes ?? [] };
+  }
+
+  /** Chunks and holes (adjacent empty slots merged; undefined when none) of slots [first, end). */
+  private cut(first: number, end: number): { chunks: ChunkRef[]; holes: Hole[] | undefined } {
     const chunks: ChunkRef[] = [];
-    const holes: Hole[] = [];
-    this.slots.forEach((ref, i) => {
+    let holes: Hole[] | undefined;
+    for (let s = first; s < end; s++) {
+      const ref = this.slots[s];
       if (ref) chunks.push(ref);
       else {
-        const off = i * this.chunk;
+        const off = s * this.chunk;
         const len = Math.min(this.chunk, this.size - off);
-        const last = holes[holes.length - 1];
+        const last = holes?.[holes.length - 1];
         if (last && last[0] + last[1] === off) last[1] += len;
-        else holes.push([off, len]);
+        else (holes ??= []).push([off, len]);
       }
-    });
+    }
     return { chunks, holes };
   }
 
@@ -99,19 +106,7 @@ export class ImageSlots {
       count: Math.ceil(this.size / span),
       page: (i) => {
         const at = i * span;
-        const chunks: ChunkRef[] = [];
-        let holes: Hole[] | undefined;
-        for (let s = i * per, end = Math.min(this.slots.length, s + per); s < end; s++) {
-          const ref = this.slots[s];
-          if (ref) chunks.push(ref);
-          else {
-            const off = s * this.chunk;
-            const len = Math.min(this.chunk, this.size - off);
-            const last = holes?.[holes.length - 1];
-            if (last && last[0] + last[1] === off) last[1] += len;
-            else (holes ??= []).push([off, len]);
-          }
-        }
+        const { chunks, holes } = this.cut(i * per, Math.min(this.slots.length, (i + 1) * per));
         const page: PageLine = { at, len: Math.min(span, this.size - at), chunks };
         if (holes) page.holes = holes;
         return page;
