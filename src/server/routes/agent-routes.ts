@@ -66,6 +66,10 @@ export function registerAgentRoutes(app: App, server: ProtectionServer): void {
             // The sync's transfer is made now, beside its spec: it knows the parent point the
             // agent starts from (the commit checks it is still the latest; see job-transfer.ts).
             if (job.type === 'sync') server.transfer(job);
+            // Plain JSON.stringify: the schema's serializer first matches the spec against each job
+            // type of the union (an image's manifest list is 2,048 references), 10-40 ms a job and
+            // 200 ms for a server's first (docs/design.md, "Protection server").
+            reply.serializer(JSON.stringify);
             return spec;
           } catch (err) {
             server.failJob(job, { code: (err as HoldfastError).code ?? 'INTERNAL', message: (err as Error).message });
