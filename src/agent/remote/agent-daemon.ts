@@ -183,7 +183,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
         if (spec.type === 'sync') sqlite({ ...spec.source, syncEveryMs: spec.syncEveryMs });
         o.log.info({ job: spec.id, type: spec.type, source: spec.source.name }, 'job started');
         try {
-          const result = await runJob({ client, codec, exclude: [stateDir], stateDir: join(stateDir, 'trackers'), agentStateDir: stateDir, logSocket: join(stateDir, LOG_SOCKET), signal: stop.signal }, spec);
+          const result = await runJob({ client, codec, exclude: [stateDir], stateDir: join(stateDir, 'trackers'), agentStateDir: stateDir, logSocket: join(stateDir, LOG_SOCKET), signal: stop.signal, log: o.log }, spec);
           o.log.info({ job: spec.id, ok: result !== undefined, point: result?.point }, 'job ended');
         } catch (err) {
           if (!stop.signal.aborted) {

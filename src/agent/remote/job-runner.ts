@@ -29,6 +29,8 @@ export interface JobContext {
   agentStateDir?: string;
   logSocket?: string;
   signal: AbortSignal;
+  /** the daemon's log: a sync whose uploads wait on the server says so */
+  log?: { warn(obj: object, msg: string): void };
 }
 
 /** Reports progress about once a second; `snapshot` is read at each tick (uploads move on between reads). */
@@ -55,7 +57,9 @@ function progressReporter(ctx: JobContext, jobId: string, headers: Record<string
 async function runSync(ctx: JobContext, spec: SyncJobSpec): Promise<Record<string, unknown>> {
   const throttle = spec.throttleBps ? new Throttle(spec.throttleBps, Math.max(spec.throttleBps, 4 * 1024 * 1024 + 65536)) : undefined;
   const headers = attemptOf(spec);
-  const sink = new RemoteSink(ctx.client, spec.id, spec.compressionLevel, throttle, ctx.signal, headers);
+  const sink = new RemoteSink(ctx.client, spec.id, spec.compressionLevel, throttle, ctx.signal, headers, (err, waitMs) =>
+    ctx.log?.warn({ job: spec.id, source: spec.source.name, code: err.code, err: err.message, waitMs }, 'chunk upload will be tried again'),
+  );
   const chunks = new RemoteSource(ctx.client, spec.id, headers);
   let seen = { entries: 0, bytesDone: 0, readBytes: 0 };
   const progress = progressReporter(ctx, spec.id, headers, () => ({ phase: 'sync', ...seen, sentBytes: sink.sentBytes }));

@@ -3,8 +3,10 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { decodeFrames } from '../../core/chunk-frames.js';
 import { digestOf } from '../../core/digest.js';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { RemoteSink } from './remote-sink.js';
-import type { ServerClient } from './server-client.js';
+import { ServerClient } from './server-client.js';
 
 test('chunks put are framed at once: the caller may reuse their bytes when put() settles, and every body carries them intact', async () => {
   const bodies: Buffer[] = [];
@@ -37,4 +39,41 @@ test('chunks put are framed at once: the caller may reuse their bytes when put()
     assert.ok(Buffer.from(f.data).equals(plain), `chunk ${i} travels as put`);
   });
   assert.equal(sink.sentBytes, bodies.reduce((n, b) => n + b.length, 0));
+});
+
+test('an upload the server answers BUSY is sent again, and each retry is told with its wait', async () => {
+  // A plain-HTTP stand-in for the server's chunk route: BUSY twice, then stored.
+  const bodies: number[] = [];
+  let answers = 0;
+  const server = createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (d: Buffer) => parts.push(d));
+    req.on('end', () => {
+      if (answers++ < 2) {
+        res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'BUSY', message: 'too many uploads at once' } }));
+        return;
+      }
+      bodies.push(Buffer.concat(parts).length);
+      res.writeHead(200, { 'content-type': 'application/octet-stream' }).end();
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const client = new ServerClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { ca: '' }, 1);
+  try {
+    const told: Array<{ code: string; waitMs: number }> = [];
+    const sink = new RemoteSink(client, 'job', 0, undefined, undefined, {}, (err, waitMs) => told.push({ code: err.code, waitMs }));
+    const plain = randomBytes(100_000);
+    await sink.put([{ digest: digestOf(plain), length: plain.length, encoded: { flags: 0, data: plain } }]);
+    await sink.flush();
+    assert.equal(told.length, 2);
+    for (const t of told) {
+      assert.equal(t.code, 'BUSY');
+      assert.ok(t.waitMs > 0);
+    }
+    assert.equal(bodies.length, 1, 'the body was stored once, after the retries');
+    assert.equal(sink.sentBytes, bodies[0]);
+  } finally {
+    await client.close();
+    server.close();
+  }
 });

@@ -6,7 +6,7 @@
  */
 import type { ChunkSink, NewChunk } from '../../core/chunk-io.js';
 import { frameLength, writeFrame } from '../../core/chunk-frames.js';
-import type { ServerClient } from './server-client.js';
+import type { RequestOptions, ServerClient } from './server-client.js';
 import type { Throttle } from './throttle.js';
 import { bigBuffer, keepBigBuffer } from '../../workers/big-buffers.js';
 
@@ -43,6 +43,8 @@ export class RemoteSink implements ChunkSink {
     private readonly signal?: AbortSignal,
     /** the job attempt's header: a request of a stale attempt is refused */
     private readonly headers: Record<string, string> = {},
+    /** told of each upload retry (busy or unreachable server), so a waiting sync says why */
+    private readonly onRetry?: RequestOptions['onRetry'],
   ) {}
 
   want(digests: string[]): Promise<boolean[]> {
@@ -114,7 +116,7 @@ export class RemoteSink implements ChunkSink {
     if (this.failure) throw this.failure;
     await this.throttle?.take(body.length, this.signal);
     const p: Promise<void> = this.client
-      .binary('POST', `/api/v1/agent/jobs/${this.jobId}/chunks`, { type: 'application/octet-stream', data: body }, { signal: this.signal, retries: 5, headers: this.headers })
+      .binary('POST', `/api/v1/agent/jobs/${this.jobId}/chunks`, { type: 'application/octet-stream', data: body }, { signal: this.signal, retries: 5, headers: this.headers, onRetry: this.onRetry })
       .then(
         () => {
           this.sentBytes += body.length;
