@@ -184,12 +184,17 @@ export class OfflineBitmapHost implements BitmapHost {
   }
 
   private qmp(): Promise<QmpClient> {
-    this.starting ??= this.start();
+    // A daemon lost while it opened the image (not one that refused: that is a QMP error) is
+    // started once more; the second loss is the error, with what the daemon said.
+    this.starting ??= this.start().catch((err: unknown) => {
+      if (!(err instanceof DaemonLost) || this.signal?.aborted) throw err;
+      return this.start(false);
+    });
     return this.starting.then((d) => d.qmp);
   }
 
   /** Starts the daemon with the image open read-write (once the last one for this image has exited). */
-  private async start(): Promise<Daemon> {
+  private async start(uring = true): Promise<Daemon> {
     const before = quitting.get(this.qmpSocket);
     if (before) await before;
     // Synchronous, so the daemon starts now rather than after whatever the caller does next.
@@ -199,10 +204,12 @@ export class OfflineBitmapHost implements BitmapHost {
     const child = spawnChild('setpriv', ['--pdeathsig', 'SIGTERM', '--', 'qemu-storage-daemon', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     let exited = false;
+    let status = '';
     child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
     const exit = new Promise<void>((resolve) => {
-      child.on('exit', () => {
+      child.on('exit', (code: number | null, sig: NodeJS.Signals | null) => {
         exited = true;
+        status = sig ? `killed by ${sig}` : `exit status ${code}`;
         resolve();
       });
       child.on('error', (err: Error) => {
@@ -234,12 +241,20 @@ export class OfflineBitmapHost implements BitmapHost {
       // and copying them through it made each read dearer (1% of a 2 GiB image: job 0.54 →
       // 0.49 s). A file system without O_DIRECT (tmpfs) or a kernel without io_uring gets the default.
       const open = (file: Record<string, unknown>): Promise<void> => this.run(qmp, 'blockdev-add', { driver: 'qcow2', 'node-name': NODE, file: { driver: 'file', filename: this.image, ...file } });
-      await open({ aio: 'io_uring', cache: { direct: true } }).catch(() => open({}));
+      // The second start (after a daemon was lost) opens the plain way, in case io_uring was why.
+      await (uring ? open({ aio: 'io_uring', cache: { direct: true } }) : Promise.reject(new Error('plain'))).catch(() => open({}));
     } catch (err) {
       await qmp.execute('quit').catch(() => undefined);
       qmp.close();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
       await exit;
-      throw err;
+      clearTimeout(timer);
+      const out = child.stderr;
+      if (out && !out.destroyed) await new Promise((resolve) => out.once('close', resolve)); // all it wrote
+      if (err instanceof QmpCommandError || (err as Error).cause instanceof QmpCommandError || this.signal?.aborted) throw err; // refused, or aborted
+      // The connection went with the daemon: say how it ended and what it wrote.
+      const said = stderr.trim() ? `: ${stderr.trim()}` : '';
+      throw new DaemonLost(this.image, `qemu-storage-daemon for ${this.image} was lost while opening it (${status || 'still running'})${said}`, { cause: err });
     }
     return d;
   }
@@ -254,6 +269,13 @@ export class OfflineBitmapHost implements BitmapHost {
       const hint = /lock/i.test(err.desc) ? ' (the image is in use: back up a running VM through its QMP socket, --qmp)' : '';
       throw new HoldfastError('SOURCE_UNREADABLE', `${command} on ${this.image} failed${hint}: ${err.desc}`, { path: this.image }, { cause: err });
     }
+  }
+}
+
+/** The daemon went away while it was starting (its connection was lost, not a command refused). */
+class DaemonLost extends HoldfastError {
+  constructor(image: string, message: string, options: { cause: unknown }) {
+    super('SOURCE_UNREADABLE', message, { path: image }, options);
   }
 }
 
