@@ -37,6 +37,7 @@ const server = net.createServer((c) => {
   });
 });
 server.listen(path);
+setTimeout(() => process.exit(4), 30_000).unref(); // never outlives a test that went wrong
 `;
 
 async function withStandIn(crashes: number, body: (host: OfflineBitmapHost, starts: () => Promise<number>) => Promise<void>): Promise<void> {
