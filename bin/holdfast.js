@@ -25,7 +25,11 @@ const compiled = new URL('../dist/src/cli/main.js', import.meta.url);
 const mtime = (url) => statSync(url, { throwIfNoEntry: false })?.mtimeMs;
 const bundled = mtime(bundle);
 const useBundle = !process.env.HOLDFAST_NO_BUNDLE && bundled !== undefined && bundled >= (mtime(compiled) ?? 0);
-if (useBundle) process.setSourceMapsEnabled(true);
+// Source maps make stack traces name src/*.ts lines, but reading and parsing them costs every
+// command 20-40 ms (cold): on for the long-running server and agent, whose logs keep stacks, and
+// with HOLDFAST_SOURCE_MAPS=1 for any command.
+const longRunning = process.argv[2] === 'server' || process.argv[2] === 'agent';
+if (useBundle && (longRunning || process.env.HOLDFAST_SOURCE_MAPS === '1')) process.setSourceMapsEnabled(true);
 
 import(useBundle ? bundle.href : compiled.href).then((m) => m.main(process.argv)).catch((err) => {
   console.error(err);

@@ -69,7 +69,8 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode;
       return;
     }
-    process.stderr.write(`holdfast: internal error (a bug): ${(err as Error).stack ?? String(err)}\n`);
+    const maps = process.env.HOLDFAST_SOURCE_MAPS === '1' ? '' : ' (HOLDFAST_SOURCE_MAPS=1 names the source lines)';
+    process.stderr.write(`holdfast: internal error (a bug)${maps}: ${(err as Error).stack ?? String(err)}\n`);
     process.exitCode = 70;
   }
 }

@@ -9,13 +9,14 @@
  * condemned set took out of service (by gc or verify), as of a catalog epoch. The commit check
  * (commitPoint) makes sure a point never depends on a view older than the condemned set.
  */
-import { mkdir, readdir, readFile, stat, access, unlink } from 'node:fs/promises';
+import { mkdir, readdir, stat, access, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { HoldfastError, errnoCode } from '../core/errors.js';
 import { CodecPool } from '../workers/codec-pool.js';
 import { Catalog, type PointRow, type SourceKind } from './catalog.js';
 import { ChunkIndex } from './chunk-index.js';
 import { INDEX_ENTRY_BYTES, indexBody, type IndexEntry } from './index-file.js';
+import { forEachIndexFile } from './index-files-read.js';
 import { defaultPoolConfig, readPoolConfig, type PoolConfig } from './pool-config.js';
 import { poolPaths, type PoolPaths } from './pool-layout.js';
 import { writeFileDurable } from './durable.js';
@@ -33,7 +34,6 @@ export interface PoolOpenOptions {
 }
 
 /** index files read at once when a pool opens */
-const INDEX_READ_AHEAD = 16;
 
 export class Pool {
   readonly index = new ChunkIndex();
@@ -310,34 +310,18 @@ export class Pool {
     for (let attempt = 0; ; attempt++) {
       const names = (await readdir(this.paths.index)).filter((f) => f.endsWith('.idx')).sort();
       let vanished = false;
-      // Read ahead (a cold pool's index files are many small random reads), added in name order.
-      const read = (name: string): Promise<Buffer | undefined> => {
-        const p = readFile(`${this.paths.index}/${name}`).catch((err: unknown) => {
-          if (errnoCode(err) !== 'ENOENT') throw err;
-          return undefined; // gc deleted it after writing its replacement: list again
-        });
-        p.catch(() => undefined); // a failure is seen when its turn comes
-        return p;
-      };
       // Sized once from the files' lengths (a little over: their magic and checksums count too).
       const lengths = await Promise.all(names.map((n) => stat(`${this.paths.index}/${n}`).then((st) => st.size, () => 0)));
       fresh.expect(Math.ceil(lengths.reduce((a, b) => a + b, 0) / INDEX_ENTRY_BYTES));
-      const ahead = names.slice(0, INDEX_READ_AHEAD).map(read);
-      for (const [i, name] of names.entries()) {
-        const next = names[i + INDEX_READ_AHEAD];
-        if (next !== undefined) ahead.push(read(next));
-        const buf = await (ahead.shift() as Promise<Buffer | undefined>);
+      await forEachIndexFile(this.paths.index, names, lengths, (name, buf) => {
         if (!buf) {
-          vanished = true;
-          continue;
+          vanished = true; // gc deleted it after writing its replacement: list again
+          return;
         }
         const body = indexBody(buf);
-        if (typeof body === 'string') {
-          damaged.push(`${name}: ${body}`);
-          continue;
-        }
-        fresh.addRecords(body, skip);
-      }
+        if (typeof body === 'string') damaged.push(`${name}: ${body}`);
+        else fresh.addRecords(body, skip);
+      });
       if (!vanished || attempt >= 3) break;
       fresh = new ChunkIndex();
       damaged = [];
