@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { decodeFrames } from '../../core/chunk-frames.js';
 import { digestOf } from '../../core/digest.js';
+import type { HoldfastError } from '../../core/errors.js';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { RemoteSink } from './remote-sink.js';
@@ -72,6 +73,32 @@ test('an upload the server answers BUSY is sent again, and each retry is told wi
     }
     assert.equal(bodies.length, 1, 'the body was stored once, after the retries');
     assert.equal(sink.sentBytes, bodies[0]);
+  } finally {
+    await client.close();
+    server.close();
+  }
+});
+
+test('a server that answers BUSY beyond the patience fails the request, saying for how long', async () => {
+  let answers = 0;
+  const server = createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      answers++;
+      res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'BUSY', message: 'too many uploads at once' } }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const client = new ServerClient(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, { ca: '' }, 1);
+  try {
+    const started = Date.now();
+    await assert.rejects(client.binary('POST', '/api/v1/agent/jobs/j/chunks', { type: 'application/octet-stream', data: Buffer.alloc(10) }, { retries: 5, busyPatienceMs: 1500 }), (err: HoldfastError) => {
+      assert.equal(err.code, 'BUSY');
+      assert.match(err.message, /POST \/api\/v1\/agent\/jobs\/j\/chunks: the server at .* has answered busy for \d+ s; giving up \(its last answer: too many uploads at once\)/);
+      return true;
+    });
+    assert.ok(Date.now() - started >= 1500, 'waited out the patience first');
+    assert.ok(answers > 2, 'asked again while within the patience');
   } finally {
     await client.close();
     server.close();

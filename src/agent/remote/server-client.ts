@@ -27,7 +27,16 @@ export interface RequestOptions {
   headers?: Record<string, string>;
   /** told of each retry before its wait (busy server, unreachable server) */
   onRetry?: (err: HoldfastError, waitMs: number) => void;
+  /** how long BUSY answers are waited out before the request fails (default BUSY_PATIENCE_MS) */
+  busyPatienceMs?: number;
 }
+
+/**
+ * BUSY answers are the server's flow control and are waited out, but not for ever: a server that
+ * has turned a request away for this long is stuck or overloaded, and a job that fails (and is run
+ * again, and raises an alert) says so where a job that waits silently does not.
+ */
+export const BUSY_PATIENCE_MS = 15 * 60_000;
 
 const retryable = (err: unknown): boolean => err instanceof HoldfastError && (err.code === 'SERVER_UNREACHABLE' || err.code === 'BUSY');
 
@@ -92,14 +101,22 @@ export class ServerClient {
   private async send(method: Dispatcher.HttpMethod, path: string, body: { type: string; data: Uint8Array | string } | undefined, o: RequestOptions): Promise<Dispatcher.ResponseData> {
     let failures = 0;
     let busy = 0;
+    let busySince: number | undefined;
     for (;;) {
       try {
         return await this.sendOnce(method, path, body, o);
       } catch (err) {
         if (!o.retries || !retryable(err) || o.signal?.aborted) throw err;
-        // BUSY is the server's flow control, not a failure: wait and ask again for as long as it takes.
+        // BUSY is the server's flow control, not a failure: wait and ask again, up to the patience.
         const isBusy = err instanceof HoldfastError && err.code === 'BUSY';
         if (!isBusy && ++failures > o.retries) throw err;
+        if (isBusy) {
+          busySince ??= Date.now();
+          const waited = Date.now() - busySince;
+          if (waited >= (o.busyPatienceMs ?? BUSY_PATIENCE_MS)) {
+            throw new HoldfastError('BUSY', `${method} ${path}: the server at ${this.url} has answered busy for ${Math.round(waited / 1000)} s; giving up (its last answer: ${err.message})`, { url: this.url, waitedMs: waited }, { cause: err });
+          }
+        }
         const n = isBusy ? ++busy : failures;
         const wait = Math.min(isBusy ? 4000 : 8000, 250 * 2 ** n) * (0.5 + Math.random() / 2);
         o.onRetry?.(err as HoldfastError, Math.round(wait));
