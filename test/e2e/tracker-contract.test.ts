@@ -13,6 +13,7 @@ import { GRANULE, StorageDaemon, offlineTarget, qemuIoWrite, randomWrites, requi
 import { prng } from './tree-fixtures.js';
 import { changeJournals } from '../../src/agent/journal-registry.js';
 import { trackerContract, type TrackerFixture } from '../../src/agent/trackers/tracker.case.test.js';
+import { keepSpareDaemons } from '../../src/agent/trackers/storage-daemon.js';
 
 const SNAPS = '.holdfast-snapshots';
 
@@ -128,6 +129,9 @@ function qcow2Fixture(live: boolean): TrackerFixture {
       sh('qemu-img', ['create', '-q', '-f', 'qcow2', img, String(size)]);
       await qemuIoWrite(s.dir, offlineTarget(img), randomWrites(rng, size, 10));
       if (live) await vm.start();
+      // Offline, as in an agent: each committed sync leaves a spare daemon the next one takes
+      // (the CLI's path, a daemon started per sync, is tracker-qcow2.test.ts's).
+      else await keepSpareDaemons(true);
       return { path: img, stateDir: join(s.dir, 'state'), extra: live ? { qemu: { qmpSocket: vm.qmpSocket, node: vm.node, nbdSocket: vm.nbdSocket } } : {} };
     },
     change: async () => {
@@ -145,6 +149,7 @@ function qcow2Fixture(live: boolean): TrackerFixture {
     },
     teardown: async () => {
       if (live) await vm.stop();
+      else await keepSpareDaemons(false);
       s.cleanup();
     },
   };
@@ -201,6 +206,6 @@ function btrfsFixture(): TrackerFixture {
 trackerContract('full, directory', dirFixture());
 trackerContract('inotify, directory', inotifyFixture());
 trackerContract('full, raw image', rawImageFixture());
-trackerContract('qcow2-bitmap, offline image', qcow2Fixture(false));
+trackerContract('qcow2-bitmap, offline image (spare daemons)', qcow2Fixture(false));
 trackerContract('qcow2-bitmap, running QEMU', qcow2Fixture(true));
 trackerContract('btrfs, subvolume', btrfsFixture());

@@ -13,6 +13,7 @@ import type { HelloReply, JobSpec } from '../../core/protocol.js';
 import { CodecPool } from '../../workers/codec-pool.js';
 import { changeJournals } from '../journal-registry.js';
 import { shipSqliteSource, stopSqliteShipping, type SqliteSourceInfo } from '../databases/sqlite-agent.js';
+import { keepSpareDaemons } from '../trackers/storage-daemon.js';
 import { joinServer, loadAgentState, type AgentState } from './agent-state.js';
 import { runJob } from './job-runner.js';
 import { shipLog } from './log-shipper.js';
@@ -109,6 +110,8 @@ export async function runAgent(o: AgentOptions): Promise<void> {
     o.log.info({ agent: hello.name, server: state.server }, 'agent connected');
     // Codec workers start now, while the daemon is idle, not inside its first sync's time.
     codec.warm();
+    // Offline qcow2 sources: each sync leaves a qemu-storage-daemon started for the next one.
+    void keepSpareDaemons(true);
     // Change journals of dir sources start now: a sync may trust one only from its start on.
     const journal = (source: { name: string; kind: string; path: string }): void => {
       if (source.kind !== 'dir') return;
@@ -202,6 +205,7 @@ export async function runAgent(o: AgentOptions): Promise<void> {
     o.signal.removeEventListener('abort', onAbort);
     changeJournals.stopAll();
     await stopSqliteShipping();
+    await keepSpareDaemons(false);
     await codec.close();
     await client.close();
   }

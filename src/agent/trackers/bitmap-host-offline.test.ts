@@ -4,10 +4,12 @@
 // exercised by the tracker contract (tracker.case.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { OfflineBitmapHost } from './bitmap-host-offline.js';
+import { keepSpareDaemons } from './storage-daemon.js';
 
 // Serves QMP on the --chardev socket: greets, answers every command with an empty return, but
 // the first CRASHES blockdev-adds (counted across starts in COUNT) print to stderr and exit 3.
@@ -40,7 +42,7 @@ server.listen(path);
 setTimeout(() => process.exit(4), 30_000).unref(); // never outlives a test that went wrong
 `;
 
-async function withStandIn(crashes: number, body: (host: OfflineBitmapHost, starts: () => Promise<number>) => Promise<void>): Promise<void> {
+async function withStandIn(crashes: number, body: (host: OfflineBitmapHost, starts: () => Promise<number>, dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'holdfast-qsd-'));
   const saved = { PATH: process.env.PATH, COUNT: process.env.COUNT, CRASHES: process.env.CRASHES };
   try {
@@ -49,7 +51,7 @@ async function withStandIn(crashes: number, body: (host: OfflineBitmapHost, star
     await writeFile(join(dir, 'count'), '');
     Object.assign(process.env, { PATH: `${dir}:${process.env.PATH}`, COUNT: join(dir, 'count'), CRASHES: String(crashes) });
     const host = new OfflineBitmapHost(join(dir, 'disk.qcow2'), dir, 'tag');
-    await body(host, async () => Number(await readFile(join(dir, 'count'), 'utf8')));
+    await body(host, async () => Number(await readFile(join(dir, 'count'), 'utf8')), dir);
     await host.close(true);
   } finally {
     for (const [k, v] of Object.entries(saved)) {
@@ -70,9 +72,31 @@ test('a daemon lost while opening the image is started once more', async () => {
 test('a daemon lost twice: the error names the image, how the daemon ended and what it wrote', async () => {
   await withStandIn(2, async (host, starts) => {
     await assert.rejects(host.rotate('holdfast.s.2', []), (err: Error) => {
-      assert.match(err.message, /qemu-storage-daemon for .*disk\.qcow2 was lost while opening it \(exit status 3\): stand-in: simulated crash opening the image/);
+      assert.match(err.message, /qemu-storage-daemon for .*disk\.qcow2 was lost while opening it \(exit status 3: stand-in: simulated crash opening the image\)/);
       return true;
     });
     assert.equal(await starts(), 2);
   });
+});
+
+test('with spares on, a sync takes the daemon started after the last one, and a new spare starts after it', async () => {
+  await keepSpareDaemons(true);
+  try {
+    await withStandIn(0, async (host, starts, dir) => {
+      await host.rotate('holdfast.s.2', []);
+      assert.equal(await starts(), 1, 'no spare yet: the first sync starts its own');
+      await host.close(true);
+      for (let i = 0; i < 400 && (await starts()) < 2; i++) await sleep(25); // the spare's own start
+      assert.equal(await starts(), 2, 'a spare started once the sync was over');
+      const next = new OfflineBitmapHost(join(dir, 'disk.qcow2'), dir, 'tag');
+      await next.rotate('holdfast.s.3', []);
+      assert.equal(await starts(), 2, 'the next sync took the spare');
+      await next.close(true);
+      // Spares off: the waiting one quits; its files go with it.
+      await keepSpareDaemons(false);
+      assert.deepEqual((await readdir(dir)).filter((f) => f.includes('.qsd.')), []);
+    });
+  } finally {
+    await keepSpareDaemons(false);
+  }
 });

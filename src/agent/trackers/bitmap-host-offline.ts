@@ -5,22 +5,22 @@
  * per bitmap change and a qemu-nbd for the export. Questions (size, bitmaps) are answered from
  * the image's header without starting anything.
  *
- * The daemon runs under `setpriv --pdeathsig SIGTERM`: if the agent dies, the daemon quits
- * cleanly and stores the bitmaps (killed outright, it would leave them marked in use, which costs
- * the next sync a full read). Its pid file lets the next sync end one that outlived a crash.
+ * The daemon (storage-daemon.ts; in an agent, often a spare started after the last sync) runs
+ * under `setpriv --pdeathsig SIGTERM`: if the agent dies, the daemon quits cleanly and stores the
+ * bitmaps (killed outright, it would leave them marked in use, which costs the next sync a full
+ * read). Its pid file lets the next sync end one that outlived a crash.
  */
-import { rmSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HoldfastError } from '../../core/errors.js';
-import { spawnChild, type Child } from '../../native/spawn.js';
 import { NbdClient } from '../nbd/nbd-client.js';
 import { rotationActions, type BitmapHost, type BitmapInfo, type ImageView } from './bitmap-host.js';
 import { QmpClient, QmpCommandError } from './qmp-client.js';
 import { runTool } from './run-tool.js';
 import { readQcow2Header, type Qcow2Facts } from './qcow2-header.js';
 import { Qcow2Clusters } from './qcow2-clusters.js';
+import { launchDaemon, optValue, quitDaemon, refillSpare, takeSpare, type Daemon } from './storage-daemon.js';
 
 interface QemuImgInfo {
   'virtual-size': number;
@@ -31,17 +31,8 @@ interface QemuImgInfo {
 const NODE = 'holdfast-disk';
 const EXPORT = 'holdfast-export';
 
-interface Daemon {
-  child: Child;
-  qmp: QmpClient;
-  exited: Promise<void>;
-}
-
-/** Daemons asked to quit and not yet gone, by QMP socket: the next one for the same image waits. */
+/** Daemons asked to quit and not yet gone, by the image's QMP socket name: the next one for the same image waits. */
 const quitting = new Map<string, Promise<void>>();
-
-/** QEMU's option syntax: a comma in a value is written twice. */
-const optValue = (s: string): string => s.replaceAll(',', ',,');
 
 export class OfflineBitmapHost implements BitmapHost {
   readonly mode = 'offline';
@@ -55,7 +46,7 @@ export class OfflineBitmapHost implements BitmapHost {
 
   constructor(
     private readonly image: string,
-    workDir: string,
+    private readonly workDir: string,
     tag: string,
     private readonly signal?: AbortSignal,
   ) {
@@ -139,7 +130,8 @@ export class OfflineBitmapHost implements BitmapHost {
     const pid = Number((await readFile(this.pidFile, 'utf8').catch(() => '')).trim());
     if (Number.isInteger(pid) && pid > 0) {
       const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-      if (cmdline.includes('qemu-storage-daemon') && cmdline.includes(optValue(this.qmpSocket))) {
+      // Ours: a daemon whose sockets are in this state directory (a spare's name, or the image's).
+      if (cmdline.includes('qemu-storage-daemon') && cmdline.includes(`path=${optValue(this.workDir)}/`)) {
         // TERM first: a daemon that quits stores the bitmaps; KILL only if it will not.
         const alive = async (): Promise<boolean> => (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')) === cmdline;
         signalPid(pid, 'SIGTERM');
@@ -166,21 +158,18 @@ export class OfflineBitmapHost implements BitmapHost {
     this.header = undefined;
     const d = await start?.catch(() => undefined);
     if (d) {
-      const quit = d.qmp
-        .execute('quit')
-        .catch(() => undefined)
-        .finally(() => d.qmp.close());
-      const timer = setTimeout(() => d.child.kill('SIGKILL'), 30_000);
-      const gone = Promise.all([quit, d.exited]).then(async () => {
-        clearTimeout(timer);
-        await Promise.all([rm(this.nbdSocket, { force: true }), rm(this.qmpSocket, { force: true }), rm(this.pidFile, { force: true })]);
+      const gone = quitDaemon(d).then(async () => {
+        await Promise.all([rm(this.nbdSocket, { force: true }), rm(d.socket, { force: true }), rm(this.pidFile, { force: true })]);
       });
       quitting.set(this.qmpSocket, gone);
       void gone.finally(() => {
         if (quitting.get(this.qmpSocket) === gone) quitting.delete(this.qmpSocket);
       });
     }
-    if (wait) await quitting.get(this.qmpSocket);
+    if (wait) {
+      await quitting.get(this.qmpSocket);
+      refillSpare(this.workDir); // the sync is over: the next one's daemon starts now, off its path
+    }
   }
 
   private qmp(): Promise<QmpClient> {
@@ -193,49 +182,15 @@ export class OfflineBitmapHost implements BitmapHost {
     return this.starting.then((d) => d.qmp);
   }
 
-  /** Starts the daemon with the image open read-write (once the last one for this image has exited). */
+  /** A daemon (a spare if there is one) with the image open read-write, once the last one for this image has exited. */
   private async start(uring = true): Promise<Daemon> {
     const before = quitting.get(this.qmpSocket);
     if (before) await before;
-    // Synchronous, so the daemon starts now rather than after whatever the caller does next.
-    rmSync(this.qmpSocket, { force: true });
-    const args = ['--chardev', `socket,id=holdfast-qmp,path=${optValue(this.qmpSocket)},server=on,wait=off`, '--monitor', 'chardev=holdfast-qmp', '--pidfile', this.pidFile];
-    // Started without fork (native/spawn.ts): this is on every sync's path.
-    const child = spawnChild('setpriv', ['--pdeathsig', 'SIGTERM', '--', 'qemu-storage-daemon', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    let exited = false;
-    let status = '';
-    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exit = new Promise<void>((resolve) => {
-      child.on('exit', (code: number | null, sig: NodeJS.Signals | null) => {
-        exited = true;
-        status = sig ? `killed by ${sig}` : `exit status ${code}`;
-        resolve();
-      });
-      child.on('error', (err: Error) => {
-        exited = true;
-        stderr += err.message;
-        resolve();
-      });
-    });
-    let qmp: QmpClient | undefined;
-    for (let i = 0; !qmp; i++) {
-      if (exited) {
-        const missing = /No such file|not found/i.test(stderr) ? 'qemu-storage-daemon is not installed (Debian package qemu-system-common)' : stderr.trim();
-        throw new HoldfastError('SOURCE_UNREADABLE', `cannot open ${this.image}: ${missing}`, { path: this.image });
-      }
-      try {
-        qmp = await QmpClient.connect(this.qmpSocket, this.signal);
-      } catch (err) {
-        if (i > 2000 || this.signal?.aborted) {
-          child.kill('SIGKILL');
-          throw err;
-        }
-        // It listens some 20-60 ms after it starts: poll finely, it is on every sync's path.
-        await sleep(5);
-      }
-    }
-    const d = { child, qmp, exited: exit };
+    const spare = await takeSpare(this.workDir);
+    // A spare's pid file becomes the image's, for cleanup() after a crash.
+    if (spare) await rename(spare.pidFile, this.pidFile).catch(() => undefined);
+    const d = spare?.daemon ?? (await launchDaemon(this.qmpSocket, this.pidFile, this.image, this.signal));
+    const qmp = d.qmp;
     try {
       // Direct I/O through io_uring: a sync reads scattered extents the page cache seldom holds,
       // and copying them through it made each read dearer (1% of a 2 GiB image: job 0.54 →
@@ -244,17 +199,13 @@ export class OfflineBitmapHost implements BitmapHost {
       // The second start (after a daemon was lost) opens the plain way, in case io_uring was why.
       await (uring ? open({ aio: 'io_uring', cache: { direct: true } }) : Promise.reject(new Error('plain'))).catch(() => open({}));
     } catch (err) {
-      await qmp.execute('quit').catch(() => undefined);
-      qmp.close();
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      await exit;
-      clearTimeout(timer);
-      const out = child.stderr;
+      await quitDaemon(d, 5_000);
+      await Promise.all([rm(d.socket, { force: true }), rm(this.pidFile, { force: true })]);
+      const out = d.child.stderr;
       if (out && !out.destroyed) await new Promise((resolve) => out.once('close', resolve)); // all it wrote
       if (err instanceof QmpCommandError || (err as Error).cause instanceof QmpCommandError || this.signal?.aborted) throw err; // refused, or aborted
       // The connection went with the daemon: say how it ended and what it wrote.
-      const said = stderr.trim() ? `: ${stderr.trim()}` : '';
-      throw new DaemonLost(this.image, `qemu-storage-daemon for ${this.image} was lost while opening it (${status || 'still running'})${said}`, { cause: err });
+      throw new DaemonLost(this.image, `qemu-storage-daemon for ${this.image} was lost while opening it (${d.said()})`, { cause: err });
     }
     return d;
   }
