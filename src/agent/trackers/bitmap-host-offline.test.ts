@@ -1,7 +1,8 @@
-// The offline bitmap host when its qemu-storage-daemon dies while opening the image: started once
-// more, and when lost again the error says how it ended and what it wrote. A stand-in daemon (a
-// Node script named qemu-storage-daemon, first on PATH) plays the dying one; the real daemon is
-// exercised by the tracker contract (tracker.case.test.ts).
+// The offline bitmap host's daemons: one that dies while opening the image is started once more,
+// and when lost again the error says how it ended and what it wrote; with spares on (an agent), a
+// sync takes the spare the last one left. A stand-in daemon (a Node script named
+// qemu-storage-daemon, first on PATH) plays them; the real daemon is exercised by the tracker
+// contract (tracker.case.test.ts) and tracker-qcow2.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
