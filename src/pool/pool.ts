@@ -33,8 +33,6 @@ export interface PoolOpenOptions {
   warm?: boolean;
 }
 
-/** index files read at once when a pool opens */
-
 export class Pool {
   readonly index = new ChunkIndex();
   readonly reader: PackReader;

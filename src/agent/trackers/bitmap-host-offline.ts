@@ -197,13 +197,14 @@ export class OfflineBitmapHost implements BitmapHost {
       // 0.49 s). A file system without O_DIRECT (tmpfs) or a kernel without io_uring gets the default.
       const open = (file: Record<string, unknown>): Promise<void> => this.run(qmp, 'blockdev-add', { driver: 'qcow2', 'node-name': NODE, file: { driver: 'file', filename: this.image, ...file } });
       // The second start (after a daemon was lost) opens the plain way, in case io_uring was why.
-      await (uring ? open({ aio: 'io_uring', cache: { direct: true } }) : Promise.reject(new Error('plain'))).catch(() => open({}));
+      if (uring) await open({ aio: 'io_uring', cache: { direct: true } }).catch(() => open({}));
+      else await open({});
     } catch (err) {
       await quitDaemon(d, 5_000);
       await Promise.all([rm(d.socket, { force: true }), rm(this.pidFile, { force: true })]);
       const out = d.child.stderr;
       if (out && !out.destroyed) await new Promise((resolve) => out.once('close', resolve)); // all it wrote
-      if (err instanceof QmpCommandError || (err as Error).cause instanceof QmpCommandError || this.signal?.aborted) throw err; // refused, or aborted
+      if ((err as Error).cause instanceof QmpCommandError || this.signal?.aborted) throw err; // refused (run() wraps it), or aborted
       // The connection went with the daemon: say how it ended and what it wrote.
       throw new DaemonLost(this.image, `qemu-storage-daemon for ${this.image} was lost while opening it (${d.said()})`, { cause: err });
     }
