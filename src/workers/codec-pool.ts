@@ -7,7 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import type { MetaOf } from './apply-meta.js';
-import { keepBigBuffer, movable, spareBigBuffer } from './big-buffers.js';
+import { bigBuffer, keepBigBuffer, movable, spareBigBuffer } from './big-buffers.js';
 import type { DecodeResult, EncodedChunk, HashedPiece, Placed, PlacedDecode, SplitRule, StoredChunk } from '../core/codec.js';
 
 export interface HashItem {
@@ -145,6 +145,8 @@ const SCAN = 8;
 
 /** The size of the segments that large files and images are read in. */
 export const RECYCLED_SIZE = 4 * 1024 * 1024;
+/** Read buffers from this size on come back from the workers after encoding, to be reused. */
+export const RETURNED_MIN = 1024 * 1024;
 const MAX_SPARE = 4;
 /** Batches from this size on are encoded into a buffer of their own (codec.ts), which comes back for reuse. */
 const OUT_MIN = 1024 * 1024;
@@ -179,6 +181,9 @@ export class CodecPool {
       const b = this.spare.pop();
       if (b) return b;
     }
+    // A shorter segment (a file of 1–4 MiB read whole) takes a kept big buffer: a fresh one per
+    // file was mapped, touched and unmapped again, the largest share of a fresh agent's page faults.
+    if (size >= RETURNED_MIN && size < RECYCLED_SIZE) return bigBuffer(size);
     return Buffer.allocUnsafeSlow(size);
   }
 

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { readXattrs } from './xattrs.js';
 import { alignedBuffer, DIRECT_ALIGN, listDirStatsAsync, STAT, STAT_FIELDS, type DirStats } from '../native/index.js';
 import { applyMetaSync } from './apply-meta.js';
-import { RECYCLED_SIZE, transferList, type CodecRequest, type CodecResponse, type DirListing, type FileWriteItem, type FileWriteResult, type ListedEntry, type RangeItem, type RangeWriteItem, type RawStat, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
+import { bigBuffer, keepBigBuffer } from './big-buffers.js';
+import { RECYCLED_SIZE, RETURNED_MIN, transferList, type CodecRequest, type CodecResponse, type DirListing, type FileWriteItem, type FileWriteResult, type ListedEntry, type RangeItem, type RangeWriteItem, type RawStat, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
 
 const held = new Map<number, Uint8Array[]>();
 
@@ -33,11 +34,17 @@ const MAX_FREE = 6;
 /** set when O_DIRECT was refused here: read buffered from then on */
 let directRefused = false;
 
+/** views of a batch of small files read into one big buffer of this thread (readHashFiles) */
+const slabViews = new WeakSet<Uint8Array>();
+
 function release(bufs: Uint8Array[]): void {
+  const slabs = new Set<ArrayBufferLike>();
   for (const b of bufs) {
     const whole = ownViews.get(b);
     if (whole && freeBuffers.length < MAX_FREE) freeBuffers.push(whole);
+    if (slabViews.has(b)) slabs.add(b.buffer);
   }
+  for (const ab of slabs) keepBigBuffer(ab);
 }
 
 /**
@@ -129,10 +136,10 @@ async function openNoFollow(path: string): Promise<number> {
 }
 
 /** Reads a whole small file; `same` tells whether it held still since the walk's stat. */
-async function readSmallFile(path: string, expect: SmallFileItem['expect']): Promise<{ buf: Buffer; same: boolean }> {
+async function readSmallFile(path: string, expect: SmallFileItem['expect'], into?: Buffer): Promise<{ buf: Buffer; same: boolean }> {
   const fd = await openNoFollow(path);
   try {
-    const buf = Buffer.allocUnsafeSlow(expect.size);
+    const buf = into ?? Buffer.allocUnsafeSlow(expect.size);
     const got = await readInto(fd, buf, buf.length, 0);
     const st = await fstatAsync(fd, { bigint: true });
     const same =
@@ -145,7 +152,20 @@ async function readSmallFile(path: string, expect: SmallFileItem['expect']): Pro
 
 /** Reads a batch of small files, all at once, and hashes each; a file that fails is reported, not thrown. */
 async function readHashFiles(items: SmallFileItem[]): Promise<{ bufs: Uint8Array[]; results: SmallFileResult[] }> {
-  const files = await Promise.all(items.map((it) => readSmallFile(it.path, it.expect).catch((err: unknown) => err as NodeJS.ErrnoException)));
+  // A batch of 1 MiB or more is read into one kept big buffer, given back when the hold is
+  // released: a buffer per file came from malloc's heap and was freed only when the collector
+  // got to it, so a fresh agent's heap grew, page by page, with most of what it read.
+  let total = 0;
+  for (const it of items) total += it.expect.size;
+  const slab = total >= RETURNED_MIN ? bigBuffer(total) : undefined;
+  let at = 0;
+  const files = await Promise.all(
+    items.map((it) => {
+      const into = slab?.subarray(at, (at += it.expect.size));
+      return readSmallFile(it.path, it.expect, into).catch((err: unknown) => err as NodeJS.ErrnoException);
+    }),
+  );
+  if (slab) for (const f of files) if (!(f instanceof Error)) slabViews.add(f.buf);
   const bufs: Uint8Array[] = [];
   const results = files.map((r, i): SmallFileResult => {
     if (r instanceof Error) {
@@ -348,7 +368,7 @@ parentPort?.on('message', (msg: CodecRequest) => {
         release(bufs);
         // Whole, so they move rather than copy: a segment, or a file's segment joined with its carry.
         // Each memory once: the main thread keeps each returned buffer for reuse.
-        const whole = new Set(bufs.filter((b) => b.byteOffset === 0 && b.buffer.byteLength >= RECYCLED_SIZE && !ownViews.has(b)).map((b) => b.buffer));
+        const whole = new Set(bufs.filter((b) => b.byteOffset === 0 && b.buffer.byteLength >= RETURNED_MIN && !ownViews.has(b) && !slabViews.has(b)).map((b) => b.buffer));
         const returned = [...whole].map((ab) => new Uint8Array(ab));
         const unused = msg.into && !usedInto ? msg.into : undefined;
         reply({ id: msg.id, op: 'encoded', out, placed, returned, ...(unused ? { unused } : {}) }, [out, ...returned, ...(unused ? [unused] : [])]);
