@@ -15,8 +15,11 @@ import { baseMeta, entryType, type StatLike } from './file-meta.js';
 import { chunkFile, chunkSmallFile, SMALL_FILE, type ChunkingContext } from './file-chunker.js';
 import { walkTree, type WalkItem } from './tree-walker.js';
 import type { TreeSignature } from './tree-signature.js';
+import { ReadBudget } from './read-budget.js';
 
 const WINDOW = 512;
+/** File bytes read and not yet stored, at most (see ReadBudget). */
+export const READ_BUDGET = 16 * 1024 * 1024;
 
 export interface BackupProgress {
   entries: number;
@@ -125,6 +128,7 @@ export async function backupDir(o: DirBackupOptions): Promise<BackupOutcome> {
 
   const check: CheckFindings = { added: 0, changed: 0, removed: 0, mismatched: 0 };
   let matched = 0;
+  const budget = new ReadBudget(READ_BUDGET);
   const fileEntry = async (it: WalkItem, meta: Omit<FileEntry, 'type' | 'size' | 'chunks'>): Promise<FileEntry | undefined> => {
     const prev = o.parent?.get(it.rel);
     if (prev) matched++;
@@ -134,7 +138,13 @@ export async function backupDir(o: DirBackupOptions): Promise<BackupOutcome> {
       logicalBytes += prev.size;
       return { ...prev, ...meta, type: 'file' };
     }
-    const e = await readFileEntry(it, meta);
+    const release = await budget.take(Number(it.st.size));
+    let e: FileEntry | undefined;
+    try {
+      e = await readFileEntry(it, meta);
+    } finally {
+      release();
+    }
     if (prev && e && !sameContent(prev, e)) {
       check.changed++;
       if (same) check.mismatched++;
