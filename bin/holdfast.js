@@ -1,5 +1,10 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=4
 // Thin launcher: the CLI is compiled to dist/ by `npm install` (prepare script).
+// The #! line caps V8's young generation at 2 x 4 MiB (the default grows to 2 x 16): fresh memory
+// is slow to touch on VMs, and a short command's young objects rarely need the room (a
+// nothing-changed backup of 20,000 files, cold: 1.40-1.51 s -> 1.21-1.33 s; first backup
+// 5.24-5.59 -> 5.09-5.33 s, peak RSS 240 -> 200-207 MiB; an agent's syncs unchanged). It takes
+// effect only at start, so `node bin/holdfast.js` runs without it.
 // More libuv threads: a backup keeps many small-file reads in flight at once.
 process.env.UV_THREADPOOL_SIZE ??= '16';
 import { statSync } from 'node:fs';

@@ -1,5 +1,6 @@
 /**
- * Holdfast through its CLI (`node bin/holdfast.js`), with two sources in one pool: the
+ * Holdfast through its CLI as a user runs it (`bin/holdfast.js`, by its #! line, which is what an
+ * installed `holdfast` command runs, Node flags included), with two sources in one pool: the
  * disk image as an image source ("img") and the small-file tree as a directory source
  * ("files"). Each step therefore runs two commands, timed together.
  */
@@ -15,7 +16,7 @@ export class HoldfastTool implements BenchTool {
   constructor(private readonly launcher: string) {}
 
   private cli(...args: string[]): CommandSpec {
-    return { argv: [process.execPath, this.launcher, ...args] };
+    return { argv: [this.launcher, ...args] };
   }
 
   probe(paths: ToolPaths): CommandSpec {
