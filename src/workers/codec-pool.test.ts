@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CodecPool } from './codec-pool.js';
@@ -195,5 +195,47 @@ test('a large read buffer that is not one segment (a segment joined with its car
     assert.equal(back.buffer.byteLength, 5 * MiB);
   } finally {
     await codec.close();
+  }
+});
+
+test('a batch of small files is read whole and hashed right, direct where the file system allows and buffered on tmpfs', async () => {
+  // Sizes off the block size, one of exactly a block, one of 1 MiB: the batch is over 1 MiB, so it
+  // is read into one kept buffer with each file at an aligned place (direct reads on ext4).
+  const sizes = [1, 4095, 4096, 4097, 70_000, 1024 * 1024, 333_333];
+  for (const base of [tmpdir(), '/dev/shm']) {
+    const dir = mkdtempSync(join(base, 'hf-small-read-'));
+    const codec = new CodecPool(1);
+    try {
+      const files = sizes.map((size, i) => {
+        const path = join(dir, `f${i}`);
+        const data = randomBytes(size);
+        writeFileSync(path, data);
+        const st = statSync(path, { bigint: true });
+        return { path, data, expect: { size, mtimeNs: st.mtimeNs.toString(), ctimeNs: st.ctimeNs.toString(), ino: st.ino.toString() } };
+      });
+      // one file changed after its stat: reported as not the same, never hashed as if it were
+      writeFileSync(files[2]!.path, randomBytes(4096));
+      const { hold, results } = await codec.readHash(files.map((f) => ({ path: f.path, rule: { kind: 'whole' as const }, expect: f.expect })));
+      results.forEach((r, i) => {
+        assert.ok(r.ok, `${base}: file ${i} read`);
+        const f = files[i]!;
+        if (i === 2) return assert.equal(r.same, false, `${base}: the rewritten file is not the one stat saw`);
+        assert.equal(r.same, true, `${base}: file ${i} held still`);
+        assert.deepEqual(r.piece.lengths, [f.data.length], `${base}: file ${i} length`);
+        assert.equal(r.piece.digests[0], createHash('sha256').update(f.data).digest('hex'), `${base}: file ${i} digest`);
+      });
+      // the held bytes encode to the files' contents (all but the rewritten one)
+      const kept = files.map((f, i) => ({ f, i })).filter(({ i }) => i !== 2);
+      const { chunks, release } = await codec.encodeHeld(hold, kept.map(({ f, i }): [number, number, number] => [i, 0, f.data.length]), 3);
+      chunks.forEach((c, k) => {
+        const { f, i } = kept[k]!;
+        const d = decodeChunk(c.data, c.flags, f.data.length, createHash('sha256').update(f.data).digest('hex'));
+        assert.ok(d.ok && Buffer.from(d.data).equals(f.data), `${base}: file ${i} encoded`);
+      });
+      release();
+    } finally {
+      await codec.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 });

@@ -12,7 +12,7 @@ import { close, closeSync, constants, fstat, ftruncateSync, open, openSync, read
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { readXattrs } from './xattrs.js';
-import { alignedBuffer, DIRECT_ALIGN, listDirStatsAsync, STAT, STAT_FIELDS, type DirStats } from '../native/index.js';
+import { alignedBuffer, alignSkip, DIRECT_ALIGN, listDirStatsAsync, STAT, STAT_FIELDS, type DirStats } from '../native/index.js';
 import { applyMetaSync } from './apply-meta.js';
 import { bigBuffer, keepBigBuffer } from './big-buffers.js';
 import { RECYCLED_SIZE, RETURNED_MIN, transferList, type CodecRequest, type CodecResponse, type DirListing, type FileWriteItem, type FileWriteResult, type ListedEntry, type RangeItem, type RangeWriteItem, type RawStat, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
@@ -125,8 +125,8 @@ async function readRange(it: RangeItem): Promise<Uint8Array> {
   return view;
 }
 
-async function openNoFollow(path: string): Promise<number> {
-  const flags = constants.O_RDONLY | constants.O_NOFOLLOW;
+async function openNoFollow(path: string, extra = 0): Promise<number> {
+  const flags = constants.O_RDONLY | constants.O_NOFOLLOW | extra;
   try {
     return await openAsync(path, flags | constants.O_NOATIME);
   } catch (err) {
@@ -135,34 +135,71 @@ async function openNoFollow(path: string): Promise<number> {
   }
 }
 
-/** Reads a whole small file; `same` tells whether it held still since the walk's stat. */
-async function readSmallFile(path: string, expect: SmallFileItem['expect'], into?: Buffer): Promise<{ buf: Buffer; same: boolean }> {
-  const fd = await openNoFollow(path);
+/**
+ * Reads a whole small file; `same` tells whether it held still since the walk's stat. Into an
+ * aligned `into` with room for whole blocks it reads direct (a cold read then skips filling the
+ * page cache, whose fresh pages cost more here than the read).
+ */
+async function readSmallFile(path: string, expect: SmallFileItem['expect'], into?: Buffer, direct = false): Promise<{ buf: Buffer; same: boolean }> {
+  let fd: number | undefined;
+  if (direct && !directRefused) {
+    fd = await openNoFollow(path, constants.O_DIRECT).catch((err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code === 'EINVAL') directRefused = true; // tmpfs and the like
+      return undefined; // anything else: the buffered open below reports it
+    });
+  }
+  const viaDirect = fd !== undefined;
+  fd ??= await openNoFollow(path);
   try {
     const buf = into ?? Buffer.allocUnsafeSlow(expect.size);
-    const got = await readInto(fd, buf, buf.length, 0);
+    let got = -1;
+    if (viaDirect) {
+      try {
+        got = Math.min(expect.size, await readDirect(fd, buf, Math.ceil(expect.size / DIRECT_ALIGN) * DIRECT_ALIGN));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
+        directRefused = true; // a file system without O_DIRECT: buffered from now on
+        await closeAsync(fd);
+        fd = await openNoFollow(path);
+      }
+    }
+    if (got < 0) got = await readInto(fd, buf, expect.size, 0);
     const st = await fstatAsync(fd, { bigint: true });
     const same =
       got === expect.size && st.size === BigInt(expect.size) && st.mtimeNs.toString() === expect.mtimeNs && st.ctimeNs.toString() === expect.ctimeNs && st.ino.toString() === expect.ino;
-    return { buf: got === buf.length ? buf : buf.subarray(0, got), same };
+    return { buf: buf.subarray(0, got), same };
   } finally {
     await closeAsync(fd);
   }
+}
+
+/** Whole blocks from the start of a file opened O_DIRECT into aligned `buf`, until `padded` bytes or a short read (the end). */
+async function readDirect(fd: number, buf: Buffer, padded: number): Promise<number> {
+  let got = 0;
+  while (got < padded) {
+    const n = await readAsync(fd, buf, got, padded - got, got);
+    got += n;
+    if (n === 0 || got % DIRECT_ALIGN !== 0) break;
+  }
+  return got;
 }
 
 /** Reads a batch of small files, all at once, and hashes each; a file that fails is reported, not thrown. */
 async function readHashFiles(items: SmallFileItem[]): Promise<{ bufs: Uint8Array[]; results: SmallFileResult[] }> {
   // A batch of 1 MiB or more is read into one kept big buffer, given back when the hold is
   // released: a buffer per file came from malloc's heap and was freed only when the collector
-  // got to it, so a fresh agent's heap grew, page by page, with most of what it read.
+  // got to it, so a fresh agent's heap grew, page by page, with most of what it read. Each file
+  // gets whole blocks at an aligned place, so that it can be read direct.
   let total = 0;
-  for (const it of items) total += it.expect.size;
-  const slab = total >= RETURNED_MIN ? bigBuffer(total) : undefined;
-  let at = 0;
+  for (const it of items) total += Math.ceil(it.expect.size / DIRECT_ALIGN) * DIRECT_ALIGN;
+  const slab = total >= RETURNED_MIN ? bigBuffer(total + DIRECT_ALIGN) : undefined;
+  const skip = slab ? alignSkip(slab) : undefined;
+  let at = skip ?? 0;
   const files = await Promise.all(
     items.map((it) => {
-      const into = slab?.subarray(at, (at += it.expect.size));
-      return readSmallFile(it.path, it.expect, into).catch((err: unknown) => err as NodeJS.ErrnoException);
+      const room = Math.ceil(it.expect.size / DIRECT_ALIGN) * DIRECT_ALIGN;
+      const into = slab?.subarray(at, (at += room));
+      return readSmallFile(it.path, it.expect, into, skip !== undefined).catch((err: unknown) => err as NodeJS.ErrnoException);
     }),
   );
   if (slab) for (const f of files) if (!(f instanceof Error)) slabViews.add(f.buf);
