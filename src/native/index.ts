@@ -210,20 +210,20 @@ export function inotifyReadAll(fd: number, buffer: Buffer = Buffer.alloc(64 * 10
 /** Alignment of memory, offsets and lengths for O_DIRECT transfers (the common logical block size). */
 export const DIRECT_ALIGN = 4096;
 
-/**
- * A view of `size` bytes, DIRECT_ALIGN-aligned in memory, inside a fresh buffer that owns its
- * memory; undefined when the addon cannot tell addresses (then use buffered I/O).
- */
 /** Bytes from `view`'s start to its first DIRECT_ALIGN-aligned address; undefined when the addon cannot tell. */
 export function alignSkip(view: Uint8Array): number | undefined {
   if (typeof binding.addressMod !== 'function') return undefined;
   return (DIRECT_ALIGN - binding.addressMod(view, DIRECT_ALIGN)) % DIRECT_ALIGN;
 }
 
+/**
+ * A view of `size` bytes, DIRECT_ALIGN-aligned in memory, inside a fresh buffer that owns its
+ * memory; undefined when the addon cannot tell addresses (then use buffered I/O).
+ */
 export function alignedBuffer(size: number): Buffer | undefined {
   if (typeof binding.addressMod !== 'function') return undefined;
   const raw = Buffer.allocUnsafeSlow(size + DIRECT_ALIGN);
-  const skip = (DIRECT_ALIGN - binding.addressMod(raw, DIRECT_ALIGN)) % DIRECT_ALIGN;
+  const skip = alignSkip(raw) as number;
   return raw.subarray(skip, skip + size);
 }
 
