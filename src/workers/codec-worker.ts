@@ -102,15 +102,7 @@ async function readRange(it: RangeItem): Promise<Uint8Array> {
   const dfd = openDirect(it.fd);
   if (dfd !== undefined) {
     try {
-      // Whole aligned blocks: a read that ends short of one is the end of the file.
-      const padded = Math.ceil(it.length / DIRECT_ALIGN) * DIRECT_ALIGN;
-      got = 0;
-      while (got < it.length) {
-        const n = await readAsync(dfd, buf, got, padded - got, it.offset + got);
-        got += n;
-        if (n === 0 || got % DIRECT_ALIGN !== 0) break;
-      }
-      got = Math.min(got, it.length);
+      got = await readDirect(dfd, buf, it.length, it.offset);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
       directRefused = true; // unaligned memory or a file system without O_DIRECT
@@ -155,7 +147,7 @@ async function readSmallFile(path: string, expect: SmallFileItem['expect'], into
     let got = -1;
     if (viaDirect) {
       try {
-        got = Math.min(expect.size, await readDirect(fd, buf, Math.ceil(expect.size / DIRECT_ALIGN) * DIRECT_ALIGN));
+        got = await readDirect(fd, buf, expect.size);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
         directRefused = true; // a file system without O_DIRECT: buffered from now on
@@ -173,15 +165,19 @@ async function readSmallFile(path: string, expect: SmallFileItem['expect'], into
   }
 }
 
-/** Whole blocks from the start of a file opened O_DIRECT into aligned `buf`, until `padded` bytes or a short read (the end). */
-async function readDirect(fd: number, buf: Buffer, padded: number): Promise<number> {
+/**
+ * Reads `length` bytes at `at` of a file opened O_DIRECT into aligned `buf`, in whole blocks: a
+ * read that ends short of a block is the end of the file. Returns the bytes got, at most `length`.
+ */
+async function readDirect(fd: number, buf: Buffer, length: number, at = 0): Promise<number> {
+  const padded = Math.ceil(length / DIRECT_ALIGN) * DIRECT_ALIGN;
   let got = 0;
-  while (got < padded) {
-    const n = await readAsync(fd, buf, got, padded - got, got);
+  while (got < length) {
+    const n = await readAsync(fd, buf, got, padded - got, at + got);
     got += n;
     if (n === 0 || got % DIRECT_ALIGN !== 0) break;
   }
-  return got;
+  return Math.min(got, length);
 }
 
 /** Reads a batch of small files, all at once, and hashes each; a file that fails is reported, not thrown. */
