@@ -210,6 +210,11 @@ export function inotifyReadAll(fd: number, buffer: Buffer = Buffer.alloc(64 * 10
 /** Alignment of memory, offsets and lengths for O_DIRECT transfers (the common logical block size). */
 export const DIRECT_ALIGN = 4096;
 
+/** `n` rounded up to whole DIRECT_ALIGN blocks. */
+export function wholeBlocks(n: number): number {
+  return Math.ceil(n / DIRECT_ALIGN) * DIRECT_ALIGN;
+}
+
 /** Bytes from `view`'s start to its first DIRECT_ALIGN-aligned address; undefined when the addon cannot tell. */
 export function alignSkip(view: Uint8Array): number | undefined {
   if (typeof binding.addressMod !== 'function') return undefined;

@@ -10,7 +10,7 @@
  */
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
-import { alignedBuffer, DIRECT_ALIGN } from '../workers/direct-io.js';
+import { alignedBuffer, DIRECT_ALIGN, wholeBlocks } from '../workers/direct-io.js';
 
 const SPARE = 4;
 const spare: Buffer[] = [];
@@ -19,13 +19,9 @@ const aligned = new WeakSet<Buffer>();
 /** set once a file system refused O_DIRECT: this process then stops trying */
 let refused = false;
 
-export function roundUp(n: number): number {
-  return Math.ceil(n / DIRECT_ALIGN) * DIRECT_ALIGN;
-}
-
 /** A pack buffer of at least `capacity` bytes (a multiple of DIRECT_ALIGN), reused when one is spare. */
 export function packBuffer(capacity: number): Buffer {
-  const size = roundUp(capacity);
+  const size = wholeBlocks(capacity);
   const i = spare.findIndex((b) => b.length >= size);
   if (i >= 0) return spare.splice(i, 1)[0] as Buffer;
   const a = alignedBuffer(size);
@@ -43,7 +39,7 @@ export function releasePackBuffer(b: Buffer): void {
 
 /** Whether `length` bytes written from `buf` can go direct (aligned, with room to pad). */
 function directable(buf: Buffer, length: number): boolean {
-  return !refused && aligned.has(buf) && buf.length >= roundUp(length);
+  return !refused && aligned.has(buf) && buf.length >= wholeBlocks(length);
 }
 
 /**
@@ -53,7 +49,7 @@ function directable(buf: Buffer, length: number): boolean {
  */
 export async function writePackDirect(path: string, buf: Buffer, length: number, mode: number): Promise<boolean> {
   if (!directable(buf, length)) return false;
-  const padded = roundUp(length);
+  const padded = wholeBlocks(length);
   let fh: FileHandle;
   try {
     fh = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT, mode);

@@ -15,7 +15,8 @@ import { randomBytes } from 'node:crypto';
 import { fsyncDir, writeFileDurable } from './durable.js';
 import { encodeTrailer, PACK_MAGIC, TAIL_BYTES, TRAILER_ENTRY_BYTES, type PackEntry } from './pack-format.js';
 import { encodeIndex, type IndexEntry } from './index-file.js';
-import { packBuffer, releasePackBuffer, roundUp, writePackDirect } from './pack-direct.js';
+import { packBuffer, releasePackBuffer, writePackDirect } from './pack-direct.js';
+import { wholeBlocks } from '../workers/direct-io.js';
 import type { PoolPaths } from './pool-layout.js';
 import { asPoolError } from './pool-full.js';
 
@@ -38,7 +39,7 @@ interface OpenPack {
 
 /** Bytes a pack of `bytes` with `entries` chunks takes once sealed, padded for a direct write. */
 function sealedRoom(bytes: number, entries: number): number {
-  return roundUp(bytes + entries * TRAILER_ENTRY_BYTES + TAIL_BYTES);
+  return wholeBlocks(bytes + entries * TRAILER_ENTRY_BYTES + TAIL_BYTES);
 }
 
 export class PackWriter {

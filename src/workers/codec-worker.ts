@@ -12,7 +12,7 @@ import { close, closeSync, constants, fstat, ftruncateSync, open, openSync, read
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { readXattrs } from './xattrs.js';
-import { alignedBuffer, alignSkip, DIRECT_ALIGN, listDirStatsAsync, STAT, STAT_FIELDS, type DirStats } from '../native/index.js';
+import { alignedBuffer, alignSkip, DIRECT_ALIGN, listDirStatsAsync, wholeBlocks, STAT, STAT_FIELDS, type DirStats } from '../native/index.js';
 import { applyMetaSync } from './apply-meta.js';
 import { bigBuffer, keepBigBuffer } from './big-buffers.js';
 import { RECYCLED_SIZE, RETURNED_MIN, transferList, type CodecRequest, type CodecResponse, type DirListing, type FileWriteItem, type FileWriteResult, type ListedEntry, type RangeItem, type RangeWriteItem, type RawStat, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
@@ -170,7 +170,7 @@ async function readSmallFile(path: string, expect: SmallFileItem['expect'], into
  * read that ends short of a block is the end of the file. Returns the bytes got, at most `length`.
  */
 async function readDirect(fd: number, buf: Buffer, length: number, at = 0): Promise<number> {
-  const padded = Math.ceil(length / DIRECT_ALIGN) * DIRECT_ALIGN;
+  const padded = wholeBlocks(length);
   let got = 0;
   while (got < length) {
     const n = await readAsync(fd, buf, got, padded - got, at + got);
@@ -186,15 +186,14 @@ async function readHashFiles(items: SmallFileItem[]): Promise<{ bufs: Uint8Array
   // released: a buffer per file came from malloc's heap and was freed only when the collector
   // got to it, so a fresh agent's heap grew, page by page, with most of what it read. Each file
   // gets whole blocks at an aligned place, so that it can be read direct.
-  let total = 0;
-  for (const it of items) total += Math.ceil(it.expect.size / DIRECT_ALIGN) * DIRECT_ALIGN;
+  const rooms = items.map((it) => wholeBlocks(it.expect.size));
+  const total = rooms.reduce((a, b) => a + b, 0);
   const slab = total >= RETURNED_MIN ? bigBuffer(total + DIRECT_ALIGN) : undefined;
   const skip = slab ? alignSkip(slab) : undefined;
   let at = skip ?? 0;
   const files = await Promise.all(
-    items.map((it) => {
-      const room = Math.ceil(it.expect.size / DIRECT_ALIGN) * DIRECT_ALIGN;
-      const into = slab?.subarray(at, (at += room));
+    items.map((it, i) => {
+      const into = slab?.subarray(at, (at += rooms[i] as number));
       return readSmallFile(it.path, it.expect, into, skip !== undefined).catch((err: unknown) => err as NodeJS.ErrnoException);
     }),
   );

@@ -3,4 +3,4 @@
  * a buffer's address. Re-exported here for the pool's pack writer (the pool sits above workers,
  * not beside native).
  */
-export { alignedBuffer, DIRECT_ALIGN } from '../native/index.js';
+export { alignedBuffer, DIRECT_ALIGN, wholeBlocks } from '../native/index.js';

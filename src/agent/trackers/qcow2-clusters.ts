@@ -10,7 +10,7 @@
  */
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { alignedBuffer, DIRECT_ALIGN } from '../../native/index.js';
+import { alignedBuffer, DIRECT_ALIGN, wholeBlocks } from '../../native/index.js';
 
 const MAGIC = 0x514649fb;
 /** incompatible features this reader can live with: dirty (refcounts only) and compression type (compressed clusters go to NBD) */
@@ -155,7 +155,7 @@ export class Qcow2Clusters {
     // O_DIRECT wants block-aligned memory, offset and length: read whole blocks into an aligned
     // staging buffer and copy out what was asked for (a memcpy is cheap beside the read).
     const from = host - (host % DIRECT_ALIGN);
-    const to = Math.ceil((host + dest.length) / DIRECT_ALIGN) * DIRECT_ALIGN;
+    const to = wholeBlocks(host + dest.length);
     const stage = await takeStage();
     try {
       for (let at = from; at < to; ) {
