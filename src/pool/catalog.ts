@@ -296,19 +296,29 @@ export class Catalog {
   }
 
   /**
+   * The id and time of the latest sound point, without its manifest: what the scheduler asks of
+   * every source on every tick (an image point's manifest list is 2,049 references to parse).
+   */
+  latestPointHead(source: string): { id: string; time: string } | undefined {
+    return this.latestRow('id, time', source) as { id: string; time: string } | undefined;
+  }
+
+  /**
    * The latest recovery point of a source (at or before a time). By default a point whose last
    * verify found it damaged is passed over: this is the parent a sync reuses chunk lists from, and
    * a damaged point's lists must not be reused, so that the sync reads those files again and the
    * damaged chunks are healed. Restores ask with `includeDamaged`.
    */
   latestPoint(source: string, atOrBefore?: string, opts: { includeDamaged?: boolean } = {}): PointRow | undefined {
-    const damaged = opts.includeDamaged ? '' : ' AND id NOT IN (SELECT point FROM verifications WHERE ok = 0)';
-    const r = (
-      atOrBefore
-        ? this.db.prepare(`SELECT * FROM points WHERE source = ? AND time <= ?${damaged} ORDER BY time DESC, id DESC LIMIT 1`).get(source, atOrBefore)
-        : this.db.prepare(`SELECT * FROM points WHERE source = ?${damaged} ORDER BY time DESC, id DESC LIMIT 1`).get(source)
-    ) as PointDb | undefined;
+    const r = this.latestRow('*', source, atOrBefore, opts.includeDamaged) as PointDb | undefined;
     return r ? toPoint(r) : undefined;
+  }
+
+  private latestRow(columns: string, source: string, atOrBefore?: string, includeDamaged = false): unknown {
+    const damaged = includeDamaged ? '' : ' AND id NOT IN (SELECT point FROM verifications WHERE ok = 0)';
+    return atOrBefore
+      ? this.db.prepare(`SELECT ${columns} FROM points WHERE source = ? AND time <= ?${damaged} ORDER BY time DESC, id DESC LIMIT 1`).get(source, atOrBefore)
+      : this.db.prepare(`SELECT ${columns} FROM points WHERE source = ?${damaged} ORDER BY time DESC, id DESC LIMIT 1`).get(source);
   }
 
   /** A read transaction: what `fn` reads is one consistent state of the catalog. */

@@ -258,7 +258,7 @@ export class Drills {
 
   private due(src: SourceRowC, sch: DrillSchedule, now: Date): boolean {
     const s = this.server;
-    if (!s.pool.catalog.latestPoint(src.name)) return false;
+    if (!s.pool.catalog.latestPointHead(src.name)) return false;
     const agent = s.db.agent(src.agentId);
     if (!agent || agent.revoked) return false;
     if ('times' in sch) {

@@ -269,7 +269,7 @@ export class ProtectionServer {
   /** A source as the console and CLI show it: owner, schedule compliance, newest point, running job. */
   sourceView(s: SourceRowC): Record<string, unknown> {
     const g = this.db.group(s.group);
-    const latest = this.pool.catalog.latestPoint(s.name);
+    const latest = this.pool.catalog.latestPointHead(s.name);
     const rpo = g ? rpoState(g, new Date(s.created), latest ? new Date(latest.time) : undefined, new Date()) : undefined;
     const jobs = this.db.jobs({ source: s.name, limit: 1 });
     const last = jobs[0];

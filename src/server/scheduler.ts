@@ -70,7 +70,7 @@ export class Scheduler {
   /** The newest moment a source can be restored to: its latest point, or a log shipped after it. */
   private newest(source: string): Date | undefined {
     const c = this.server.pool.catalog;
-    const times = [c.latestPoint(source)?.time, c.lastLog(source)?.time].filter((t): t is string => t !== undefined).map((t) => Date.parse(t));
+    const times = [c.latestPointHead(source)?.time, c.lastLog(source)?.time].filter((t): t is string => t !== undefined).map((t) => Date.parse(t));
     return times.length > 0 ? new Date(Math.max(...times)) : undefined;
   }
 }

@@ -1,0 +1,35 @@
+/**
+ * The catalog's latest point: the head (id and time, no manifest parsed) that the scheduler asks
+ * of every source on every tick names the same point as the full row, damaged points passed over.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Catalog, type PointRow } from './catalog.js';
+
+test('the latest point head is the latest sound point, as latestPoint gives it', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hf-catalog-'));
+  const c = new Catalog(join(dir, 'catalog.db'));
+  try {
+    for (const name of ['disk', 'other']) c.addSource({ name, kind: 'image', path: `/${name}`, created: '2026-01-01T00:00:00.000Z' });
+    assert.equal(c.latestPointHead('disk'), undefined);
+    const point = (id: string, time: string, source = 'disk'): PointRow => ({
+      id, source, time, kind: 'image', manifest: [['a'.repeat(64), 100]], logicalBytes: 1, files: 1, readBytes: 0, newBytes: 0, storedNewBytes: 0, durationMs: 1, parent: null, torn: 0,
+    });
+    c.insertPoint(point('p1', '2026-01-01T00:00:00.000Z'));
+    c.insertPoint(point('p2', '2026-01-02T00:00:00.000Z'));
+    c.insertPoint(point('p3', '2026-01-03T00:00:00.000Z'));
+    c.insertPoint(point('q9', '2026-02-01T00:00:00.000Z', 'other'));
+    assert.deepEqual(c.latestPointHead('disk'), { id: 'p3', time: '2026-01-03T00:00:00.000Z' });
+    c.recordVerification({ point: 'p3', time: '2026-01-04T00:00:00.000Z', full: true, ok: false, detail: 'damaged' });
+    assert.deepEqual(c.latestPointHead('disk'), { id: 'p2', time: '2026-01-02T00:00:00.000Z' });
+    assert.equal(c.latestPoint('disk')?.id, 'p2');
+    assert.equal(c.latestPoint('disk', undefined, { includeDamaged: true })?.id, 'p3');
+    assert.equal(c.latestPoint('disk', '2026-01-01T12:00:00.000Z')?.id, 'p1');
+  } finally {
+    c.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
