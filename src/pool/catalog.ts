@@ -284,6 +284,12 @@ export class Catalog {
     return (rows as PointDb[]).map(toPoint);
   }
 
+  /** How many points a source has and the first and last one's time, without reading their rows. */
+  pointSpan(source: string): { count: number; first: string; last: string } | undefined {
+    const r = this.db.prepare('SELECT count(*) AS count, min(time) AS first, max(time) AS last FROM points WHERE source = ?').get(source) as { count: number; first: string | null; last: string | null };
+    return r.count > 0 && r.first !== null && r.last !== null ? { count: r.count, first: r.first, last: r.last } : undefined;
+  }
+
   point(id: string): PointRow | undefined {
     const r = this.db.prepare('SELECT * FROM points WHERE id = ?').get(id) as PointDb | undefined;
     return r ? toPoint(r) : undefined;

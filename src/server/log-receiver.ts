@@ -99,10 +99,8 @@ export function gapBetween(prev: LogRow, cur: LogRow, hasHistory: (timeline: num
 
 /** The time range a source can be restored to: its oldest point up to its newest log record (or point). */
 export function recoverableRange(server: ProtectionServer, source: string): { from: string; to: string } | null {
-  const points = server.pool.catalog.points(source);
-  const oldest = points[0];
-  if (!oldest) return null;
-  const newestPoint = points[points.length - 1] as (typeof points)[number];
+  const span = server.pool.catalog.pointSpan(source);
+  if (!span) return null;
   const last = server.pool.catalog.lastLog(source);
-  return { from: oldest.time, to: last && last.time > newestPoint.time ? last.time : newestPoint.time };
+  return { from: span.first, to: last && last.time > span.last ? last.time : span.last };
 }

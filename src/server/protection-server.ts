@@ -276,7 +276,7 @@ export class ProtectionServer {
     const status = !latest ? 'never-synced' : last?.state === 'failed' ? 'failing' : rpo && !rpo.compliant ? 'rpo-missed' : 'ok';
     return {
       name: s.name, group: s.group, agent: this.db.agent(s.agentId)?.name ?? s.agentId, kind: s.kind, path: s.path, options: s.options, created: s.created,
-      status, latestPoint: latest ? { id: latest.id, time: latest.time } : null, points: this.pool.catalog.points(s.name).length, recoverable: recoverableRange(this, s.name),
+      status, latestPoint: latest ? { id: latest.id, time: latest.time } : null, points: this.pool.catalog.pointSpan(s.name)?.count ?? 0, recoverable: recoverableRange(this, s.name),
       rpo: rpo ?? null, lastDrill: this.drills.brief(this.drills.latest(s.name)), lastJob: last ? { id: last.id, type: last.type, state: last.state, finished: last.finished } : null,
     };
   }
