@@ -105,6 +105,8 @@ const SCHEMA = [
      parent TEXT,
      torn INTEGER NOT NULL DEFAULT 0)`,
   `CREATE INDEX IF NOT EXISTS points_by_source_time ON points(source, time)`,
+  // Covers pointSpan and latestPointHead: a row's later columns sit behind its manifest list's overflow pages.
+  `CREATE INDEX IF NOT EXISTS points_heads ON points(source, time, id, logical_bytes, stored_new_bytes)`,
   `CREATE TABLE IF NOT EXISTS leases (
      id TEXT PRIMARY KEY,
      pid INTEGER NOT NULL,
@@ -284,10 +286,10 @@ export class Catalog {
     return (rows as PointDb[]).map(toPoint);
   }
 
-  /** How many points a source has and the first and last one's time, without reading their rows. */
-  pointSpan(source: string): { count: number; first: string; last: string } | undefined {
-    const r = this.db.prepare('SELECT count(*) AS count, min(time) AS first, max(time) AS last FROM points WHERE source = ?').get(source) as { count: number; first: string | null; last: string | null };
-    return r.count > 0 && r.first !== null && r.last !== null ? { count: r.count, first: r.first, last: r.last } : undefined;
+  /** How many points a source has, the first and last one's time and the bytes they stored, without reading their rows. */
+  pointSpan(source: string): { count: number; first: string; last: string; storedNewBytes: number } | undefined {
+    const r = this.db.prepare('SELECT count(*) AS count, min(time) AS first, max(time) AS last, total(stored_new_bytes) AS stored FROM points WHERE source = ?').get(source) as { count: number; first: string | null; last: string | null; stored: number };
+    return r.count > 0 && r.first !== null && r.last !== null ? { count: r.count, first: r.first, last: r.last, storedNewBytes: r.stored } : undefined;
   }
 
   point(id: string): PointRow | undefined {
@@ -302,11 +304,11 @@ export class Catalog {
   }
 
   /**
-   * The id and time of the latest sound point, without its manifest: what the scheduler asks of
-   * every source on every tick (an image point's manifest list is 2,049 references to parse).
+   * The id, time and size of the latest sound point, without its manifest: what the scheduler asks
+   * of every source on every tick (an image point's manifest list is 2,049 references to parse).
    */
-  latestPointHead(source: string): { id: string; time: string } | undefined {
-    return this.latestRow('id, time', source) as { id: string; time: string } | undefined;
+  latestPointHead(source: string): { id: string; time: string; logicalBytes: number } | undefined {
+    return this.latestRow('id, time, logical_bytes AS logicalBytes', source) as { id: string; time: string; logicalBytes: number } | undefined;
   }
 
   /**

@@ -418,7 +418,7 @@ export class ProtectionServer {
       throw err;
     }
     const id = randomBytes(6).toString('hex');
-    const parent = this.pool.catalog.latestPoint(s.name);
+    const parent = this.pool.catalog.latestPointHead(s.name);
     const row: PointRow = {
       id,
       source: s.name,

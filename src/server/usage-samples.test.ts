@@ -22,8 +22,14 @@ class FakePool implements UsagePool {
   }
 
   catalog = {
-    points: (source: string): PointRow[] => (this.points.get(source) ?? []) as PointRow[],
-    latestPoint: (source: string): PointRow | undefined => this.catalog.points(source).at(-1),
+    pointSpan: (source: string): { count: number; first: string; last: string; storedNewBytes: number } | undefined => {
+      const ps = this.points.get(source) ?? [];
+      return ps.length > 0 ? { count: ps.length, first: '', last: '', storedNewBytes: ps.reduce((n, p) => n + p.storedNewBytes, 0) } : undefined;
+    },
+    latestPointHead: (source: string): { id: string; time: string; logicalBytes: number } | undefined => {
+      const p = this.points.get(source)?.at(-1);
+      return p ? { id: '', time: '', logicalBytes: p.logicalBytes } : undefined;
+    },
   };
 }
 

@@ -10,7 +10,7 @@ import type { Pool } from '../pool/pool.js';
 import type { ControlDb } from './control-db.js';
 
 /** What a sample reads from the pool. */
-export type UsagePool = Pick<Pool, 'storedBytes'> & { catalog: Pick<Catalog, 'points' | 'latestPoint'> };
+export type UsagePool = Pick<Pool, 'storedBytes'> & { catalog: Pick<Catalog, 'pointSpan' | 'latestPointHead'> };
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS usage_samples (time TEXT PRIMARY KEY, stored_bytes INTEGER NOT NULL, packs INTEGER NOT NULL, groups TEXT NOT NULL);
@@ -89,11 +89,12 @@ export class UsageSamples {
     for (const s of this.control.sources()) {
       const g = groups.get(s.group);
       if (!g) continue;
-      const points = this.pool.catalog.points(s.name);
+      // Aggregates, not the rows: a sample follows every commit, and rows carry manifest lists.
+      const span = this.pool.catalog.pointSpan(s.name);
       g.sources++;
-      g.points += points.length;
-      g.latestLogicalBytes += this.pool.catalog.latestPoint(s.name)?.logicalBytes ?? 0;
-      for (const p of points) g.storedNewBytes += p.storedNewBytes;
+      g.points += span?.count ?? 0;
+      g.latestLogicalBytes += this.pool.catalog.latestPointHead(s.name)?.logicalBytes ?? 0;
+      g.storedNewBytes += span?.storedNewBytes ?? 0;
     }
     return { time: now.toISOString(), storedBytes: stored.bytes, packs: stored.packs, groups: [...groups.values()] };
   }
