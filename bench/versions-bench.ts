@@ -106,7 +106,7 @@ async function main(): Promise<void> {
   const size = statSync(file).size;
 
   // The live catalog as FileVersions sees it: every point still there.
-  const fakePool = { catalog: { points: () => points, sources: () => [] } } as unknown as Pool;
+  const fakePool = { catalog: { pointHeads: () => points, sources: () => [] } } as unknown as Pool;
   const versions = new FileVersions(index, fakePool, { warn: () => undefined });
   await versions.ready();
   const lat: number[] = [];

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Catalog, type PointRow } from './catalog.js';
 
-test('the latest point head is the latest sound point, as latestPoint gives it; the point span counts them all and sums what they stored', () => {
+test('the latest point head is the latest sound point, as latestPoint gives it; the point span counts them all and sums what they stored; heads list them', () => {
   const dir = mkdtempSync(join(tmpdir(), 'hf-catalog-'));
   const c = new Catalog(join(dir, 'catalog.db'));
   try {
@@ -32,6 +32,8 @@ test('the latest point head is the latest sound point, as latestPoint gives it; 
     assert.equal(c.latestPoint('disk')?.id, 'p2');
     assert.equal(c.latestPoint('disk', undefined, { includeDamaged: true })?.id, 'p3');
     assert.equal(c.latestPoint('disk', '2026-01-01T12:00:00.000Z')?.id, 'p1');
+    assert.deepEqual(c.pointHeads('disk').map((h) => h.id), ['p1', 'p2', 'p3'], 'damaged ones too, in time order');
+    assert.deepEqual(c.pointHeads('disk', '2026-01-01T00:00:00.000Z'), [{ id: 'p2', time: '2026-01-02T00:00:00.000Z' }, { id: 'p3', time: '2026-01-03T00:00:00.000Z' }]);
   } finally {
     c.close();
     rmSync(dir, { recursive: true, force: true });

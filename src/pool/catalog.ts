@@ -105,7 +105,7 @@ const SCHEMA = [
      parent TEXT,
      torn INTEGER NOT NULL DEFAULT 0)`,
   `CREATE INDEX IF NOT EXISTS points_by_source_time ON points(source, time)`,
-  // Covers pointSpan and latestPointHead: a row's later columns sit behind its manifest list's overflow pages.
+  // Covers pointHeads, pointSpan and latestPointHead: a row's later columns sit behind its manifest list's overflow pages.
   `CREATE INDEX IF NOT EXISTS points_heads ON points(source, time, id, logical_bytes, stored_new_bytes)`,
   `CREATE TABLE IF NOT EXISTS leases (
      id TEXT PRIMARY KEY,
@@ -284,6 +284,15 @@ export class Catalog {
       ? this.db.prepare('SELECT * FROM points WHERE source = ? ORDER BY time, id').all(source)
       : this.db.prepare('SELECT * FROM points ORDER BY source, time, id').all();
     return (rows as PointDb[]).map(toPoint);
+  }
+
+  /** A source's points as id and time, in time order (only those after `after`, when given), without reading their rows. */
+  pointHeads(source: string, after?: string): Array<{ id: string; time: string }> {
+    return (
+      after === undefined
+        ? this.db.prepare('SELECT id, time FROM points WHERE source = ? ORDER BY time, id').all(source)
+        : this.db.prepare('SELECT id, time FROM points WHERE source = ? AND time > ? ORDER BY time, id').all(source, after)
+    ) as Array<{ id: string; time: string }>;
   }
 
   /** How many points a source has, the first and last one's time and the bytes they stored, without reading their rows. */

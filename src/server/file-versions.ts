@@ -88,15 +88,15 @@ export class FileVersions {
     for (const s of this.pool.catalog.sources()) {
       if (s.kind !== 'dir') continue;
       const last = this.index.lastPoint(s.name);
-      const todo = this.pool.catalog
-        .points(s.name)
-        .filter((p) => !last || p.time > last.time)
-        .sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+      // Heads first (every commit runs this for every source): only new points' rows are read.
+      const todo = this.pool.catalog.pointHeads(s.name, last?.time);
+      if (todo.length === 0) continue;
       // the manifest of the last indexed point: an identical one (an unchanged sync) is not read
       let prev = last && this.pool.catalog.point(last.point)?.manifest;
-      for (const p of todo) {
+      for (const h of todo) {
         if (this.stopping.signal.aborted) return;
-        if (this.index.isIndexed(p.id) || !this.pool.catalog.pointExists(p.id)) continue;
+        const p = this.index.isIndexed(h.id) || !this.pool.catalog.pointExists(h.id) ? undefined : this.pool.catalog.point(h.id);
+        if (!p) continue;
         try {
           if (prev && sameChunkRefs(prev, p.manifest)) this.index.indexUnchanged(s.name, { id: p.id, time: p.time });
           else await this.index.indexPoint(s.name, { id: p.id, time: p.time }, readManifest(this.pool.reader, p.manifest, this.stopping.signal));
@@ -127,7 +127,7 @@ export class FileVersions {
   private livePoints(source: string, cache?: SearchCache): IndexedPoint[] {
     let list = cache?.points.get(source);
     if (!list) {
-      const live = new Set(this.pool.catalog.points(source).map((p) => p.id));
+      const live = new Set(this.pool.catalog.pointHeads(source).map((p) => p.id));
       list = this.index.points(source).filter((p) => live.has(p.point));
       cache?.points.set(source, list);
     }

@@ -25,7 +25,7 @@ async function withIndex(fn: (index: VersionIndex) => Promise<void>): Promise<vo
 
 /** FileVersions over the index, with these points live in the catalog. */
 const versionsOver = (index: VersionIndex, live: Array<{ id: string; time: string }>): FileVersions =>
-  new FileVersions(index, { catalog: { points: () => live, sources: () => [] } } as unknown as Pool, { warn: () => undefined });
+  new FileVersions(index, { catalog: { pointHeads: () => live, sources: () => [] } } as unknown as Pool, { warn: () => undefined });
 
 const file = (path: string, digest: string, size: number, mode = 0o644, uid = 1000): Entry => ({ type: 'file', path, mode, uid, gid: 1000, mtimeNs: '2', size, chunks: [[digest, size]] });
 
