@@ -104,9 +104,10 @@ const SCHEMA = [
      duration_ms INTEGER NOT NULL,
      parent TEXT,
      torn INTEGER NOT NULL DEFAULT 0)`,
-  `CREATE INDEX IF NOT EXISTS points_by_source_time ON points(source, time)`,
-  // Covers pointHeads, pointSpan and latestPointHead: a row's later columns sit behind its manifest list's overflow pages.
+  // By source and time, and covering pointHeads, pointSpan and latestPointHead: a row's later
+  // columns sit behind its manifest list's overflow pages. It replaces points_by_source_time, its prefix.
   `CREATE INDEX IF NOT EXISTS points_heads ON points(source, time, id, logical_bytes, stored_new_bytes)`,
+  `DROP INDEX IF EXISTS points_by_source_time`,
   `CREATE TABLE IF NOT EXISTS leases (
      id TEXT PRIMARY KEY,
      pid INTEGER NOT NULL,

@@ -95,7 +95,8 @@ export class FileVersions {
       let prev = last && this.pool.catalog.point(last.point)?.manifest;
       for (const h of todo) {
         if (this.stopping.signal.aborted) return;
-        const p = this.index.isIndexed(h.id) || !this.pool.catalog.pointExists(h.id) ? undefined : this.pool.catalog.point(h.id);
+        if (this.index.isIndexed(h.id) || !this.pool.catalog.pointExists(h.id)) continue;
+        const p = this.pool.catalog.point(h.id);
         if (!p) continue;
         try {
           if (prev && sameChunkRefs(prev, p.manifest)) this.index.indexUnchanged(s.name, { id: p.id, time: p.time });
