@@ -108,15 +108,7 @@ export class ChunkIndex {
   }
 
   private location(n: number): ChunkLocation {
-    const at = n * ENTRY;
-    const r = this.records;
-    return {
-      pack: r.toString('hex', at + 32, at + 48),
-      offset: r.readUInt32LE(at + 48),
-      storedLength: r.readUInt32LE(at + 52),
-      length: r.readUInt32LE(at + 56),
-      flags: r.readUInt8(at + 60),
-    };
+    return locationAt(this.records, n * ENTRY);
   }
 
   /** Entry number of a 32-byte digest, or EMPTY. */
@@ -165,6 +157,38 @@ export class ChunkIndex {
       while (total * 2 > size) size *= 2;
       this.slots = new Int32Array(size).fill(EMPTY);
       for (let n = 0; n < this.count; n++) this.insert(n);
+    }
+  }
+}
+
+/** The location in the record at `records[at..]`. */
+function locationAt(r: Buffer, at: number): ChunkLocation {
+  return {
+    pack: r.toString('hex', at + 32, at + 48),
+    offset: r.readUInt32LE(at + 48),
+    storedLength: r.readUInt32LE(at + 52),
+    length: r.readUInt32LE(at + 56),
+    flags: r.readUInt8(at + 60),
+  };
+}
+
+/**
+ * Looks a few digests up in one index file body without building a table: for each key not yet
+ * in `found`, the first record that has it and `skip` does not refuse. A scan of the files in
+ * name order finds what a loaded view would.
+ */
+export function scanRecords(body: Buffer, keys: Buffer[], found: Array<ChunkLocation | undefined>, skip?: (digest: Buffer, pack: Buffer) => boolean): void {
+  const n = Math.floor(body.length / ENTRY);
+  for (let i = 0; i < n; i++) {
+    const at = i * ENTRY;
+    for (let k = 0; k < keys.length; k++) {
+      if (found[k]) continue;
+      const key = keys[k] as Buffer;
+      let j = 0;
+      while (j < 32 && body[at + j] === key[j]) j++;
+      if (j < 32) continue;
+      if (skip?.(body.subarray(at, at + 32), body.subarray(at + 32, at + 48))) continue;
+      found[k] = locationAt(body, at);
     }
   }
 }

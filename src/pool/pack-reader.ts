@@ -20,6 +20,14 @@ const MAX_OPEN_PACKS = 64;
 const BATCH_BYTES = 2 * 1024 * 1024;
 const RUN_BYTES = 2 * 1024 * 1024;
 
+/** The pool's side of a reader on a lazily loaded view (pool.ts, `lazyIndex`). */
+export interface LazyView {
+  loaded(): boolean;
+  /** locations of these digests found without loading the view, or undefined (then `load` it) */
+  few(digests: string[]): Promise<Array<ChunkLocation | undefined> | undefined>;
+  load(): Promise<void>;
+}
+
 export class PackReader implements ChunkSource {
   private readonly handles = new Map<string, Slot>();
 
@@ -30,16 +38,26 @@ export class PackReader implements ChunkSource {
     private readonly reload?: () => Promise<void>,
     /** why a chunk is not in the view, if the pool knows (verify found it damaged) */
     private readonly whyMissing?: (digest: string) => string | undefined,
+    /** a pool whose view loads when first needed: a few locations found without it, or the view loaded */
+    private readonly lazy?: LazyView,
   ) {}
 
   async readEncoded(refs: ChunkRef[], signal?: AbortSignal): Promise<StoredChunk[]> {
-    return this.retryOnce(async () => (await this.readRuns(refs, signal)).stored);
+    return this.retryOnce(async (few) => (await this.readRuns(refs, signal, few)).stored, refs);
   }
 
-  /** Runs `fn`; if a chunk or pack was missing, reloads the index files and runs it once more. */
-  private async retryOnce<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` (with the locations of a lazy pool's scan, if it answered); if a chunk or pack was
+   * missing, reloads the index files and runs it once more.
+   */
+  private async retryOnce<T>(fn: (few?: Array<ChunkLocation | undefined>) => Promise<T>, refs: ChunkRef[]): Promise<T> {
+    let few: Array<ChunkLocation | undefined> | undefined;
+    if (this.lazy && !this.lazy.loaded()) {
+      few = await this.lazy.few(refs.map((r) => r[0]));
+      if (!few) await this.lazy.load();
+    }
     try {
-      return await fn();
+      return await fn(few);
     } catch (err) {
       if (!this.reload || !isHoldfastError(err) || err.code !== 'CHUNK_MISSING') throw err;
       await this.reload();
@@ -48,10 +66,10 @@ export class PackReader implements ChunkSource {
   }
 
   /** Stored chunks, and the run buffers (one pread each) that hold them, in ref order. */
-  private async readRuns(refs: ChunkRef[], signal?: AbortSignal): Promise<{ stored: StoredChunk[]; runs: Array<{ buf: Buffer; members: number[] }> }> {
+  private async readRuns(refs: ChunkRef[], signal?: AbortSignal, few?: Array<ChunkLocation | undefined>): Promise<{ stored: StoredChunk[]; runs: Array<{ buf: Buffer; members: number[] }>; locs: ChunkLocation[] }> {
     throwIfAborted(signal);
-    const locs = refs.map(([digest, length]) => {
-      const loc = this.index.get(digest);
+    const locs = refs.map(([digest, length], i) => {
+      const loc = few ? few[i] : this.index.get(digest);
       if (!loc) {
         const why = this.whyMissing?.(digest);
         throw new HoldfastError('CHUNK_MISSING', `chunk ${digest} is not in the storage pool${why ? ` (${why})` : ''}`, { digest });
@@ -80,11 +98,11 @@ export class PackReader implements ChunkSource {
         return { buf, members: r.members };
       }),
     );
-    return { stored, runs: bufs };
+    return { stored, runs: bufs, locs };
   }
 
   async read(refs: ChunkRef[], signal?: AbortSignal): Promise<Uint8Array[]> {
-    const { stored, runs } = await this.retryOnce(() => this.readRuns(refs, signal));
+    const { stored, runs, locs } = await this.retryOnce((few) => this.readRuns(refs, signal, few), refs);
     const out = new Array<Uint8Array>(refs.length);
     // Decode batches are whole runs, so each run buffer moves to one worker without a copy.
     const batches: Array<{ idx: number[]; bufs: Buffer[] }> = [];
@@ -109,7 +127,7 @@ export class PackReader implements ChunkSource {
           const i = idx[j] as number;
           if (!r.ok) {
             const digest = (refs[i] as ChunkRef)[0];
-            const pack = this.index.get(digest)?.pack ?? '?';
+            const pack = (locs[i] as ChunkLocation).pack;
             throw new HoldfastError('CHUNK_CORRUPT', `chunk ${digest} in pack ${pack} is damaged: ${r.reason}`, { digest, pack });
           }
           out[i] = r.data;

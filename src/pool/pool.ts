@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { HoldfastError, errnoCode } from '../core/errors.js';
 import { CodecPool } from '../workers/codec-pool.js';
 import { Catalog, type PointRow, type SourceKind } from './catalog.js';
-import { ChunkIndex } from './chunk-index.js';
+import { ChunkIndex, scanRecords, type ChunkLocation } from './chunk-index.js';
 import { INDEX_ENTRY_BYTES, indexBody, type IndexEntry } from './index-file.js';
 import { forEachIndexFile } from './index-files-read.js';
 import { defaultPoolConfig, readPoolConfig, type PoolConfig } from './pool-config.js';
@@ -31,7 +31,16 @@ export interface PoolOpenOptions {
   codec?: CodecPool;
   /** start the codec workers now, to load beside the index (a command that will use them) */
   warm?: boolean;
+  /**
+   * Load the index view when something first needs it, not at open: for a command that may not
+   * (a backup that finds nothing changed, a listing). Write sessions, the commit check and the
+   * pack reader wait for it themselves; `index` is empty until then.
+   */
+  lazyIndex?: boolean;
 }
+
+/** At most this many chunks are looked up by scanning the index files instead of loading them. */
+const SCAN_LIMIT = 8;
 
 export class Pool {
   readonly index = new ChunkIndex();
@@ -68,6 +77,7 @@ export class Pool {
         const d = this.catalog.damagedLocations(digest)[0];
         return d ? `verify found it damaged in pack ${d.pack} on ${new Date(d.condemnedAt).toISOString()}; the next backup of a source that has it sends it again` : undefined;
       },
+      { loaded: () => this.viewLoaded, few: (digests) => this.locateFew(digests), load: () => this.freshView() },
     );
     this.packs = new PackWriter(
       paths,
@@ -114,7 +124,7 @@ export class Pool {
     const codec = opts.codec ?? new CodecPool();
     const pool = new Pool(dir, paths, config, catalog, codec, !opts.codec);
     if (opts.warm) codec.warm();
-    await pool.refreshIndex();
+    if (!opts.lazyIndex) await pool.refreshIndex();
     return pool;
   }
 
@@ -297,19 +307,59 @@ export class Pool {
     return { bytes, packs };
   }
 
-  private async loadIndex(): Promise<void> {
-    // The epoch and condemned set are read before the files: if gc moves on meanwhile, this view
-    // is older than the catalog's epoch, and the commit check notices.
+  /**
+   * Locations of a few chunks read before the view is loaded (a backup that finds nothing
+   * changed reads one manifest chunk): the index files are scanned for them, checked as a load
+   * checks them, without building the table. Undefined when the view is loaded or the scan could
+   * not answer (a damaged or vanished index file): then the view answers.
+   */
+  async locateFew(digests: string[]): Promise<Array<ChunkLocation | undefined> | undefined> {
+    if (this.viewEpoch >= 0 || this.refreshing || digests.length > SCAN_LIMIT) return undefined;
+    const { skip } = this.condemnedFilter();
+    const keys = digests.map((d) => Buffer.from(d, 'hex'));
+    const found = new Array<ChunkLocation | undefined>(digests.length);
+    let sound = true;
+    const names = await this.indexFileNames();
+    await forEachIndexFile(this.paths.index, names, await this.indexFileSizes(names), (_name, buf) => {
+      const body = buf && indexBody(buf);
+      if (!body || typeof body === 'string') sound = false;
+      else if (sound) scanRecords(body, keys, found, skip);
+    });
+    return sound ? found : undefined;
+  }
+
+  /** A view was loaded (a lazy pool's `index` is empty until then). */
+  get viewLoaded(): boolean {
+    return this.viewEpoch >= 0;
+  }
+
+  private condemnedFilter(): { epoch: number; skipSet: Set<string>; skip?: (d: Buffer, p: Buffer) => boolean } {
     const { epoch, condemned } = this.catalog.snapshot(() => ({ epoch: this.catalog.epoch(), condemned: this.catalog.condemned() }));
     const skipSet = new Set(condemned.map((c) => c.digest + c.pack));
     const skip = skipSet.size > 0 ? (d: Buffer, p: Buffer): boolean => skipSet.has(d.toString('hex') + p.toString('hex')) : undefined;
+    return { epoch, skipSet, skip };
+  }
+
+  private async indexFileNames(): Promise<string[]> {
+    return (await readdir(this.paths.index)).filter((f) => f.endsWith('.idx')).sort();
+  }
+
+  /** Each file's length, 0 for one gone since it was listed (forEachIndexFile sizes its buffers by them). */
+  private indexFileSizes(names: string[]): Promise<number[]> {
+    return Promise.all(names.map((n) => stat(`${this.paths.index}/${n}`).then((st) => st.size, () => 0)));
+  }
+
+  private async loadIndex(): Promise<void> {
+    // The epoch and condemned set are read before the files: if gc moves on meanwhile, this view
+    // is older than the catalog's epoch, and the commit check notices.
+    const { epoch, skipSet, skip } = this.condemnedFilter();
     let fresh = new ChunkIndex();
     let damaged: string[] = [];
     for (let attempt = 0; ; attempt++) {
-      const names = (await readdir(this.paths.index)).filter((f) => f.endsWith('.idx')).sort();
+      const names = await this.indexFileNames();
       let vanished = false;
       // Sized once from the files' lengths (a little over: their magic and checksums count too).
-      const lengths = await Promise.all(names.map((n) => stat(`${this.paths.index}/${n}`).then((st) => st.size, () => 0)));
+      const lengths = await this.indexFileSizes(names);
       fresh.expect(Math.ceil(lengths.reduce((a, b) => a + b, 0) / INDEX_ENTRY_BYTES));
       await forEachIndexFile(this.paths.index, names, lengths, (name, buf) => {
         if (!buf) {

@@ -36,7 +36,7 @@ export class WriteSession implements ChunkSink, PackOwner {
   minViewEpoch = Infinity;
   readonly lease: Lease;
   /** the index view is current for this session's lease (reloaded if gc changed the pool) */
-  private readonly ready: Promise<void>;
+  private ready: Promise<void> | undefined;
   private newChunks = 0;
   private newBytes = 0;
   private storedNewBytes = 0;
@@ -51,18 +51,21 @@ export class WriteSession implements ChunkSink, PackOwner {
     // The lease comes before the first want(): chunks that become visible after this moment are
     // safe from gc while the lease lives.
     this.lease = new Lease(pool.catalog, () => this.failed(new HoldfastError('RETRY', `the lease of a sync on storage pool ${pool.dir} expired; run the sync again`, { pool: pool.dir })));
-    this.ready = pool.freshView();
-    // A failed reload is seen again by want(); do not let it float unhandled meanwhile.
-    this.ready.catch(() => undefined);
+    // A lazy pool loads its view at the first want(): a backup that sends nothing never does.
+    if (pool.viewLoaded) this.viewReady().catch(() => undefined); // a failure is seen again by want()
     pool.sessionStarted(this);
   }
 
   async want(digests: string[]): Promise<boolean[]> {
-    await this.ready;
+    await this.viewReady();
     return digests.map((d) => this.claim(d));
   }
 
-  /** Synchronous form of want() for one digest. */
+  private viewReady(): Promise<void> {
+    return (this.ready ??= this.pool.freshView());
+  }
+
+  /** Synchronous form of want() for one digest (the pool's view must be loaded: want() first, or a pool opened eagerly). */
   claim(digest: string): boolean {
     const answer = this.pool.claim(digest, this);
     if (answer === 'claimed') this.claimed.add(digest);

@@ -79,7 +79,7 @@ export function registerBackup(program: Command): void {
             `source ${r.source}: ${r.entries} entries, ${formatBytes(r.logicalBytes)} logical, ${formatBytes(r.readBytes)} read, ${formatBytes(r.newBytes)} new (${formatBytes(r.storedNewBytes)} stored) in ${(r.durationMs / 1000).toFixed(1)} s, tracker ${r.tracker}\n`,
           );
         }
-      }, { warm: true });
+      }, { warm: true, lazyIndex: true });
     });
 }
 

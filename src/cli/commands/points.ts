@@ -44,7 +44,7 @@ export function registerPoints(program: Command): void {
         }));
         show(points, opts.json === true);
         return Promise.resolve();
-      });
+      }, { lazyIndex: true });
     });
 }
 

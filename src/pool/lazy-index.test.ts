@@ -1,0 +1,99 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { encodeChunk } from '../core/codec.js';
+import { digestOf } from '../core/digest.js';
+import type { ChunkRef } from '../core/manifest.js';
+import { Pool } from './pool.js';
+
+/** A pool holding `n` chunks of random bytes, each session its own index file. */
+async function poolWith(n: number): Promise<{ dir: string; chunks: Array<{ ref: ChunkRef; data: Buffer }> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'hf-lazy-'));
+  await Pool.init(dir);
+  const pool = await Pool.open(dir);
+  const chunks: Array<{ ref: ChunkRef; data: Buffer }> = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const data = randomBytes(1000 + i);
+      const digest = digestOf(data);
+      const s = pool.startSession(0);
+      assert.deepEqual(await s.want([digest]), [true]);
+      await s.put([{ digest, length: data.length, encoded: encodeChunk(data, 0) }]);
+      await s.finish();
+      s.close();
+      chunks.push({ ref: [digest, data.length], data });
+    }
+  } finally {
+    await pool.close();
+  }
+  return { dir, chunks };
+}
+
+test('a lazily opened pool reads a few chunks without loading its index, and loads it for more or for a write session', async () => {
+  const { dir, chunks } = await poolWith(12);
+  try {
+    const pool = await Pool.open(dir, { lazyIndex: true });
+    try {
+      assert.equal(pool.viewLoaded, false);
+      assert.equal(pool.index.size, 0);
+      const few = chunks.slice(3, 6);
+      const got = await pool.reader.read(few.map((c) => c.ref));
+      got.forEach((b, i) => assert.ok(Buffer.from(b).equals((few[i] as { data: Buffer }).data)));
+      assert.equal(pool.viewLoaded, false, 'three chunks were found by scanning the index files');
+      // A digest no index file has: missing after the view is loaded, named in the error.
+      const absent = randomBytes(32).toString('hex');
+      await assert.rejects(pool.reader.read([[absent, 10]]), (err: Error) => err.message.includes(absent));
+      assert.equal(pool.viewLoaded, true, 'a miss loads the view before calling the chunk missing');
+      assert.equal(pool.index.size, 12);
+    } finally {
+      await pool.close();
+    }
+
+    const many = await Pool.open(dir, { lazyIndex: true });
+    try {
+      const got = await many.reader.read(chunks.map((c) => c.ref));
+      got.forEach((b, i) => assert.ok(Buffer.from(b).equals((chunks[i] as { data: Buffer }).data)));
+      assert.equal(many.viewLoaded, true, 'twelve chunks are more than a scan looks up');
+    } finally {
+      await many.close();
+    }
+
+    const writer = await Pool.open(dir, { lazyIndex: true });
+    try {
+      const s = writer.startSession(0);
+      assert.equal(writer.viewLoaded, false, 'a session alone does not load the view');
+      const fresh = digestOf(randomBytes(64));
+      assert.deepEqual(await s.want([(chunks[0] as { ref: ChunkRef }).ref[0], fresh]), [false, true], 'the stored chunk is known, the new one claimed');
+      assert.equal(writer.viewLoaded, true);
+      s.abort();
+    } finally {
+      await writer.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a lazy read falls back to loading the view when an index file is damaged, and reports it', async () => {
+  const { dir, chunks } = await poolWith(3);
+  try {
+    const idx = readdirSync(join(dir, 'index')).filter((f) => f.endsWith('.idx')).sort();
+    appendFileSync(join(dir, 'index', idx[1] as string), 'x'); // its checksum no longer matches
+    const pool = await Pool.open(dir, { lazyIndex: true });
+    try {
+      const first = chunks[0] as { ref: ChunkRef; data: Buffer };
+      const [b] = await pool.reader.read([first.ref]);
+      assert.ok(Buffer.from(b as Uint8Array).equals(first.data));
+      assert.equal(pool.viewLoaded, true, 'the scan gave up on the damaged file; the view answered');
+      assert.equal(pool.damagedIndexes.length, 1);
+      assert.match(pool.damagedIndexes[0] as string, new RegExp(idx[1] as string));
+    } finally {
+      await pool.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
