@@ -9,6 +9,7 @@ import { isDirStat, readXattrs, type StatLike } from './file-meta.js';
 import { join } from 'node:path';
 import { HoldfastError, errnoCode, throwIfAborted } from '../core/errors.js';
 import { joinEntryPath, ROOT_PATH } from '../core/entry-path.js';
+import { StatView, statErrno } from '../native/stat-view.js';
 
 export interface WalkItem {
   rel: string;
@@ -59,16 +60,18 @@ function toListing(listing: DirListing, abs: string, rel: string, opts: WalkOpti
     return undefined;
   }
   const entries: Listing['entries'] = [];
-  for (const e of listing.entries) {
-    const p = join(abs, e.name);
-    if (opts.exclude.has(p)) continue;
-    if (!e.st) {
-      if (e.error !== 'ENOENT') opts.warnings.push(`${joinEntryPath(rel, e.name)}: cannot stat (${e.error ?? 'unknown error'})`);
-      continue; // vanished since readdir
+  const { names, stats, xattrs } = listing;
+  names.forEach((name, i) => {
+    const p = join(abs, name);
+    if (opts.exclude.has(p)) return;
+    const st = StatView.of(stats, i);
+    if (!st) {
+      const code = statErrno(stats, i);
+      if (code !== 'ENOENT') opts.warnings.push(`${joinEntryPath(rel, name)}: cannot stat (${code})`);
+      return; // vanished since readdir
     }
-    const st = opts.follow?.get(p) ?? e.st;
-    entries.push({ name: e.name, p, st, xattrs: e.xattrs });
-  }
+    entries.push({ name, p, st: opts.follow?.get(p) ?? st, xattrs: xattrs?.[i] });
+  });
   return { rel, entries };
 }
 

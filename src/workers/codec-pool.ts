@@ -74,14 +74,11 @@ export interface RawStat {
   nlink: bigint;
   rdev: bigint;
 }
-export interface ListedEntry {
-  name: string;
-  st?: RawStat;
-  xattrs?: Record<string, string>;
-  /** errno code when the entry could not be stat'ed */
-  error?: string;
-}
-export type DirListing = { ok: true; entries: ListedEntry[] } | { ok: false; code: string; message: string };
+/**
+ * A directory's entries sorted by name, with their stats as one int64 array (`STAT_FIELDS` per
+ * entry, native/stat-view.ts reads it) and the extended attributes of those that have any.
+ */
+export type DirListing = { ok: true; names: string[]; stats: BigInt64Array; xattrs?: Record<number, Record<string, string>> } | { ok: false; code: string; message: string };
 /** [item index in the hash job, offset, length] */
 export type HeldPiece = [number, number, number];
 

@@ -7,7 +7,6 @@
 import { parentPort } from 'node:worker_threads';
 import { decodeMany, encodeMany, splitAndHash, verifyMany, type PlacedDecode, type StoredChunk } from '../core/codec.js';
 import { cdcSplit } from './cdc.js';
-import { constants as osConstants } from 'node:os';
 import { close, closeSync, constants, fstat, ftruncateSync, open, openSync, read, unlinkSync, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
@@ -15,7 +14,7 @@ import { readXattrs } from './xattrs.js';
 import { alignedBuffer, alignSkip, DIRECT_ALIGN, listDirStatsAsync, wholeBlocks, STAT, STAT_FIELDS, type DirStats } from '../native/index.js';
 import { applyMetaSync } from './apply-meta.js';
 import { bigBuffer, keepBigBuffer } from './big-buffers.js';
-import { RECYCLED_SIZE, RETURNED_MIN, transferList, type CodecRequest, type CodecResponse, type DirListing, type FileWriteItem, type FileWriteResult, type ListedEntry, type RangeItem, type RangeWriteItem, type RawStat, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
+import { RECYCLED_SIZE, RETURNED_MIN, transferList, type CodecRequest, type CodecResponse, type DirListing, type FileWriteItem, type FileWriteResult, type RangeItem, type RangeWriteItem, type SmallFileItem, type SmallFileResult } from './codec-pool.js';
 
 const held = new Map<number, Uint8Array[]>();
 
@@ -348,22 +347,24 @@ async function listDir(dir: string): Promise<DirListing> {
   } catch (err) {
     return { ok: false, code: (err as NodeJS.ErrnoException).code ?? 'EIO', message: (err as Error).message };
   }
-  const v = raw.stats;
-  const entries = raw.names.map((name, i): ListedEntry => {
-    const o = i * STAT_FIELDS;
-    const f = (k: keyof typeof STAT): bigint => v[o + STAT[k]] as bigint;
-    if (f('mode') === 0n) return { name, error: errnoName(Number(f('uid'))) };
-    const st: RawStat = { mode: f('mode'), uid: f('uid'), gid: f('gid'), size: f('size'), blocks: f('blocks'), mtimeNs: f('mtimeNs'), ctimeNs: f('ctimeNs'), ino: f('ino'), dev: f('dev'), nlink: f('nlink'), rdev: f('rdev') };
-    const xattrs = f('xattrBytes') > 0n ? readXattrs(join(dir, name)) : undefined;
-    return xattrs ? { name, st, xattrs } : { name, st };
+  const n = raw.names.length;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => {
+    const x = raw.names[a] as string;
+    const y = raw.names[b] as string;
+    return x < y ? -1 : x > y ? 1 : 0;
   });
-  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  return { ok: true, entries };
-}
-
-/** The errno name Node would use ('ENOENT', ...), from its number. */
-function errnoName(errno: number): string {
-  return Object.entries(osConstants.errno).find(([, n]) => n === errno)?.[0] ?? `errno ${errno}`;
+  const names = order.map((i) => raw.names[i] as string);
+  const stats = new BigInt64Array(n * STAT_FIELDS);
+  let xattrs: Record<number, Record<string, string>> | undefined;
+  order.forEach((from, k) => {
+    stats.set(raw.stats.subarray(from * STAT_FIELDS, (from + 1) * STAT_FIELDS), k * STAT_FIELDS);
+    const at = k * STAT_FIELDS;
+    if (stats[at + STAT.mode] !== 0n && (stats[at + STAT.xattrBytes] as bigint) > 0n) {
+      const x = readXattrs(join(dir, names[k] as string));
+      if (x) (xattrs ??= {})[k] = x;
+    }
+  });
+  return xattrs ? { ok: true, names, stats, xattrs } : { ok: true, names, stats };
 }
 
 parentPort?.on('message', (msg: CodecRequest) => {
@@ -419,7 +420,11 @@ parentPort?.on('message', (msg: CodecRequest) => {
         return;
       }
       case 'listDirs': {
-        later(msg.id, async () => reply({ id: msg.id, op: 'listed', listings: await Promise.all(msg.paths.map(listDir)) }));
+        later(msg.id, async () => {
+          const listings = await Promise.all(msg.paths.map(listDir));
+          // Each listing's stats array moves to the caller, not copied.
+          reply({ id: msg.id, op: 'listed', listings }, listings.flatMap((l) => (l.ok ? [new Uint8Array(l.stats.buffer)] : [])));
+        });
         return;
       }
       case 'verify': {
