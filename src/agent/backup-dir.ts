@@ -49,7 +49,7 @@ export interface DirBackupOptions {
   signal?: AbortSignal;
   onProgress?: (p: BackupProgress) => void;
   /** a walk of `root` the caller began: the items it took, the rest, and the walk's warnings */
-  walked?: { items: WalkItem[]; rest: AsyncIterator<WalkItem>; warnings: string[] };
+  walked?: { items: Iterable<WalkItem>; rest: AsyncIterator<WalkItem>; warnings: string[] };
   /** fed every item of the walk */
   signature?: TreeSignature;
 }
@@ -213,7 +213,7 @@ export async function backupDir(o: DirBackupOptions): Promise<BackupOutcome> {
 }
 
 /** The items already taken, then the rest of the walk. */
-async function* resume(items: WalkItem[], rest: AsyncIterator<WalkItem>): AsyncGenerator<WalkItem> {
+async function* resume(items: Iterable<WalkItem>, rest: AsyncIterator<WalkItem>): AsyncGenerator<WalkItem> {
   yield* items;
   for (let n = await rest.next(); !n.done; n = await rest.next()) yield n.value;
 }

@@ -1,6 +1,10 @@
 /**
  * Walks a directory tree in manifest order: a directory before its children, names sorted, so
  * two walks of the same tree produce the same manifest stream (and so dedup against each other).
+ *
+ * A listing stays as the worker made it (names and one int64 array of stats) and each item is
+ * made as the walk reaches it: a caller may keep the listings (`record`) and walk them again
+ * (`replayWalk`) without holding an object per entry, or reading the tree twice.
  */
 import { lstat } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
@@ -10,6 +14,7 @@ import { join } from 'node:path';
 import { HoldfastError, errnoCode, throwIfAborted } from '../core/errors.js';
 import { joinEntryPath, ROOT_PATH } from '../core/entry-path.js';
 import { StatView, statErrno } from '../native/stat-view.js';
+import { STAT, STAT_FIELDS } from '../native/index.js';
 
 export interface WalkItem {
   rel: string;
@@ -19,6 +24,19 @@ export interface WalkItem {
   xattrs?: Record<string, string>;
 }
 
+/** A directory's entries the walk keeps (not excluded, stat'ed), by their index in the worker's listing. */
+export interface Listing {
+  abs: string;
+  rel: string;
+  names: string[];
+  stats: BigInt64Array;
+  xattrs?: Record<number, Record<string, string>>;
+  /** indexes into names/stats of the entries kept, in name order */
+  kept: Int32Array;
+}
+
+/** The listings a walk read, by directory path (undefined: unreadable), for `replayWalk`. */
+export type WalkRecord = Map<string, Listing | undefined>;
 
 export async function* walkTree(root: string, opts: WalkOptions): AsyncGenerator<WalkItem> {
   let rootSt: BigIntStats;
@@ -33,9 +51,25 @@ export async function* walkTree(root: string, opts: WalkOptions): AsyncGenerator
   yield* walkDir(root, ROOT_PATH, opts, true);
 }
 
-interface Listing {
-  rel: string;
-  entries: Array<{ name: string; p: string; st: StatLike; xattrs?: Record<string, string> }>;
+/**
+ * The first `count` items of a walk that recorded its listings, again and in the same order,
+ * from the record alone: `first` is that walk's first item (the root).
+ */
+export function* replayWalk(first: WalkItem, record: WalkRecord, count: number, follow?: Map<string, StatLike>): Generator<WalkItem> {
+  if (count <= 0) return;
+  let left = count - 1;
+  yield first;
+  function* dir(abs: string): Generator<WalkItem> {
+    const list = record.get(abs);
+    if (!list) return;
+    for (let k = 0; k < list.kept.length && left > 0; k++) {
+      const it = itemOf(list, k, follow);
+      left--;
+      yield it;
+      if (left > 0 && isDirStat(it.st)) yield* dir(it.abs);
+    }
+  }
+  yield* dir(first.abs);
 }
 
 type WalkOptions = {
@@ -45,6 +79,8 @@ type WalkOptions = {
   codec: CodecPool;
   /** symlinks walked as the directories they point at, with those directories' stats (a PostgreSQL cluster's tablespaces) */
   follow?: Map<string, StatLike>;
+  /** keeps every listing the walk reads, for replayWalk */
+  record?: WalkRecord;
 };
 
 /** Reads and stats directories in a codec worker, together; each listing is undefined when it cannot be read (a warning says so). */
@@ -59,20 +95,27 @@ function toListing(listing: DirListing, abs: string, rel: string, opts: WalkOpti
     opts.warnings.push(`${rel}: directory not readable (${listing.code}); its contents are not in this recovery point`);
     return undefined;
   }
-  const entries: Listing['entries'] = [];
   const { names, stats, xattrs } = listing;
+  const kept: number[] = [];
   names.forEach((name, i) => {
-    const p = join(abs, name);
-    if (opts.exclude.has(p)) return;
-    const st = StatView.of(stats, i);
-    if (!st) {
+    if (opts.exclude.size > 0 && opts.exclude.has(join(abs, name))) return;
+    if (stats[i * STAT_FIELDS + STAT.mode] === 0n) {
       const code = statErrno(stats, i);
       if (code !== 'ENOENT') opts.warnings.push(`${joinEntryPath(rel, name)}: cannot stat (${code})`);
       return; // vanished since readdir
     }
-    entries.push({ name, p, st: opts.follow?.get(p) ?? st, xattrs: xattrs?.[i] });
+    kept.push(i);
   });
-  return { rel, entries };
+  return { abs, rel, names, stats, xattrs, kept: Int32Array.from(kept) };
+}
+
+/** The walk item of a listing's kept entry `k`. */
+function itemOf(list: Listing, k: number, follow: Map<string, StatLike> | undefined): WalkItem {
+  const i = list.kept[k] as number;
+  const name = list.names[i] as string;
+  const abs = join(list.abs, name);
+  const st = follow?.get(abs) ?? new StatView(list.stats, i * STAT_FIELDS); // kept entries were stat'ed
+  return { rel: joinEntryPath(list.rel, name), abs, st, xattrs: list.xattrs?.[i] };
 }
 
 /**
@@ -83,18 +126,19 @@ function toListing(listing: DirListing, abs: string, rel: string, opts: WalkOpti
 async function* walkDir(abs: string, rel: string, opts: WalkOptions, isRoot: boolean, listing?: Promise<Listing | undefined>): AsyncGenerator<WalkItem> {
   throwIfAborted(opts.signal);
   const list = await (listing ?? (listDirs([{ abs, rel }], opts, isRoot)[0]));
+  opts.record?.set(abs, list);
   if (!list) return;
+  const items = Array.from(list.kept, (_, k) => itemOf(list, k, opts.follow));
   const ahead = new Map<string, Promise<Listing | undefined>>();
-  const children = list.entries.filter((s) => isDirStat(s.st)).map((s) => ({ abs: s.p, rel: joinEntryPath(rel, s.name) }));
+  const children = items.filter((it) => isDirStat(it.st)).map((it) => ({ abs: it.abs, rel: it.rel }));
   if (children.length > 0) {
     listDirs(children, opts, false).forEach((pending, i) => {
       pending.catch(() => undefined); // awaited when the walk reaches it
       ahead.set((children[i] as { abs: string }).abs, pending);
     });
   }
-  for (const s of list.entries) {
-    const childRel = joinEntryPath(rel, s.name);
-    yield { rel: childRel, abs: s.p, st: s.st, xattrs: s.xattrs };
-    if (isDirStat(s.st)) yield* walkDir(s.p, childRel, opts, false, ahead.get(s.p));
+  for (const it of items) {
+    yield it;
+    if (isDirStat(it.st)) yield* walkDir(it.abs, it.rel, opts, false, ahead.get(it.abs));
   }
 }

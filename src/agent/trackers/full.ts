@@ -15,7 +15,7 @@ import { backupDir, type BackupOutcome } from '../backup-dir.js';
 import { backupImage } from '../backup-image.js';
 import { entryType } from '../file-meta.js';
 import { TreeSignature } from '../tree-signature.js';
-import { walkTree, type WalkItem } from '../tree-walker.js';
+import { replayWalk, walkTree, type WalkItem, type WalkRecord } from '../tree-walker.js';
 import { pageCacheOf, type PendingSync, type Tracker, type TrackerContext } from './tracker.js';
 
 interface FullState {
@@ -24,7 +24,7 @@ interface FullState {
   tree?: string;
 }
 
-/** Walk items held while deciding whether the tree changed; a larger tree is backed up without waiting. */
+/** Walk items whose listings are kept while deciding whether the tree changed; a larger tree is backed up without waiting. */
 const HOLD_ITEMS = 200_000;
 
 export const fullTracker: Tracker = {
@@ -52,24 +52,28 @@ export const fullTracker: Tracker = {
       const exclude = (r.exclude ?? []).map((p) => resolve(p));
       const settings = { v: 1, root, exclude, cdc: r.cdc, imageChunk: r.imageChunk };
       const state = r.consistencyCheck ? undefined : await ctx.state.load<FullState>();
-      let walked: { items: WalkItem[]; rest: AsyncIterator<WalkItem>; warnings: string[] } | undefined;
+      let walked: { items: Iterable<WalkItem>; rest: AsyncIterator<WalkItem>; warnings: string[] } | undefined;
       if (r.parent && state?.tree && state.pointId === r.parent.id) {
-        // Walk first: if the signature is the parent's, its manifest is this point's.
+        // Walk first: if the signature is the parent's, its manifest is this point's. The walk's
+        // listings are kept, not its items: a changed tree is walked again from them.
         const sig = new TreeSignature(settings);
+        const count = new TreeCount();
         const warnings: string[] = [];
-        const rest = walkTree(root, { exclude: new Set(exclude), warnings, signal: r.signal, codec: r.batcher.codec });
-        const items: WalkItem[] = [];
+        const record: WalkRecord = new Map();
+        const rest = walkTree(root, { exclude: new Set(exclude), warnings, signal: r.signal, codec: r.batcher.codec, record });
+        let first: WalkItem | undefined;
         let n = await rest.next();
-        for (; !n.done && items.length < HOLD_ITEMS; n = await rest.next()) {
-          items.push(n.value);
+        for (; !n.done && count.items < HOLD_ITEMS; n = await rest.next()) {
+          first ??= n.value;
           sig.add(n.value);
+          count.add(n.value);
         }
         if (n.done && warnings.length === 0 && sig.digest() === state.tree) {
           tree = state.tree;
-          return unchangedTree(items, r.parent.manifest);
+          return { manifest: r.parent.manifest, entries: count.entries, logicalBytes: count.logicalBytes, readBytes: 0, torn: [], warnings: [] };
         }
-        if (!n.done) items.push(n.value);
-        walked = { items, rest, warnings };
+        const replayed = first ? replayWalk(first, record, count.items) : [];
+        walked = { items: n.done ? replayed : [...replayed, n.value], rest, warnings };
       }
       // Otherwise backed up as walked, the parent's files read now; the walk's signature kept for the next sync.
       const s = new TreeSignature(settings);
@@ -92,21 +96,26 @@ export const fullTracker: Tracker = {
   },
 };
 
-/** The outcome of a tree whose walk matched the parent's: its manifest, entries and logical size counted from the walk. */
-function unchangedTree(items: WalkItem[], manifest: BackupOutcome['manifest']): BackupOutcome {
-  let entries = 0;
-  let logicalBytes = 0;
-  const seen = new Set<string>();
-  for (const it of items) {
+/** Items, entries and logical bytes of a walk, the last two counted as a manifest of it would count them. */
+class TreeCount {
+  items = 0;
+  entries = 0;
+  logicalBytes = 0;
+  /** dev:ino of files with more than one link already counted */
+  private readonly linked = new Set<string>();
+
+  add(it: WalkItem): void {
+    this.items++;
     const type = entryType(it.st);
-    if (!type) continue;
-    entries++;
-    if (type !== 'file') continue;
+    if (!type) return;
+    this.entries++;
+    if (type !== 'file') return;
     // A hard link's later names are links in the manifest, not files.
-    const key = `${it.st.dev}:${it.st.ino}`;
-    if (it.st.nlink > 1n && seen.has(key)) continue;
-    seen.add(key);
-    logicalBytes += Number(it.st.size);
+    if (it.st.nlink > 1n) {
+      const key = `${it.st.dev}:${it.st.ino}`;
+      if (this.linked.has(key)) return;
+      this.linked.add(key);
+    }
+    this.logicalBytes += Number(it.st.size);
   }
-  return { manifest, entries, logicalBytes, readBytes: 0, torn: [], warnings: [] };
 }
