@@ -5,25 +5,44 @@
  * is trusted by size, mtime, ctime and inode exactly as the per-file comparison with the parent
  * trusts it), so a sync whose tree signature equals the parent's can reuse the parent's
  * manifest without reading it back or writing it again.
+ *
+ * An item is hashed as: its path (UTF-8), a NUL, the ten stat fields as int64s (StatView's
+ * order), its xattrs as JSON (if any), a newline. The stats are copied from the walk's listing
+ * arrays, so no bigint or string is made per field.
  */
 import { createHash, type Hash } from 'node:crypto';
+import { StatView } from '../native/stat-view.js';
+import type { StatLike } from './file-meta.js';
 import type { WalkItem } from './tree-walker.js';
+
+/** Bytes gathered before one native hash update. */
+const BATCH = 256 * 1024;
 
 export class TreeSignature {
   private readonly h: Hash;
-  /** lines not hashed yet: one native update per batch, not per item */
-  private lines = '';
-  private count = 0;
+  /** items not hashed yet: one native update per batch, not per item */
+  private readonly buf = Buffer.allocUnsafe(BATCH);
+  private at = 0;
 
   constructor(settings: object) {
     this.h = createHash('sha256').update(JSON.stringify(settings)).update('\n');
   }
 
   add(it: WalkItem): void {
-    const s = it.st;
     const x = it.xattrs ? JSON.stringify(it.xattrs) : '';
-    this.lines += `${it.rel}\0${s.mode}\0${s.uid}\0${s.gid}\0${s.size}\0${s.mtimeNs}\0${s.ctimeNs}\0${s.ino}\0${s.nlink}\0${s.dev}\0${s.rdev}\0${x}\n`;
-    if (++this.count % 512 === 0) this.flush();
+    // Room for the worst case (3 UTF-8 bytes per UTF-16 unit), else hash what is gathered first.
+    const most = (it.rel.length + x.length) * 3 + 82;
+    if (this.at + most > BATCH) this.flush();
+    if (most > BATCH) {
+      this.h.update(it.rel).update('\0');
+      this.h.update(statBytes(it.st, Buffer.alloc(80), 0)).update(x).update('\n');
+      return;
+    }
+    this.at += this.buf.write(it.rel, this.at, 'utf8');
+    this.buf[this.at++] = 0;
+    this.at = it.st instanceof StatView ? it.st.copySignedFields(this.buf, this.at) : statFields(it.st, this.buf, this.at);
+    if (x) this.at += this.buf.write(x, this.at, 'utf8');
+    this.buf[this.at++] = 10;
   }
 
   digest(): string {
@@ -32,7 +51,25 @@ export class TreeSignature {
   }
 
   private flush(): void {
-    this.h.update(this.lines);
-    this.lines = '';
+    if (this.at > 0) this.h.update(this.buf.subarray(0, this.at));
+    this.at = 0;
   }
 }
+
+/** A stat that is not a listing's (the root's lstat, a followed link's target) written as StatView.copySignedFields writes one. */
+function statFields(st: StatLike, dst: Buffer, off: number): number {
+  for (const v of [st.mode, st.uid, st.gid, st.size, st.ino, st.dev, st.nlink, st.rdev, st.mtimeNs, st.ctimeNs]) {
+    if (BIG_ENDIAN) dst.writeBigInt64BE(v, off);
+    else dst.writeBigInt64LE(v, off);
+    off += 8;
+  }
+  return off;
+}
+
+function statBytes(st: StatLike, dst: Buffer, off: number): Buffer {
+  if (st instanceof StatView) st.copySignedFields(dst, off);
+  else statFields(st, dst, off);
+  return dst;
+}
+
+const BIG_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 0;

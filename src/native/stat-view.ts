@@ -53,6 +53,18 @@ export class StatView {
     return this.field(STAT.rdev);
   }
 
+  /**
+   * Copies the fields a tree signature covers (mode, uid, gid, size; ino, dev, nlink, rdev,
+   * mtimeNs, ctimeNs: all but blocks) into `dst` at `off` as 80 bytes of int64s in this
+   * machine's byte order, without making a bigint. Returns the offset after them.
+   */
+  copySignedFields(dst: Buffer, off: number): number {
+    const bytes = new Uint8Array(this.v.buffer, this.v.byteOffset + this.at * 8, STAT.ctimeNs * 8 + 8);
+    dst.set(bytes.subarray(0, STAT.blocks * 8), off);
+    dst.set(bytes.subarray((STAT.blocks + 1) * 8), off + STAT.blocks * 8);
+    return off + 80;
+  }
+
   private field(k: number): bigint {
     return this.v[this.at + k] as bigint;
   }

@@ -50,7 +50,7 @@ export const fullTracker: Tracker = {
     const dir = async (): Promise<BackupOutcome> => {
       const root = resolve(r.source.path);
       const exclude = (r.exclude ?? []).map((p) => resolve(p));
-      const settings = { v: 1, root, exclude, cdc: r.cdc, imageChunk: r.imageChunk };
+      const settings = { v: 2 /* the signature format */, root, exclude, cdc: r.cdc, imageChunk: r.imageChunk };
       const state = r.consistencyCheck ? undefined : await ctx.state.load<FullState>();
       let walked: { items: Iterable<WalkItem>; rest: AsyncIterator<WalkItem>; warnings: string[] } | undefined;
       if (r.parent && state?.tree && state.pointId === r.parent.id) {
