@@ -35,12 +35,14 @@ export class TreeSignature {
     if (this.at + most > BATCH) this.flush();
     if (most > BATCH) {
       this.h.update(it.rel).update('\0');
-      this.h.update(statBytes(it.st, Buffer.alloc(80), 0)).update(x).update('\n');
+      const fields = Buffer.alloc(80);
+      writeStat(it.st, fields, 0);
+      this.h.update(fields).update(x).update('\n');
       return;
     }
     this.at += this.buf.write(it.rel, this.at, 'utf8');
     this.buf[this.at++] = 0;
-    this.at = it.st instanceof StatView ? it.st.copySignedFields(this.buf, this.at) : statFields(it.st, this.buf, this.at);
+    this.at = writeStat(it.st, this.buf, this.at);
     if (x) this.at += this.buf.write(x, this.at, 'utf8');
     this.buf[this.at++] = 10;
   }
@@ -56,20 +58,15 @@ export class TreeSignature {
   }
 }
 
-/** A stat that is not a listing's (the root's lstat, a followed link's target) written as StatView.copySignedFields writes one. */
-function statFields(st: StatLike, dst: Buffer, off: number): number {
+/** The ten signed fields at `off`: copied from a listing's array, or written one by one in the same layout for another stat (the root's lstat, a followed link's target). */
+function writeStat(st: StatLike, dst: Buffer, off: number): number {
+  if (st instanceof StatView) return st.copySignedFields(dst, off);
   for (const v of [st.mode, st.uid, st.gid, st.size, st.ino, st.dev, st.nlink, st.rdev, st.mtimeNs, st.ctimeNs]) {
     if (BIG_ENDIAN) dst.writeBigInt64BE(v, off);
     else dst.writeBigInt64LE(v, off);
     off += 8;
   }
   return off;
-}
-
-function statBytes(st: StatLike, dst: Buffer, off: number): Buffer {
-  if (st instanceof StatView) st.copySignedFields(dst, off);
-  else statFields(st, dst, off);
-  return dst;
 }
 
 const BIG_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 0;

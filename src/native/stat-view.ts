@@ -8,16 +8,11 @@ import { constants } from 'node:os';
 import { STAT, STAT_FIELDS } from './index.js';
 
 export class StatView {
+  /** `at`: where the entry's fields start (entry i: i * STAT_FIELDS); its lstat succeeded (mode not 0) */
   constructor(
     private readonly v: BigInt64Array,
     private readonly at: number,
   ) {}
-
-  /** Entry `i` of a listing's stats; undefined when its lstat failed (see `statErrno`). */
-  static of(stats: BigInt64Array, i: number): StatView | undefined {
-    const at = i * STAT_FIELDS;
-    return stats[at + STAT.mode] === 0n ? undefined : new StatView(stats, at);
-  }
 
   get mode(): bigint {
     return this.field(STAT.mode);
