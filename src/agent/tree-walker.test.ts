@@ -34,6 +34,22 @@ test('a replay of a recorded walk yields the walk again, whole or its first item
     for (const count of [walked.length, 1, 4, 7, walked.length - 1]) {
       assert.deepEqual([...replayWalk(first, record, count)].map(plain), walked.slice(0, count).map(plain), `replay of ${count}`);
     }
+    // A walk stopped part-way (the full tracker's hold filled): its replay, the item in hand, then the rest of the walk.
+    for (const k of [1, 5, 9]) {
+      const rec: WalkRecord = new Map();
+      const walk = walkTree(root, { exclude: new Set([join(root, 'skip-me')]), warnings: [], codec, record: rec });
+      let taken = 0;
+      let head: WalkItem | undefined;
+      let n = await walk.next();
+      for (; !n.done && taken < k; n = await walk.next()) {
+        head ??= n.value;
+        taken++;
+      }
+      const again = [...replayWalk(head as WalkItem, rec, taken)];
+      if (!n.done) again.push(n.value);
+      for (let m = await walk.next(); !m.done; m = await walk.next()) again.push(m.value);
+      assert.deepEqual(again.map(plain), walked.map(plain), `stopped after ${k}`);
+    }
   } finally {
     await codec.close();
     rmSync(root, { recursive: true, force: true });

@@ -73,7 +73,8 @@ export const fullTracker: Tracker = {
           return { manifest: r.parent.manifest, entries: count.entries, logicalBytes: count.logicalBytes, readBytes: 0, torn: [], warnings: [] };
         }
         const replayed = first ? replayWalk(first, record, count.items) : [];
-        walked = { items: n.done ? replayed : [...replayed, n.value], rest, warnings };
+        const next = n.done ? [] : [n.value]; // taken when the hold filled, before the rest
+        walked = { items: (function* () { yield* replayed; yield* next; })(), rest, warnings };
       }
       // Otherwise backed up as walked, the parent's files read now; the walk's signature kept for the next sync.
       const s = new TreeSignature(settings);
