@@ -35,10 +35,14 @@ function isPoolConfig(c: unknown): c is PoolConfig {
     typeof r.compressionLevel === 'number' &&
     Number.isInteger(r.compressionLevel) &&
     r.compressionLevel >= 0 &&
-    r.compressionLevel <= 19 &&
+    r.compressionLevel <= MAX_COMPRESSION_LEVEL &&
     positive(r.packSize)
   );
 }
+
+/** zstd level of new pools' chunks (`pool init --compression-level` sets another, 0 = raw). */
+export const DEFAULT_COMPRESSION_LEVEL = 1;
+export const MAX_COMPRESSION_LEVEL = 19;
 
 export function defaultPoolConfig(id: string): PoolConfig {
   return {
@@ -48,7 +52,8 @@ export function defaultPoolConfig(id: string): PoolConfig {
     created: new Date().toISOString(),
     cdc: DEFAULT_CDC,
     imageChunk: DEFAULT_IMAGE_CHUNK,
-    compressionLevel: 3,
+    // Why 1 and not 3: docs/design.md, "Chunks".
+    compressionLevel: DEFAULT_COMPRESSION_LEVEL,
     packSize: 8 * 1024 * 1024,
   };
 }

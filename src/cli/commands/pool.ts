@@ -1,6 +1,8 @@
 /** holdfast pool init DIR | holdfast pool stats --pool DIR [--json] */
 import type { Command } from 'commander';
 import { Pool } from '../../pool/pool.js';
+import { DEFAULT_COMPRESSION_LEVEL, MAX_COMPRESSION_LEVEL } from '../../pool/pool-config.js';
+import { HoldfastError } from '../../core/errors.js';
 import { formatBytes } from '../../core/units.js';
 import { info, printJson } from '../output.js';
 import { withPool } from '../pool-option.js';
@@ -10,10 +12,15 @@ export function registerPool(program: Command): void {
   pool
     .command('init')
     .argument('<dir>', 'directory for the new pool (created if missing; must be empty)')
+    .option('--compression-level <n>', `zstd level of stored chunks, 0 (raw) to ${MAX_COMPRESSION_LEVEL}`, String(DEFAULT_COMPRESSION_LEVEL))
     .option('--json', 'machine-readable output')
     .description('create a storage pool in a directory')
-    .action(async (dir: string, opts: { json?: boolean }) => {
-      const config = await Pool.init(dir);
+    .action(async (dir: string, opts: { compressionLevel: string; json?: boolean }) => {
+      const level = Number(opts.compressionLevel);
+      if (!/^\d+$/.test(opts.compressionLevel) || level > MAX_COMPRESSION_LEVEL) {
+        throw new HoldfastError('BAD_ARGUMENT', `--compression-level '${opts.compressionLevel}' must be a whole number from 0 to ${MAX_COMPRESSION_LEVEL}`);
+      }
+      const config = await Pool.init(dir, { compressionLevel: level });
       if (opts.json) printJson({ pool: dir, id: config.id, config });
       else info(`created storage pool ${config.id} at ${dir}`);
     });
