@@ -4,7 +4,7 @@
  * open-addressing table of entry numbers beside it: no object per chunk, so loading is a copy
  * and a million chunks cost about 70 MB, not several hundred.
  */
-import type { IndexEntry } from './index-file.js';
+import { IndexRecords, type IndexEntry } from './index-file.js';
 
 export interface ChunkLocation {
   pack: string;
@@ -41,18 +41,7 @@ export class ChunkIndex {
   }
 
   add(e: IndexEntry): void {
-    const key = Buffer.from(e.digest, 'hex');
-    if (this.find(key) !== EMPTY) return; // first location wins; duplicates are garbage for gc
-    this.ensureRoom();
-    const at = this.count * ENTRY;
-    key.copy(this.records, at);
-    this.records.write(e.pack, at + 32, 16, 'hex');
-    this.records.writeUInt32LE(e.offset, at + 48);
-    this.records.writeUInt32LE(e.storedLength, at + 52);
-    this.records.writeUInt32LE(e.length, at + 56);
-    this.records.writeUInt8(e.flags, at + 60);
-    this.insert(this.count);
-    this.count++;
+    this.addRecords(IndexRecords.of([e]).body());
   }
 
   /**
@@ -137,10 +126,6 @@ export class ChunkIndex {
     let s = hashAt(this.records, n * ENTRY) & mask;
     while ((this.slots[s] as number) !== EMPTY) s = (s + 1) & mask;
     this.slots[s] = n;
-  }
-
-  private ensureRoom(): void {
-    this.reserve(this.count + 1);
   }
 
   /** Room for `total` entries, the table kept at most half full (grown by doubling). */

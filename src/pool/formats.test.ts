@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { decodeIndex, encodeIndex, type IndexEntry } from './index-file.js';
-import { encodeTrailer, parseTail, parseTrailer, TAIL_BYTES } from './pack-format.js';
+import { decodeIndex, encodeIndex, indexFileOf, IndexRecords, type IndexEntry } from './index-file.js';
+import { encodeTrailer, parseTail, parseTrailer, TAIL_BYTES, trailerOf } from './pack-format.js';
 
 const entries: IndexEntry[] = Array.from({ length: 5 }, (_, i) => ({
   digest: randomBytes(32).toString('hex'),
@@ -32,4 +32,17 @@ test('pack trailers round-trip and detect damage', () => {
   bad.writeUInt8(bad.readUInt8(3) ^ 1, 3);
   assert.equal(parseTrailer(bad.subarray(0, tail.trailerBytes), tail.hash), 'pack trailer checksum mismatch');
   assert.match(parseTail(Buffer.alloc(TAIL_BYTES)) as string, /torn/);
+});
+
+test('records built chunk by chunk, the pack id set last, make the same trailer and index file', () => {
+  const pack = randomBytes(16).toString('hex');
+  const r = new IndexRecords(2); // grows past its first room
+  for (const e of entries) r.push(e.digest, e.offset, e.storedLength, e.length, e.flags);
+  const t = trailerOf(r.body());
+  const tail = parseTail(t.subarray(t.length - TAIL_BYTES));
+  assert.ok(typeof tail !== 'string');
+  assert.deepEqual(parseTrailer(t.subarray(0, tail.trailerBytes), tail.hash), entries.map(({ pack: _pack, ...e }) => e));
+  r.setPack(pack);
+  assert.deepEqual(decodeIndex(indexFileOf(r.body())), entries.map((e) => ({ ...e, pack })));
+  assert.throws(() => r.push('not hex', 0, 1, 1, 0), /not a digest/);
 });

@@ -16,21 +16,69 @@ export interface IndexEntry extends PackEntry {
   pack: string; // 32 hex chars
 }
 
-export function encodeIndex(entries: IndexEntry[]): Buffer {
-  const buf = Buffer.alloc(INDEX_MAGIC.length + entries.length * ENTRY + 32);
-  INDEX_MAGIC.copy(buf, 0);
-  let o = INDEX_MAGIC.length;
-  for (const e of entries) {
-    buf.write(e.digest, o, 32, 'hex');
-    buf.write(e.pack, o + 32, 16, 'hex');
-    buf.writeUInt32LE(e.offset, o + 48);
-    buf.writeUInt32LE(e.storedLength, o + 52);
-    buf.writeUInt32LE(e.length, o + 56);
-    buf.writeUInt8(e.flags, o + 60);
-    o += ENTRY;
+/**
+ * Index records built as chunks are added to a pack: digest, offset, lengths and flags written
+ * once, in place, the pack id filled in when it is known. The pack's trailer and index file are
+ * then copies of these bytes, and the in-memory index takes them as they are (no object or hex
+ * string per chunk).
+ */
+export class IndexRecords {
+  private buf: Buffer;
+  count = 0;
+
+  constructor(room = 1024) {
+    this.buf = Buffer.allocUnsafe(room * ENTRY);
   }
+
+  push(digest: string, offset: number, storedLength: number, length: number, flags: number): void {
+    if ((this.count + 1) * ENTRY > this.buf.length) {
+      const bigger = Buffer.allocUnsafe(this.buf.length * 2);
+      this.buf.copy(bigger, 0, 0, this.count * ENTRY);
+      this.buf = bigger;
+    }
+    const o = this.count * ENTRY;
+    if (this.buf.write(digest, o, 32, 'hex') !== 32) throw new Error(`not a digest: ${digest}`);
+    this.buf.fill(0, o + 32, o + 48);
+    this.buf.writeUInt32LE(offset, o + 48);
+    this.buf.writeUInt32LE(storedLength, o + 52);
+    this.buf.writeUInt32LE(length, o + 56);
+    this.buf.writeUInt8(flags, o + 60);
+    this.count++;
+  }
+
+  /** Every record's pack id (32 hex chars). */
+  setPack(pack: string): void {
+    const id = Buffer.from(pack, 'hex');
+    for (let o = 32; o < this.count * ENTRY; o += ENTRY) id.copy(this.buf, o);
+  }
+
+  /** The records (an index file's body), a view of this object's memory. */
+  body(): Buffer {
+    return this.buf.subarray(0, this.count * ENTRY);
+  }
+
+  static of(entries: Array<Omit<IndexEntry, 'pack'> & { pack?: string }>): IndexRecords {
+    const r = new IndexRecords(Math.max(1, entries.length));
+    for (const e of entries) {
+      r.push(e.digest, e.offset, e.storedLength, e.length, e.flags);
+      if (e.pack !== undefined) Buffer.from(e.pack, 'hex').copy(r.buf, (r.count - 1) * ENTRY + 32);
+    }
+    return r;
+  }
+}
+
+/** An index file: magic, the records, their checksum. */
+export function indexFileOf(body: Buffer): Buffer {
+  const buf = Buffer.allocUnsafe(INDEX_MAGIC.length + body.length + 32);
+  INDEX_MAGIC.copy(buf, 0);
+  body.copy(buf, INDEX_MAGIC.length);
+  const o = INDEX_MAGIC.length + body.length;
   createHash('sha256').update(buf.subarray(0, o)).digest().copy(buf, o);
   return buf;
+}
+
+export function encodeIndex(entries: IndexEntry[]): Buffer {
+  return indexFileOf(IndexRecords.of(entries).body());
 }
 
 /** Checks an index file and returns its entry records (61 bytes each), or an error text. */

@@ -8,6 +8,7 @@
  * The trailer makes a pack self-describing, so indexes can be rebuilt and verified from packs.
  */
 import { createHash } from 'node:crypto';
+import { INDEX_ENTRY_BYTES, IndexRecords } from './index-file.js';
 
 export const PACK_MAGIC = Buffer.from('HFPACK1\n');
 export const PACK_END = Buffer.from('HFPKEND1');
@@ -22,22 +23,26 @@ export interface PackEntry {
   flags: number;
 }
 
-export function encodeTrailer(entries: PackEntry[]): Buffer {
-  const t = Buffer.alloc(entries.length * TRAILER_ENTRY_BYTES);
-  entries.forEach((e, i) => {
+/** A pack's trailer and tail from its index records (pool/index-file.ts): the same fields, less the pack id. */
+export function trailerOf(records: Buffer): Buffer {
+  const count = records.length / INDEX_ENTRY_BYTES;
+  const out = Buffer.allocUnsafe(count * TRAILER_ENTRY_BYTES + TAIL_BYTES);
+  for (let i = 0; i < count; i++) {
+    const r = i * INDEX_ENTRY_BYTES;
     const o = i * TRAILER_ENTRY_BYTES;
-    t.write(e.digest, o, 32, 'hex');
-    t.writeUInt32LE(e.offset, o + 32);
-    t.writeUInt32LE(e.storedLength, o + 36);
-    t.writeUInt32LE(e.length, o + 40);
-    t.writeUInt8(e.flags, o + 44);
-  });
-  const tail = Buffer.alloc(TAIL_BYTES);
-  tail.writeUInt32LE(entries.length, 0);
-  tail.writeUInt32LE(t.length, 4);
-  createHash('sha256').update(t).digest().copy(tail, 8);
-  PACK_END.copy(tail, 40);
-  return Buffer.concat([t, tail]);
+    records.copy(out, o, r, r + 32); // digest
+    records.copy(out, o + 32, r + 48, r + 61); // offset, storedLength, length, flags
+  }
+  const t = count * TRAILER_ENTRY_BYTES;
+  out.writeUInt32LE(count, t);
+  out.writeUInt32LE(t, t + 4);
+  createHash('sha256').update(out.subarray(0, t)).digest().copy(out, t + 8);
+  PACK_END.copy(out, t + 40);
+  return out;
+}
+
+export function encodeTrailer(entries: PackEntry[]): Buffer {
+  return trailerOf(IndexRecords.of(entries).body());
 }
 
 /** Parses the tail; returns the trailer's size and count, or an error text. */

@@ -13,8 +13,8 @@
 import { access, open, mkdir, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { fsyncDir, writeFileDurable } from './durable.js';
-import { encodeTrailer, PACK_MAGIC, TAIL_BYTES, TRAILER_ENTRY_BYTES, type PackEntry } from './pack-format.js';
-import { encodeIndex, type IndexEntry } from './index-file.js';
+import { PACK_MAGIC, TAIL_BYTES, TRAILER_ENTRY_BYTES, trailerOf } from './pack-format.js';
+import { IndexRecords, indexFileOf } from './index-file.js';
 import { packBuffer, releasePackBuffer, writePackDirect } from './pack-direct.js';
 import { wholeBlocks } from '../workers/direct-io.js';
 import type { PoolPaths } from './pool-layout.js';
@@ -32,7 +32,9 @@ export interface PackOwner {
 interface OpenPack {
   /** the pack's bytes so far (magic, then chunks), with room for its trailer */
   buf: Buffer;
-  entries: PackEntry[];
+  /** its chunks' index records, in order (the pack id filled in when it is sealed) */
+  records: IndexRecords;
+  digests: string[];
   owners: Set<PackOwner>;
   bytes: number;
 }
@@ -51,7 +53,8 @@ export class PackWriter {
   constructor(
     private readonly paths: PoolPaths,
     private readonly packSize: number,
-    private readonly onIndexed: (entries: IndexEntry[]) => void,
+    /** a pack's index records (an index file's body) and its chunks' digests, once both files are durable */
+    private readonly onIndexed: (records: Buffer, digests: string[]) => void,
     private readonly onLost: (digests: string[]) => void,
   ) {}
 
@@ -62,9 +65,10 @@ export class PackWriter {
   async add(owner: PackOwner, digest: string, length: number, data: Uint8Array, flags: number): Promise<void> {
     let sealed = false;
     let c = this.current;
-    if (c && sealedRoom(c.bytes + data.length, c.entries.length + 1) > c.buf.length) sealed = this.seal();
+    if (c && sealedRoom(c.bytes + data.length, c.digests.length + 1) > c.buf.length) sealed = this.seal();
     c = this.current ??= this.emptyPack(data.length);
-    c.entries.push({ digest, offset: c.bytes, storedLength: data.length, length, flags });
+    c.records.push(digest, c.bytes, data.length, length, flags);
+    c.digests.push(digest);
     c.buf.set(data, c.bytes);
     c.owners.add(owner);
     c.bytes += data.length;
@@ -82,13 +86,13 @@ export class PackWriter {
   private emptyPack(first: number): OpenPack {
     const buf = packBuffer(Math.max(this.packSize + PACK_SLACK, sealedRoom(PACK_MAGIC.length + first, 1)));
     PACK_MAGIC.copy(buf, 0);
-    return { buf, entries: [], owners: new Set(), bytes: PACK_MAGIC.length };
+    return { buf, records: new IndexRecords(), digests: [], owners: new Set(), bytes: PACK_MAGIC.length };
   }
 
   /** Starts writing the open pack, if it holds anything; true when it did. */
   private seal(): boolean {
     const c = this.current;
-    if (!c || c.entries.length === 0) return false;
+    if (!c || c.digests.length === 0) return false;
     this.current = undefined;
     const id = randomBytes(16).toString('hex');
     // Tracked at once, before it waits for a write slot: a flush() by another session must
@@ -102,7 +106,7 @@ export class PackWriter {
         if (!indexed) await unlink(this.paths.pack(id)).catch(() => undefined);
         const mapped = asPoolError(err, this.paths.root);
         const e = mapped instanceof Error ? mapped : new Error(String(mapped));
-        this.onLost(c.entries.map((x) => x.digest));
+        this.onLost(c.digests);
         for (const o of c.owners) o.failed(e);
       })
       .finally(() => {
@@ -138,16 +142,17 @@ export class PackWriter {
     await mkdir(dir).catch((err: unknown) => {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     });
-    const trailer = encodeTrailer(c.entries);
+    const records = c.records.body();
+    const trailer = trailerOf(records);
     trailer.copy(c.buf, c.bytes);
     const total = c.bytes + trailer.length;
     if (!(await writePackDirect(this.paths.pack(id), c.buf, total, 0o444))) await this.writeBuffered(id, c.buf.subarray(0, total));
     await fsyncDir(dir);
-    const entries: IndexEntry[] = c.entries.map((e) => ({ ...e, pack: id }));
-    await writeFileDurable(this.paths.indexFile(id), encodeIndex(entries), 0o444);
+    c.records.setPack(id);
+    await writeFileDurable(this.paths.indexFile(id), indexFileOf(records), 0o444);
     this.storedBytes += total;
     this.packsWritten++;
-    this.onIndexed(entries);
+    this.onIndexed(records, c.digests);
   }
 
   private async writeBuffered(id: string, data: Buffer): Promise<void> {

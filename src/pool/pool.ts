@@ -15,7 +15,7 @@ import { HoldfastError, errnoCode } from '../core/errors.js';
 import { CodecPool } from '../workers/codec-pool.js';
 import { Catalog, type PointRow, type SourceKind } from './catalog.js';
 import { ChunkIndex, scanRecords, type ChunkLocation } from './chunk-index.js';
-import { INDEX_ENTRY_BYTES, indexBody, type IndexEntry } from './index-file.js';
+import { INDEX_ENTRY_BYTES, indexBody } from './index-file.js';
 import { forEachIndexFile } from './index-files-read.js';
 import { defaultPoolConfig, readPoolConfig, type PoolConfig } from './pool-config.js';
 import { poolPaths, type PoolPaths } from './pool-layout.js';
@@ -55,7 +55,8 @@ export class Pool {
   viewEpoch = -1;
   private refreshing: Promise<void> | undefined;
   /** entries indexed while a reload runs, added to the reloaded view */
-  private indexedDuringRefresh: IndexEntry[] | undefined;
+  /** index records of packs written while the view reloads (added to the new view too) */
+  private indexedDuringRefresh: Buffer[] | undefined;
   /** sessions that hold a lease: running, or finished and waiting for their point's commit */
   private readonly sessions = new Set<WriteSession>();
   private readonly awaitingCommit = new Set<WriteSession>();
@@ -82,12 +83,10 @@ export class Pool {
     this.packs = new PackWriter(
       paths,
       config.packSize,
-      (entries: IndexEntry[]) => {
-        for (const e of entries) {
-          this.index.add(e);
-          this.pending.delete(e.digest);
-        }
-        this.indexedDuringRefresh?.push(...entries);
+      (records, digests) => {
+        this.index.addRecords(records);
+        for (const d of digests) this.pending.delete(d);
+        this.indexedDuringRefresh?.push(records);
       },
       (digests: string[]) => {
         for (const d of digests) this.pending.delete(d);
@@ -333,11 +332,11 @@ export class Pool {
     return this.viewEpoch >= 0;
   }
 
-  private condemnedFilter(): { epoch: number; skipSet: Set<string>; skip?: (d: Buffer, p: Buffer) => boolean } {
+  private condemnedFilter(): { epoch: number; skip?: (d: Buffer, p: Buffer) => boolean } {
     const { epoch, condemned } = this.catalog.snapshot(() => ({ epoch: this.catalog.epoch(), condemned: this.catalog.condemned() }));
     const skipSet = new Set(condemned.map((c) => c.digest + c.pack));
     const skip = skipSet.size > 0 ? (d: Buffer, p: Buffer): boolean => skipSet.has(d.toString('hex') + p.toString('hex')) : undefined;
-    return { epoch, skipSet, skip };
+    return { epoch, skip };
   }
 
   private async indexFileNames(): Promise<string[]> {
@@ -352,7 +351,7 @@ export class Pool {
   private async loadIndex(): Promise<void> {
     // The epoch and condemned set are read before the files: if gc moves on meanwhile, this view
     // is older than the catalog's epoch, and the commit check notices.
-    const { epoch, skipSet, skip } = this.condemnedFilter();
+    const { epoch, skip } = this.condemnedFilter();
     let fresh = new ChunkIndex();
     let damaged: string[] = [];
     for (let attempt = 0; ; attempt++) {
@@ -374,7 +373,7 @@ export class Pool {
       fresh = new ChunkIndex();
       damaged = [];
     }
-    for (const e of this.indexedDuringRefresh ?? []) if (!skipSet.has(e.digest + e.pack)) fresh.add(e);
+    for (const records of this.indexedDuringRefresh ?? []) fresh.addRecords(records, skip);
     this.index.replaceWith(fresh);
     this.damagedIndexes.splice(0, this.damagedIndexes.length, ...damaged);
     this.viewEpoch = epoch;
