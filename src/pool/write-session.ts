@@ -56,6 +56,9 @@ export class WriteSession implements ChunkSink, PackOwner {
     pool.sessionStarted(this);
   }
 
+  /** put() dedups chunks it was not asked for (see ChunkSink). */
+  readonly putsUnasked = true;
+
   async want(digests: string[]): Promise<boolean[]> {
     await this.viewReady();
     return digests.map((d) => this.claim(d));
@@ -81,7 +84,12 @@ export class WriteSession implements ChunkSink, PackOwner {
     if (this.failure) throw this.failure;
     if (this.ended) throw new Error('write session already ended');
     for (const c of chunks) {
-      this.claimed.delete(c.digest);
+      if (!this.claimed.delete(c.digest)) {
+        // Put without asking (want): stored only if the pool lacks it and no sync is sending it.
+        await this.viewReady();
+        if (!this.claim(c.digest)) continue;
+        this.claimed.delete(c.digest);
+      }
       this.newChunks++;
       this.newBytes += c.length;
       this.storedNewBytes += c.encoded.data.length;
