@@ -22,12 +22,6 @@ export interface ChunkSink {
   want(digests: string[]): Promise<boolean[]>;
   /** Takes the chunks; the caller may reuse their bytes once the promise settles (a sink copies what it keeps). */
   put(chunks: NewChunk[]): Promise<void>;
-  /**
-   * put() keeps only chunks the sink lacks even when they were not asked for with want(): a
-   * caller may then skip the round trip for chunks that are almost surely new (changed manifest
-   * pages), at the cost of sending one now and then that the sink had.
-   */
-  readonly putsUnasked?: boolean;
 }
 
 export interface ChunkSource {

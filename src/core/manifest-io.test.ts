@@ -156,43 +156,6 @@ test('a second manifest with one slot changed stores one new page, and the page 
   assert.deepEqual(await readAll(other, third), [b]);
 });
 
-/** A sink whose put() keeps only what it lacks (as the pool's): pages made anew go without want. */
-class DedupStore extends Store {
-  readonly putsUnasked = true;
-  asked: string[] = [];
-  putDigests: string[] = [];
-  override want(digests: string[]): Promise<boolean[]> {
-    this.asked.push(...digests);
-    return super.want(digests);
-  }
-  override put(chunks: NewChunk[]): Promise<void> {
-    this.putDigests.push(...chunks.map((c) => c.digest));
-    return super.put(chunks.filter((c) => !this.chunks.has(c.digest)));
-  }
-}
-
-test('with a sink that dedups unasked puts, changed pages are put without asking; pages from the cache are still asked for', async () => {
-  const store = new DedupStore();
-  const cache = new PageCache();
-  const a = image(64, 0, (i) => i % 7 === 0);
-  const first = await writeImage(store, a, cache);
-  const b = image(64, 0, (i) => i % 7 === 0);
-  b.chunks[18] = [ref(9999)[0], 16384]; // page 5 changes
-  store.asked = [];
-  store.putDigests = [];
-  const second = await writeImage(store, b, cache);
-  const changed = second[1 + 5]?.[0] as string;
-  assert.deepEqual(store.putDigests, [changed], 'only the changed page is sent');
-  assert.ok(!store.asked.includes(changed), 'the changed page was asked for');
-  for (let i = 0; i < second.length - 1; i++) if (i !== 5) assert.ok(store.asked.includes((second[1 + i] as ChunkRef)[0]), `page ${i} (from the cache) was not asked for`);
-  assert.deepEqual(await readAll(store, second), [b]);
-  // A cache that outlived the sink's chunks: the pages it knows are asked for and sent again.
-  const other = new DedupStore();
-  assert.deepEqual(await writeImage(other, b, cache), second);
-  assert.deepEqual(await readAll(other, second), [b]);
-  assert.notDeepEqual(first, second);
-});
-
 test('a walk skips known pages where they stand, and reads and checks one moved elsewhere', async () => {
   const store = new CountingStore();
   const e = image(64, 0, () => false);

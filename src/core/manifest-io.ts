@@ -246,22 +246,16 @@ export class ManifestWriter {
       texts.set(i, text);
       refs.push([digestOf(text), text.length]);
     }
+    const wanted = await this.sink.want(refs.map((r) => r[0]));
+    const fresh: NewChunk[] = [];
     const level = this.sink.compressionLevel;
-    const encode = (i: number): NewChunk => {
-      const ref = refs[i] as ChunkRef;
+    refs.forEach((ref, i) => {
+      cache?.record(path, pages[i] as PageLine, ref);
+      if (!wanted[i]) return;
       // A reused page the sink lacks (another pool): the same text again.
       const text = texts.get(i) ?? Buffer.from(encodeLine(pages[i] as PageLine), 'utf8');
-      return { digest: ref[0], length: ref[1], encoded: encodeChunk(text, level) };
-    };
-    refs.forEach((ref, i) => cache?.record(path, pages[i] as PageLine, ref));
-    // Pages made anew are new but for a page that happens to match an old one: where the sink
-    // dedups what it was not asked for, they go at once, without waiting for the answer to want
-    // (which queues behind the last data uploads on a busy server). The rest are asked for.
-    const unasked = this.sink.putsUnasked === true ? [...texts.keys()] : [];
-    const asked = refs.map((_, i) => i).filter((i) => !(this.sink.putsUnasked === true && texts.has(i)));
-    const asking = asked.length > 0 ? this.sink.want(asked.map((i) => (refs[i] as ChunkRef)[0])) : Promise.resolve([]);
-    const [wanted] = await Promise.all([asking, unasked.length > 0 ? this.sink.put(unasked.map(encode)) : undefined]);
-    const fresh = asked.filter((_, k) => wanted[k]).map(encode);
+      fresh.push({ digest: ref[0], length: ref[1], encoded: encodeChunk(text, level) });
+    });
     if (fresh.length > 0) await this.sink.put(fresh);
     for (const r of refs) this.refs.push(r);
   }

@@ -11,7 +11,7 @@ import { Pool } from './pool.js';
 
 const chunkOf = (data: Buffer): NewChunk => ({ digest: digestOf(data), length: data.length, encoded: encodeChunk(data, 0) });
 
-test('a chunk put without asking is stored once: not again when the pool has it, nor when another session is sending it', async () => {
+test('a chunk put without asking, or put again, is stored once: not again when the pool has it, nor when another session is sending it', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'hf-unasked-'));
   await Pool.init(dir);
   const pool = await Pool.open(dir, { lazyIndex: true }); // put() must load the view itself

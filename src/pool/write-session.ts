@@ -56,9 +56,6 @@ export class WriteSession implements ChunkSink, PackOwner {
     pool.sessionStarted(this);
   }
 
-  /** put() dedups chunks it was not asked for (see ChunkSink). */
-  readonly putsUnasked = true;
-
   async want(digests: string[]): Promise<boolean[]> {
     await this.viewReady();
     return digests.map((d) => this.claim(d));
@@ -85,7 +82,8 @@ export class WriteSession implements ChunkSink, PackOwner {
     if (this.ended) throw new Error('write session already ended');
     for (const c of chunks) {
       if (!this.claimed.delete(c.digest)) {
-        // Put without asking (want): stored only if the pool lacks it and no sync is sending it.
+        // Put without asking (want), or again (an upload retried after its answer was lost):
+        // stored only if the pool lacks it and no session is sending it, never twice.
         await this.viewReady();
         if (!this.claim(c.digest)) continue;
         this.claimed.delete(c.digest);

@@ -47,9 +47,6 @@ export class RemoteSink implements ChunkSink {
     private readonly onRetry?: RequestOptions['onRetry'],
   ) {}
 
-  /** The server's put() keeps only what its pool lacks, asked for or not. */
-  readonly putsUnasked = true;
-
   want(digests: string[]): Promise<boolean[]> {
     if (digests.length === 0) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
