@@ -10,6 +10,12 @@ import { HoldfastError } from './errors.js';
 
 const HEAD = 41;
 
+/**
+ * A frame flag of the wire only, never stored: the chunk is part of a manifest, so the server
+ * keeps its plaintext (verified) for the commit's check instead of reading it back from the pool.
+ */
+export const FRAME_MANIFEST = 0x80;
+
 export interface ChunkFrame {
   digest: string;
   length: number;

@@ -10,6 +10,8 @@ export interface NewChunk {
   digest: string;
   length: number;
   encoded: EncodedChunk;
+  /** part of a manifest (a sink may treat it specially: the server keeps it for its commit check) */
+  manifest?: boolean;
 }
 
 export interface ChunkSink {

@@ -189,16 +189,35 @@ function decodeOne(it: StoredChunk, dst: Buffer, copyRaw: boolean): string | und
   return actual === it.digest ? undefined : `digest mismatch (content hashes to ${actual.slice(0, 16)}…)`;
 }
 
+/** A chunk to verify; `keep`: hand its plaintext back (a manifest chunk the server checks at commit). */
+export interface VerifyItem extends StoredChunk {
+  keep?: boolean;
+}
+
+/** Verified, and for a kept item where its plaintext lies in `kept` ([offset, length]). */
+export type VerifyResult = { ok: true; at?: [number, number] } | { ok: false; reason: string };
+
 /**
- * Checks stored chunks as decodeMany does (decompressed, re-hashed, lengths), keeping no plaintext:
- * what the server needs of an upload before it goes into a pack. Raw chunks are hashed where they
- * lie; compressed ones are decompressed into `scratch`.
+ * Checks stored chunks as decodeMany does (decompressed, re-hashed, lengths), keeping no plaintext
+ * but that of the items marked `keep` (one buffer for all of them): what the server needs of an
+ * upload before it goes into a pack. Raw chunks are hashed where they lie; compressed ones are
+ * decompressed into `scratch`.
  */
-export function verifyMany(items: StoredChunk[], scratch: (size: number) => Buffer): Array<{ ok: true } | { ok: false; reason: string }> {
-  return items.map((it) => {
-    const reason = decodeOne(it, scratch(it.length).subarray(0, it.length), false);
-    return reason === undefined ? { ok: true } : { ok: false, reason };
+export function verifyMany(items: VerifyItem[], scratch: (size: number) => Buffer): { results: VerifyResult[]; kept?: Buffer } {
+  let keptBytes = 0;
+  for (const it of items) if (it.keep) keptBytes += it.length;
+  const kept = keptBytes > 0 ? Buffer.allocUnsafeSlow(keptBytes) : undefined;
+  let at = 0;
+  const results = items.map((it): VerifyResult => {
+    const into = it.keep && kept ? kept.subarray(at, at + it.length) : scratch(it.length).subarray(0, it.length);
+    const reason = decodeOne(it, into, it.keep === true);
+    if (reason !== undefined) return { ok: false, reason };
+    if (!it.keep) return { ok: true };
+    const r: VerifyResult = { ok: true, at: [at, it.length] };
+    at += it.length;
+    return r;
   });
+  return kept ? { results, kept } : { results };
 }
 
 /**

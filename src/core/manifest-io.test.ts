@@ -156,6 +156,35 @@ test('a second manifest with one slot changed stores one new page, and the page 
   assert.deepEqual(await readAll(other, third), [b]);
 });
 
+test("pages among the parent's manifest chunks are not asked for again; new ones are, and are marked as manifest chunks", async () => {
+  const store = new CountingStore();
+  const a = image(64, 0, () => false);
+  const first = await writeImage(store, a, new PageCache());
+  const b = image(64, 0, () => false);
+  b.chunks[30] = [ref(7777)[0], 16384]; // page 7
+  const asked: string[] = [];
+  const marked: boolean[] = [];
+  const sink: ChunkSink = {
+    compressionLevel: 0,
+    want: (d) => {
+      asked.push(...d);
+      return store.want(d);
+    },
+    put: (cs) => {
+      marked.push(...cs.map((c) => c.manifest === true));
+      return store.put(cs);
+    },
+  };
+  const w = new ManifestWriter(sink, 'image', { pageSpan: SPAN, parentManifest: first });
+  await w.add(b);
+  const second = await w.finish();
+  const changed = second.filter((r, i) => r[0] !== first[i]?.[0]).map((r) => r[0]);
+  assert.deepEqual(changed, [(second[1 + 7] as ChunkRef)[0]]);
+  assert.deepEqual(asked.filter((d) => second.some((r) => r[0] === d)), changed, 'of the manifest chunks, only the new page was asked for');
+  assert.deepEqual(marked, [true]);
+  assert.deepEqual(await readAll(store, second), [b]);
+});
+
 test('a walk skips known pages where they stand, and reads and checks one moved elsewhere', async () => {
   const store = new CountingStore();
   const e = image(64, 0, () => false);
@@ -199,6 +228,20 @@ test('crafted paged manifests are refused: wrong spans, a page count that does n
   await bad([header, { type: 'dir', path: 'd', ...meta, pageSpan: SPAN, pages: 0 }], /pages on a dir/);
   await bad([header, head, full(0)], /ends before the last page/);
   await bad([{ ...header, v: 1 }, head, full(0), full(SPAN)], /chunks is missing/);
+  // Chunk references that are not lowercase digest text, plain or written with escapes.
+  const hex = ref(1)[0];
+  await bad([header, head, full(0), { at: SPAN, len: SPAN, chunks: [[hex.toUpperCase(), SPAN]] }], /malformed chunk reference/);
+  await bad([header, head, full(0), { at: SPAN, len: SPAN, chunks: [['x'.repeat(64), SPAN]] }], /malformed chunk reference/);
+  await bad([header, head, full(0), { at: SPAN, len: SPAN, chunks: [[hex.slice(1), SPAN]] }], /malformed chunk reference/);
+  const raw = (line: string): ChunkRef[] => {
+    const buf = Buffer.from([header, head, full(0)].map((l) => `${JSON.stringify(l)}\n`).join('') + `${line}\n`);
+    const digest = createHash('sha256').update(buf).digest('hex');
+    store.chunks.set(digest, { digest, length: buf.length, encoded: { flags: 0, data: buf } });
+    return [[digest, buf.length]];
+  };
+  await assert.rejects(() => readAll(store, raw(`{"at":${SPAN},"len":${SPAN},"chunks":[["\\u0041${hex.slice(1)}",${SPAN}]]}`)), /malformed chunk reference/);
+  // The same digest escaped in lowercase is its own text: accepted, as JSON reads it.
+  assert.equal((await readAll(store, raw(`{"at":${SPAN},"len":${SPAN},"chunks":[["\\u00${hex.charCodeAt(0).toString(16)}${hex.slice(1)}",${SPAN}]]}`))).length, 1);
 });
 
 test('a file with more pages than MAX_PAGES gets a doubled page span, and reads back the same', async () => {

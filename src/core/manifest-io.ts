@@ -5,7 +5,7 @@
  */
 import { cdcSplit, MANIFEST_CDC } from './chunker.js';
 import { digestOf } from './digest.js';
-import { encodeChunk } from './codec.js';
+import { encodeChunk, type EncodedChunk } from './codec.js';
 import type { ChunkSink, ChunkSource, NewChunk } from './chunk-io.js';
 import {
   checkContentShape,
@@ -160,6 +160,12 @@ export interface ManifestWriterOptions {
   pageSpan?: number;
   /** the pages of this source's previous manifest, to reuse unchanged ones from */
   pages?: PageCache;
+  /**
+   * The manifest of the parent point the sink holds: a manifest chunk among its chunks is not
+   * asked for again (the commit keeps a committed parent's chunks, docs/design.md "Garbage
+   * collection and concurrent syncs"), so an image's unchanged pages cost no want.
+   */
+  parentManifest?: ChunkRef[];
 }
 
 export class ManifestWriter {
@@ -167,6 +173,8 @@ export class ManifestWriter {
   private bytes = 0;
   private readonly refs: ChunkRef[] = [];
   private readonly opts: ManifestWriterOptions;
+  /** the parent manifest's chunk digests, made when first needed */
+  private held: Set<string> | undefined;
   entries = 0;
 
   constructor(
@@ -246,15 +254,20 @@ export class ManifestWriter {
       texts.set(i, text);
       refs.push([digestOf(text), text.length]);
     }
-    const wanted = await this.sink.want(refs.map((r) => r[0]));
-    const fresh: NewChunk[] = [];
+    // The new pages are compressed while the sink answers which it lacks (nearly all of them).
+    const asked = this.want(refs.map((r) => r[0]));
+    asked.catch(() => undefined); // awaited below
     const level = this.sink.compressionLevel;
+    const encoded = new Map<number, EncodedChunk>();
+    for (const [i, text] of texts) encoded.set(i, encodeChunk(text, level));
+    const wanted = await asked;
+    const fresh: NewChunk[] = [];
     refs.forEach((ref, i) => {
       cache?.record(path, pages[i] as PageLine, ref);
       if (!wanted[i]) return;
       // A reused page the sink lacks (another pool): the same text again.
-      const text = texts.get(i) ?? Buffer.from(encodeLine(pages[i] as PageLine), 'utf8');
-      fresh.push({ digest: ref[0], length: ref[1], encoded: encodeChunk(text, level) });
+      const enc = encoded.get(i) ?? encodeChunk(Buffer.from(encodeLine(pages[i] as PageLine), 'utf8'), level);
+      fresh.push({ digest: ref[0], length: ref[1], encoded: enc, manifest: true });
     });
     if (fresh.length > 0) await this.sink.put(fresh);
     for (const r of refs) this.refs.push(r);
@@ -264,6 +277,18 @@ export class ManifestWriter {
     await this.cut(true);
     this.opts.pages?.rotate();
     return this.refs;
+  }
+
+  /** The sink's want, except that chunks of the parent's manifest are not asked for (held). */
+  private async want(digests: string[]): Promise<boolean[]> {
+    const parent = this.opts.parentManifest;
+    if (!parent) return this.sink.want(digests);
+    this.held ??= new Set(parent.map((r) => r[0]));
+    const held = this.held;
+    const ask = digests.filter((d) => !held.has(d));
+    const answers = await this.sink.want(ask);
+    let k = 0;
+    return digests.map((d) => !held.has(d) && answers[k++] === true);
   }
 
   private keepFile(k: KeptFiles, e: FileEntry): void {
@@ -309,11 +334,11 @@ export class ManifestWriter {
   /** Puts the chunks of a cut that the sink lacks. */
   private async store(cut: Array<{ digest: string; piece: Buffer }>): Promise<void> {
     if (cut.length === 0) return;
-    const wanted = await this.sink.want(cut.map((c) => c.digest));
+    const wanted = await this.want(cut.map((c) => c.digest));
     const level = this.sink.compressionLevel;
     const fresh: NewChunk[] = [];
     cut.forEach((c, i) => {
-      if (wanted[i]) fresh.push({ digest: c.digest, length: c.piece.length, encoded: encodeChunk(Buffer.from(c.piece), level) });
+      if (wanted[i]) fresh.push({ digest: c.digest, length: c.piece.length, encoded: encodeChunk(Buffer.from(c.piece), level), manifest: true });
     });
     if (fresh.length > 0) await this.sink.put(fresh);
   }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import type { ChunkSink, NewChunk } from '../core/chunk-io.js';
-import { encodeFrames } from '../core/chunk-frames.js';
+import { encodeFrames, FRAME_MANIFEST } from '../core/chunk-frames.js';
 import { encodeChunk } from '../core/codec.js';
 import { ManifestWriter, type PageSpan } from '../core/manifest-io.js';
 import type { ChunkRef, FileEntry } from '../core/manifest.js';
@@ -16,13 +16,16 @@ import { JobTransfer } from './job-transfer.js';
 const SLOT = 16384;
 const SPAN = 128 * SLOT;
 
-/** A job transfer as the agent's sink: want and framed uploads, as over the wire. */
-function sinkOf(t: JobTransfer): ChunkSink {
+/**
+ * A job transfer as the agent's sink: want and framed uploads, as over the wire; manifest chunks
+ * marked as the agent marks them, unless `mark` is false (an agent that does not).
+ */
+function sinkOf(t: JobTransfer, mark = true): ChunkSink {
   return {
     compressionLevel: 1,
     want: (digests) => Promise.resolve(t.want(digests)),
     put: async (chunks: NewChunk[]) => {
-      await t.put(encodeFrames(chunks.map((c) => ({ digest: c.digest, length: c.length, flags: c.encoded.flags, data: c.encoded.data }))));
+      await t.put(encodeFrames(chunks.map((c) => ({ digest: c.digest, length: c.length, flags: c.encoded.flags | (mark && c.manifest ? FRAME_MANIFEST : 0), data: c.encoded.data }))));
     },
   };
 }
@@ -44,8 +47,8 @@ async function image(t: JobTransfer, slots: number, seed: (i: number) => number)
   return { type: 'file', path: 'disk.img', ...meta, size: slots * SLOT, chunks };
 }
 
-async function manifestOf(t: JobTransfer, e: FileEntry): Promise<ChunkRef[]> {
-  const w = new ManifestWriter(sinkOf(t), 'image', { pageSpan: SPAN });
+async function manifestOf(t: JobTransfer, e: FileEntry, mark = true): Promise<ChunkRef[]> {
+  const w = new ManifestWriter(sinkOf(t, mark), 'image', { pageSpan: SPAN });
   await w.add(e);
   return w.finish();
 }
@@ -82,15 +85,33 @@ test("the commit check skips the parent's checked pages where they stand, and ch
       assert.equal(t1.checkedPages.size, 8, 'every page read and checked');
       const checked = new Map<string, PageSpan>(t1.checkedPages);
 
-      // One slot changed: only the chunk with the head line and the changed page are read.
+      // One slot changed, from an agent that does not mark its manifest chunks: only the chunk
+      // with the head line and the changed page are read from the pool.
       const reads = countReads(pool);
+      const t2u = new JobTransfer(pool, { contentOf: [], manifestsOnly: [m1], parent: { id: p1.id, manifest: m1 }, parentPages: checked }, 1);
+      const e2u = await image(t2u, slots, (i) => (i === 300 ? 100_001 : i));
+      await t2u.finish(await manifestOf(t2u, e2u, false), 'image');
+      assert.equal(reads.n, 2);
+      t2u.abort();
+
+      // Marked (as agents send them): the changed page comes from the upload, only the head
+      // chunk (unchanged, not sent again) from the pool; and the changed slot's chunk, not yet
+      // indexed while the walk ran, is checked once it is.
+      reads.n = 0;
       const t2 = new JobTransfer(pool, { contentOf: [], manifestsOnly: [m1], parent: { id: p1.id, manifest: m1 }, parentPages: checked }, 1);
       const e2 = await image(t2, slots, (i) => (i === 300 ? 100_000 : i));
       const m2 = await manifestOf(t2, e2);
       await t2.finish(m2, 'image');
-      assert.equal(reads.n, 2);
+      assert.equal(reads.n, 1);
       assert.equal(t2.checkedPages.size, 8, 'skipped pages are passed on as checked');
       await t2.commit(row(m2, p1.id), '/disk.img');
+
+      // A page kept from the upload naming a stored chunk with the wrong length is refused.
+      const tl = new JobTransfer(pool, { contentOf: [], manifestsOnly: [m1], parent: { id: p1.id, manifest: m1 }, parentPages: checked }, 1);
+      const el = await image(tl, slots, (i) => i);
+      el.chunks[10] = [(el.chunks[10] as ChunkRef)[0], SLOT - 1];
+      el.chunks[11] = [(el.chunks[11] as ChunkRef)[0], SLOT + 1];
+      await assert.rejects(tl.finish(await manifestOf(tl, el), 'image'), /gives chunk [0-9a-f]{64} length 16383, the pool 16384/);
 
       // A new page naming a chunk never stored is refused even though the others are skipped.
       const t3 = new JobTransfer(pool, { contentOf: [], manifestsOnly: [m1], parent: { id: p1.id, manifest: m1 }, parentPages: checked }, 1);
@@ -108,9 +129,16 @@ test("the commit check skips the parent's checked pages where they stand, and ch
       reads.n = 0;
       const t5 = new JobTransfer(pool, { contentOf: [], manifestsOnly: [m1], parent: { id: p1.id, manifest: m1 } }, 1);
       const e5 = await image(t5, slots, (i) => (i === 5 ? 7_000 : i));
-      const m5 = await manifestOf(t5, e5);
+      const m5 = await manifestOf(t5, e5, false);
       await t5.finish(m5, 'image');
       assert.equal(reads.n, m5.length);
+
+      // A frame with a flag the wire does not define is refused, naming the chunk.
+      const tf = new JobTransfer(pool, { contentOf: [], manifestsOnly: [], parent: null }, 1);
+      const data = Buffer.alloc(100, 7);
+      const digest = createHash('sha256').update(data).digest('hex');
+      await assert.rejects(tf.put(encodeFrames([{ digest, length: 100, flags: 0x40, data }])), new RegExp(`chunk ${digest} has unknown flags 64`));
+      tf.abort();
     } finally {
       await pool.close();
     }

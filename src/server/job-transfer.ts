@@ -7,6 +7,8 @@
 import { uploadFrames, verifyFrames } from './upload-frames.js';
 import { releaseUploadBody } from './upload-body.js';
 import { HoldfastError } from '../core/errors.js';
+import { KeptManifest } from './kept-manifest.js';
+import type { ChunkSource } from '../core/chunk-io.js';
 import { readManifest, walkManifest, type PageSpan } from '../core/manifest-io.js';
 import { chunkOffsets, hasContent, type ChunkRef } from '../core/manifest.js';
 import type { StoredChunk } from '../core/codec.js';
@@ -38,6 +40,8 @@ export class JobTransfer {
   private allowed: Set<string> | undefined;
   /** finished or aborted: late requests of this attempt are refused */
   private ended = false;
+  /** the manifest chunks this attempt uploaded, for finish() */
+  private readonly kept = new KeptManifest();
   receivedBytes = 0;
   receivedChunks = 0;
 
@@ -66,6 +70,7 @@ export class JobTransfer {
     const bodyLength = body.length;
     const frames = await verifyFrames(this.pool.codec, body, uploadFrames(body));
     await this.writer().put(frames.map((f) => ({ digest: f.digest, length: f.length, encoded: { data: f.data, flags: f.flags } })));
+    for (const f of frames) if (f.plain) this.kept.keep(f.digest, f.plain);
     // Stored (the writer copied what it keeps). The frames view the body as it came back from the
     // verify worker (moved there and back), so any one of them names its memory.
     const view = frames[0]?.data;
@@ -103,31 +108,63 @@ export class JobTransfer {
    * The parent's own manifest (nothing changed) was checked so when the parent was committed, and
    * so were the parent's pages where they stand unchanged; the commit then checks that the parent
    * is still committed and sound, so gc kept their chunks.
+   *
+   * The walk runs while the session's packs are made durable: the new manifest chunks come from
+   * what the upload kept of them, and a reference the index does not hold yet (a chunk of this
+   * job still on its way to disk) is checked again once the packs are indexed.
    */
   async finish(manifest: ChunkRef[], kind: 'dir' | 'image'): Promise<{ newChunks: number; newBytes: number; storedNewBytes: number }> {
     const session = this.writer();
     this.ended = true;
-    const stats = await session.finish();
+    const flushing = session.finish();
+    flushing.catch(() => undefined); // awaited below, after the walk
     const parent = this.scope.parent;
     if (parent && sameRefs(manifest, parent.manifest)) {
+      this.kept.clear();
+      const stats = await flushing;
       this.checkedPages = this.scope.parentPages ?? new Map<string, PageSpan>();
       return stats;
     }
     const pages = new Map<string, PageSpan>();
+    const later: Array<{ ref: ChunkRef; path: string }> = [];
+    let walkError: Error | undefined;
+    try {
+      await this.walk(manifest, kind, this.kept.source(this.pool.reader, flushing), pages, later);
+    } catch (err) {
+      walkError = err instanceof Error ? err : new Error(String(err));
+    }
+    this.kept.clear();
+    const stats = await flushing;
+    if (walkError) throw walkError;
+    for (const { ref, path } of later) this.checkLength(ref, this.pool.index.lengthOf(ref[0]), path);
+    this.checkedPages = pages;
+    return stats;
+  }
+
+  private async walk(manifest: ChunkRef[], kind: 'dir' | 'image', source: ChunkSource, pages: Map<string, PageSpan>, later: Array<{ ref: ChunkRef; path: string }>): Promise<void> {
+    const index = this.pool.index;
+    // The manifest's own chunks read from memory must be in the pool too.
+    for (const ref of manifest) if (this.kept.has(ref[0])) later.push({ ref, path: 'a manifest chunk' });
     let first = true;
-    for await (const ev of walkManifest(this.pool.reader, manifest, { known: this.scope.parentPages, onPage: (d, span) => pages.set(d, span) })) {
+    let events = 0;
+    for await (const ev of walkManifest(source, manifest, { known: this.scope.parentPages, onPage: (d, span) => pages.set(d, span) })) {
+      // Pages kept in memory come without a pause: let the pack flush this walk overlaps go on.
+      if (++events % 16 === 0) await new Promise((r) => setImmediate(r));
       const e = ev.kind === 'entry' ? ev.entry : ev.head;
       if (first && kind === 'image' && e.type !== 'file') throw new HoldfastError('BAD_ARGUMENT', 'an image manifest must hold one file entry');
       first = false;
       const refs = ev.kind === 'page' ? ev.page.chunks : ev.kind === 'entry' && hasContent(ev.entry) ? ev.entry.chunks : [];
       for (const ref of refs) {
-        const length = this.pool.index.lengthOf(ref[0]);
-        if (length === undefined) throw new HoldfastError('CHUNK_MISSING', `the manifest references chunk ${ref[0]} (${e.path}), which was never stored`, { digest: ref[0], path: e.path });
-        if (length !== ref[1]) throw new HoldfastError('BAD_ARGUMENT', `the manifest gives chunk ${ref[0]} length ${ref[1]}, the pool ${length}`, { digest: ref[0] });
+        const length = index.lengthOf(ref[0]);
+        if (length === undefined) later.push({ ref, path: e.path });
+        else this.checkLength(ref, length, e.path);
       }
     }
-    this.checkedPages = pages;
-    return stats;
+  }
+
+  private checkLength(ref: ChunkRef, length: number | undefined, path: string): void {
+    if (length === undefined) throw new HoldfastError('CHUNK_MISSING', `the manifest references chunk ${ref[0]} (${path}), which was never stored`, { digest: ref[0], path });
+    if (length !== ref[1]) throw new HoldfastError('BAD_ARGUMENT', `the manifest gives chunk ${ref[0]} length ${ref[1]}, the pool ${length}`, { digest: ref[0] });
   }
 
   /** After finish(): the new manifest's page chunks, all checked (for the next sync of the source). */
@@ -145,6 +182,7 @@ export class JobTransfer {
 
   abort(): void {
     this.ended = true;
+    this.kept.clear();
     this.session?.abort();
   }
 }

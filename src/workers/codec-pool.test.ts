@@ -107,6 +107,33 @@ test('verify checks raw and compressed chunks, refuses a mismatch, and hands a m
   }
 });
 
+test('verify hands back the plaintext of the items marked keep, and only of those that verify', async () => {
+  const codec = new CodecPool(1);
+  try {
+    const a = Buffer.from('page text '.repeat(400));
+    const b = Buffer.from('a raw manifest chunk');
+    const c = Buffer.from('y'.repeat(3000));
+    const za = encodeChunk(a, 1);
+    const zc = encodeChunk(c, 1);
+    const item = (plain: Buffer, enc: { data: Uint8Array; flags: number }, keep: boolean, digest = sha(plain.toString())) => ({ data: Buffer.from(enc.data), flags: enc.flags, length: plain.length, digest, keep });
+    const { results, kept } = await codec.verify([
+      item(a, za, true),
+      item(c, zc, false),
+      item(b, { data: b, flags: 0 }, true),
+      item(c, zc, true, sha('other text')),
+    ]);
+    assert.ok(kept);
+    const at = (i: number): [number, number] => (results[i] as { at: [number, number] }).at;
+    assert.deepEqual(kept.subarray(at(0)[0], at(0)[0] + at(0)[1]), a);
+    assert.deepEqual(results[1], { ok: true });
+    assert.deepEqual(kept.subarray(at(2)[0], at(2)[0] + at(2)[1]), b);
+    assert.equal(results[3]?.ok, false, 'a kept item that does not verify is refused, its bytes not handed out');
+    assert.equal(at(2)[0], a.length, 'kept plaintexts lie one after the other');
+  } finally {
+    await codec.close();
+  }
+});
+
 test('encode output buffers come back for the next batch once released, and chunks encoded into one decode to their data', async () => {
   const codec = new CodecPool(1);
   const MiB = 1024 * 1024;

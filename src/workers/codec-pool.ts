@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { availableParallelism } from 'node:os';
 import type { MetaOf } from './apply-meta.js';
 import { bigBuffer, keepBigBuffer, movable, spareBigBuffer } from './big-buffers.js';
-import type { DecodeResult, EncodedChunk, HashedPiece, Placed, PlacedDecode, SplitRule, StoredChunk } from '../core/codec.js';
+import type { DecodeResult, EncodedChunk, HashedPiece, Placed, PlacedDecode, SplitRule, StoredChunk, VerifyItem, VerifyResult } from '../core/codec.js';
 
 export interface HashItem {
   buf: Uint8Array;
@@ -90,7 +90,7 @@ export type CodecRequest =
   | { id: number; op: 'encodeHeld'; holdId: number; level: number; pieces: HeldPiece[]; into?: Uint8Array }
   | { id: number; op: 'decode'; items: DecodeItem[] }
   /** `back`: the buffer behind the items, moved here and handed back in the reply */
-  | { id: number; op: 'verify'; items: DecodeItem[]; back?: Uint8Array }
+  | { id: number; op: 'verify'; items: VerifyItem[]; back?: Uint8Array }
   | { id: number; op: 'writeFiles'; items: FileWriteItem[] }
   | { id: number; op: 'writeAt'; item: RangeWriteItem }
   | { id: number; op: 'listDirs'; paths: string[] };
@@ -101,7 +101,8 @@ export type CodecResponse =
   | { id: number; op: 'encoded'; out: Uint8Array; placed: Placed[]; returned?: Uint8Array[]; unused?: Uint8Array }
   /** `spent`: the large buffers the request's data came in, handed back for reuse */
   | { id: number; op: 'decoded'; out: Uint8Array; placed: PlacedDecode[]; spent?: Uint8Array[] }
-  | { id: number; op: 'verified'; results: Array<{ ok: true } | { ok: false; reason: string }>; back?: Uint8Array }
+  /** `kept`: the plaintext of the items marked keep, where their results say */
+  | { id: number; op: 'verified'; results: VerifyResult[]; back?: Uint8Array; kept?: Uint8Array }
   | { id: number; op: 'written'; items: FileWriteResult[]; spent?: Uint8Array[] }
   | { id: number; op: 'listed'; listings: DirListing[] }
   | { id: number; op: 'error'; message: string };
@@ -297,17 +298,18 @@ export class CodecPool {
   }
 
   /**
-   * Checks chunks (decompressed, re-hashed) without handing plaintext back. When `whole`, the one
-   * buffer all items lie in, owns its memory, it is moved to the worker and back (not copied
-   * either way) and returned: the caller's views into it are void meanwhile, so it must slice
-   * the returned buffer at the same offsets.
+   * Checks chunks (decompressed, re-hashed), handing back the plaintext only of items marked
+   * `keep` (in `kept`, where each result says). When `whole`, the one buffer all items lie in,
+   * owns its memory, it is moved to the worker and back (not copied either way) and returned: the
+   * caller's views into it are void meanwhile, so it must slice the returned buffer at the same offsets.
    */
-  async verify(items: DecodeItem[], whole?: Uint8Array): Promise<{ results: Array<{ ok: true } | { ok: false; reason: string }>; back?: Buffer }> {
+  async verify(items: VerifyItem[], whole?: Uint8Array): Promise<{ results: VerifyResult[]; back?: Buffer; kept?: Buffer }> {
     const transfer = whole ? transferList([whole]) : [];
     const moved = transfer.length === 1 ? whole : undefined;
     const { res } = await this.run({ id: this.nextId++, op: 'verify', items, ...(moved ? { back: moved } : {}) }, transfer);
     if (res.op !== 'verified') throw new Error('codec worker: unexpected reply');
-    return { results: res.results, ...(res.back ? { back: Buffer.from(res.back.buffer, res.back.byteOffset, res.back.byteLength) } : {}) };
+    const buf = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+    return { results: res.results, ...(res.back ? { back: buf(res.back) } : {}), ...(res.kept ? { kept: buf(res.kept) } : {}) };
   }
 
   /** `owned`: buffers that hold the items' data and that the caller gives up (moved, not copied). */

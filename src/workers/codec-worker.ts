@@ -428,9 +428,10 @@ parentPort?.on('message', (msg: CodecRequest) => {
         return;
       }
       case 'verify': {
-        const results = verifyMany(msg.items, scratchOf);
+        const { results, kept } = verifyMany(msg.items, scratchOf);
         // Moved here whole (it may be longer than the view: a kept upload body), so it goes back whole, not copied.
-        reply({ id: msg.id, op: 'verified', results, ...(msg.back ? { back: msg.back } : {}) }, msg.back ? [new Uint8Array(msg.back.buffer)] : []);
+        const moved = [...(msg.back ? [new Uint8Array(msg.back.buffer)] : []), ...(kept ? [kept] : [])];
+        reply({ id: msg.id, op: 'verified', results, ...(msg.back ? { back: msg.back } : {}), ...(kept ? { kept } : {}) }, moved);
         return;
       }
       case 'decode': {

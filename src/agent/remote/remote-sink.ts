@@ -5,7 +5,7 @@
  * bandwidth limit. `flush()` returns once the server has every chunk put so far.
  */
 import type { ChunkSink, NewChunk } from '../../core/chunk-io.js';
-import { frameLength, writeFrame } from '../../core/chunk-frames.js';
+import { FRAME_MANIFEST, frameLength, writeFrame } from '../../core/chunk-frames.js';
 import type { RequestOptions, ServerClient } from './server-client.js';
 import type { Throttle } from './throttle.js';
 import { bigBuffer, keepBigBuffer } from '../../workers/big-buffers.js';
@@ -88,7 +88,7 @@ export class RemoteSink implements ChunkSink {
     if (this.failure) throw this.failure;
     const full: Array<[Buffer, number]> = [];
     for (const c of chunks) {
-      const frame = { digest: c.digest, length: c.length, flags: c.encoded.flags, data: c.encoded.data };
+      const frame = { digest: c.digest, length: c.length, flags: c.encoded.flags | (c.manifest ? FRAME_MANIFEST : 0), data: c.encoded.data };
       const need = frameLength(frame);
       if (this.body && this.bodyBytes + need > this.body.length) full.push(this.takeBody());
       if (!this.body) {

@@ -199,7 +199,7 @@ async function incrementalBackup(r: SyncRequest, root: string, prevRoot: string,
   const counters = { readBytes: 0 };
   const progress: BackupProgress = { entries: 0, bytesDone: 0, readBytes: 0 };
   const ctx: ChunkingContext = { sink: r.sink, batcher: r.batcher, cdc: r.cdc, imageChunk: r.imageChunk, signal: r.signal, counters };
-  const manifest = new ManifestWriter(r.sink, 'dir', { keep, pageSpan: PAGE_CHUNKS * r.imageChunk, pages: pageCacheOf(r.source.name) });
+  const manifest = new ManifestWriter(r.sink, 'dir', { keep, pageSpan: PAGE_CHUNKS * r.imageChunk, pages: pageCacheOf(r.source.name), parentManifest: r.parent?.manifest });
   const links = new Map<string, FileEntry>();
   let logicalBytes = 0;
   const byIno = await changesByInode(root, changes);

@@ -143,7 +143,7 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
 
   const meta = { path: basename(path), ...baseMeta(st), xattrs: readXattrs(path) };
   if (meta.xattrs === undefined) delete meta.xattrs;
-  const manifest = new ManifestWriter(r.sink, 'image', { pageSpan: PAGE_CHUNKS * r.imageChunk, pages: pageCacheOf(r.source.name) });
+  const manifest = new ManifestWriter(r.sink, 'image', { pageSpan: PAGE_CHUNKS * r.imageChunk, pages: pageCacheOf(r.source.name), parentManifest: r.parent?.manifest });
   const span = pagedSpan(slots.size, PAGE_CHUNKS * r.imageChunk);
   if (span) await manifest.addPaged({ type: 'file', ...meta, size: slots.size }, span, slots.pageSource(span));
   else {
