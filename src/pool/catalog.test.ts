@@ -34,6 +34,15 @@ test('the latest point head is the latest sound point, as latestPoint gives it; 
     assert.equal(c.latestPoint('disk', '2026-01-01T12:00:00.000Z')?.id, 'p1');
     assert.deepEqual(c.pointHeads('disk').map((h) => h.id), ['p1', 'p2', 'p3'], 'damaged ones too, in time order');
     assert.deepEqual(c.pointHeads('disk', '2026-01-01T00:00:00.000Z'), [{ id: 'p2', time: '2026-01-02T00:00:00.000Z' }, { id: 'p3', time: '2026-01-03T00:00:00.000Z' }]);
+    // What a prune reads: no manifest lists, pins and meta as the rows hold them.
+    c.setPinned('p2', true);
+    c.insertPoint({ ...point('p4', '2026-01-04T00:00:00.000Z', 4), meta: { startWal: '000000010000000000000003' } });
+    assert.deepEqual(c.pointMarks('disk'), [
+      { id: 'p1', time: '2026-01-01T00:00:00.000Z', pinned: false },
+      { id: 'p2', time: '2026-01-02T00:00:00.000Z', pinned: true },
+      { id: 'p3', time: '2026-01-03T00:00:00.000Z', pinned: false },
+      { id: 'p4', time: '2026-01-04T00:00:00.000Z', pinned: false, meta: { startWal: '000000010000000000000003' } },
+    ]);
   } finally {
     c.close();
     rmSync(dir, { recursive: true, force: true });

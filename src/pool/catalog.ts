@@ -148,6 +148,9 @@ const ADDED_COLUMNS: Array<[table: string, column: string, ddl: string]> = [
   ['points', 'meta', 'ALTER TABLE points ADD COLUMN meta TEXT'],
 ];
 
+/** What retention and the log chain's pruning read of a point. */
+export type PointMark = Pick<PointRow, 'id' | 'time' | 'pinned' | 'meta'>;
+
 interface PointDb {
   id: string;
   source: string;
@@ -285,6 +288,15 @@ export class Catalog {
       ? this.db.prepare('SELECT * FROM points WHERE source = ? ORDER BY time, id').all(source)
       : this.db.prepare('SELECT * FROM points ORDER BY source, time, id').all();
     return (rows as PointDb[]).map(toPoint);
+  }
+
+  /**
+   * A source's points in time order with what retention decides by (id, time, pinned, meta),
+   * without their manifest lists: a prune after every sync must not parse every point's list.
+   */
+  pointMarks(source: string): PointMark[] {
+    const rows = this.db.prepare('SELECT id, time, pinned, meta FROM points WHERE source = ? ORDER BY time, id').all(source) as Array<Pick<PointDb, 'id' | 'time' | 'pinned' | 'meta'>>;
+    return rows.map((r) => ({ id: r.id, time: r.time, pinned: r.pinned === 1, ...(r.meta ? { meta: JSON.parse(r.meta) as Record<string, unknown> } : {}) }));
   }
 
   /** A source's points as id and time, in time order (only those after `after`, when given), without reading their rows. */

@@ -84,7 +84,7 @@ export async function commitLog(pool: Pool, row: NewLog, session: WriteSession |
  * start WAL file on its timeline (names sort by timeline, then segment). SQLite: the first record
  * of the point's generation.
  */
-export function firstNeededSeq(logs: LogRow[], point: PointRow): number | undefined {
+export function firstNeededSeq(logs: LogRow[], point: Pick<PointRow, 'meta'>): number | undefined {
   const m = point.meta ?? {};
   if (typeof m.startWal === 'string') {
     const start = m.startWal;
@@ -112,7 +112,7 @@ export function logsOfPoint(logs: LogRow[], point: PointRow): LogRow[] {
  * first one it needs (later points need later records). None without a point, or when the chain
  * cannot say what the point needs.
  */
-export function logsBefore(logs: LogRow[], oldest: PointRow | undefined): LogRow[] {
+export function logsBefore(logs: LogRow[], oldest: Pick<PointRow, 'meta'> | undefined): LogRow[] {
   const from = oldest && firstNeededSeq(logs, oldest);
   return from === undefined ? [] : logs.filter((l) => l.seq < from);
 }
@@ -124,7 +124,7 @@ export function logsBefore(logs: LogRow[], oldest: PointRow | undefined): LogRow
  */
 export function pruneLogs(pool: Pool, source: string): LogRow[] {
   return pool.catalog.immediate(() => {
-    const gone = logsBefore(pool.catalog.logs(source), pool.catalog.points(source)[0]);
+    const gone = logsBefore(pool.catalog.logs(source), pool.catalog.pointMarks(source)[0]);
     const last = gone.at(-1);
     if (last) pool.catalog.deleteLogsBefore(source, last.seq + 1);
     return gone;

@@ -59,7 +59,7 @@ export async function prunePoints(pool: Pool, policy: RetentionPolicy, o: { sour
   const sources = o.source ? [pool.requireSource(o.source).name] : pool.catalog.sources().map((s) => s.name);
   const out: PruneResult = { dryRun: o.dryRun === true, sources: [], removed: 0, kept: 0, logsRemoved: 0, logBytesRemoved: 0 };
   for (const source of sources) {
-    const points = pool.catalog.points(source);
+    const points = pool.catalog.pointMarks(source);
     const d = applyRetention(points, policy);
     for (const p of d.remove) {
       if (o.dryRun) continue;
