@@ -77,7 +77,7 @@ describe('launcher', () => {
     const start = (args: string[], env: NodeJS.ProcessEnv = {}): { pid: number; out: { pid: number; flags: string[]; argv: string[] } } => {
       const r = spawnSync(process.execPath, ['--max-semi-space-size=4', join(l.root, 'bin', 'holdfast.js'), ...args], { encoding: 'utf8', env: { ...process.env, HOLDFAST_NO_BUNDLE: '', ...env } });
       assert.equal(r.status, 0, r.stderr);
-      return { pid: r.pid, out: JSON.parse(r.stdout) as { pid: number; flags: string[]; argv: string[] } };
+      return { pid: r.pid as number, out: JSON.parse(r.stdout) as { pid: number; flags: string[]; argv: string[] } };
     };
     for (const cmd of ['server', 'agent']) {
       const { pid, out } = start([cmd, '--data', 'x y']);
