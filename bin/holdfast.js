@@ -8,30 +8,7 @@
 // More libuv threads: a backup keeps many small-file reads in flight at once.
 process.env.UV_THREADPOOL_SIZE ??= '16';
 import { statSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { setFlagsFromString } from 'node:v8';
-
-const longRunning = process.argv[2] === 'server' || process.argv[2] === 'agent';
-
-// The long-running processes start again in place (execv: the same pid) with V8's young
-// generation fixed at 2 x 16 MiB. Left to itself it shrinks to 2 x 1 MiB over an idle spell, and
-// the next sync then runs a scavenge for every MiB it allocates (1% of a 2 GiB qcow2 image after
-// 30 s idle, 8 syncs each: job 448 ms mean without, 404 with). Node reads these flags only at
-// start; a process started with --min-semi-space-size of its own keeps it.
-if (longRunning && !process.execArgv.some((a) => a.startsWith('--min-semi-space-size')) && process.env.HOLDFAST_NO_REEXEC !== '1') {
-  let native;
-  try {
-    native = createRequire(import.meta.url)('../native/build/Release/holdfast_native.node');
-  } catch {
-    native = undefined; // not built: run as started
-  }
-  const flags = ['--max-semi-space-size=16', '--min-semi-space-size=16'];
-  try {
-    native?.execProcess?.(process.execPath, [process.execPath, ...process.execArgv, ...flags, ...process.argv.slice(1)]);
-  } catch (err) {
-    console.error(`holdfast: running without the long-running process's V8 flags (${err.message})`);
-  }
-}
 
 // The HTTP client's parser (undici's llhttp) is WebAssembly: V8's optimizing tier would compile it
 // again in the background for about a CPU-second, stealing a core from the sync a short
@@ -43,7 +20,7 @@ setFlagsFromString('--liftoff-only');
 // tight limit it set after an idle spell meant two to five full collections of that heap during
 // every sync (1% of a 2 GiB image after 20 s idle: job 0.56-0.65 s; with room to grow 0.44-0.57 s).
 // Old generation limit 2.5 x the live heap instead (tens of MiB here).
-if (longRunning) setFlagsFromString('--heap-growing-percent=150');
+if (process.argv[2] === 'server' || process.argv[2] === 'agent') setFlagsFromString('--heap-growing-percent=150');
 
 // The esbuild bundle (dist/bundle, built last by `npm run build`) loads a few files instead of
 // ~150 modules; it is used unless a later `tsc` left dist/src newer than it, or
@@ -56,6 +33,7 @@ const useBundle = !process.env.HOLDFAST_NO_BUNDLE && bundled !== undefined && bu
 // Source maps make stack traces name src/*.ts lines, but reading and parsing them costs every
 // command 20-40 ms (cold): on for the long-running server and agent, whose logs keep stacks, and
 // with HOLDFAST_SOURCE_MAPS=1 for any command.
+const longRunning = process.argv[2] === 'server' || process.argv[2] === 'agent';
 if (useBundle && (longRunning || process.env.HOLDFAST_SOURCE_MAPS === '1')) process.setSourceMapsEnabled(true);
 
 import(useBundle ? bundle.href : compiled.href).then((m) => m.main(process.argv)).catch((err) => {

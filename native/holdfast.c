@@ -3,8 +3,7 @@
  * and restore need (extended attributes and ACLs without following symlinks, SEEK_DATA/SEEK_HOLE
  * for sparse files, device and fifo nodes, nanosecond times on symlinks), and the content-defined
  * chunker's inner loop, which JavaScript runs several times slower; and process spawning without
- * fork (see spawnProcess) or in place of this process (execProcess). All synchronous but
- * listDirStatsAsync and a spawned child's exit.
+ * fork (see spawnProcess). All synchronous but listDirStatsAsync and a spawned child's exit.
  *
  * Failed system calls throw an Error shaped like Node's fs errors: code (errno name), errno
  * (negative), syscall, path (when there is one) and the message "CODE: text, syscall 'path'".
@@ -1244,41 +1243,6 @@ fail_args:
 }
 
 /*
- * execProcess(file, argv): replaces this process with `file` (execv: same pid, same open
- * descriptors but the close-on-exec ones). Returns only by throwing, when execv fails. The
- * launcher restarts the long-running commands with V8 flags Node reads only at start.
- */
-static napi_value exec_process(napi_env env, napi_callback_info info) {
-  napi_value argv_js[2];
-  if (!get_args(env, info, 2, argv_js)) return NULL;
-  char *file = NULL;
-  char **argv = NULL;
-  if (!get_string(env, argv_js[0], "file", &file)) return NULL;
-  if (!get_string_list(env, argv_js[1], "argv", &argv)) {
-    free(file);
-    return NULL;
-  }
-  /* libuv marks the standard streams close-on-exec (and non-blocking): hand them on as a shell would. */
-  int fd_flags[3], fl_flags[3];
-  for (int fd = 0; fd < 3; fd++) {
-    fd_flags[fd] = fcntl(fd, F_GETFD);
-    fl_flags[fd] = fcntl(fd, F_GETFL);
-    if (fd_flags[fd] >= 0) fcntl(fd, F_SETFD, fd_flags[fd] & ~FD_CLOEXEC);
-    if (fl_flags[fd] >= 0) fcntl(fd, F_SETFL, fl_flags[fd] & ~O_NONBLOCK);
-  }
-  execv(file, argv);
-  int err = errno;
-  for (int fd = 0; fd < 3; fd++) {
-    if (fd_flags[fd] >= 0) fcntl(fd, F_SETFD, fd_flags[fd]);
-    if (fl_flags[fd] >= 0) fcntl(fd, F_SETFL, fl_flags[fd]);
-  }
-  throw_errno(env, err, "execv", file);
-  free(file);
-  free_strings(argv);
-  return NULL;
-}
-
-/*
  * Large blocks (read segments, encoded batches, packs, upload bodies: 1-8 MiB each, many per
  * second) are mapped and unmapped by malloc, at a fixed threshold. glibc's default threshold
  * rises after the first such free, and from then on they are carved from the heap and the
@@ -1309,7 +1273,6 @@ NAPI_MODULE_INIT() {
       {"addressMod", NULL, address_mod, NULL, NULL, NULL, napi_enumerable, NULL},
       {"cdcSplit", NULL, cdc_split, NULL, NULL, NULL, napi_enumerable, NULL},
       {"spawnProcess", NULL, spawn_process, NULL, NULL, NULL, napi_enumerable, NULL},
-      {"execProcess", NULL, exec_process, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties) != napi_ok) {
     throw_napi_failure(env);

@@ -6,7 +6,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { closeSync, copyFileSync, mkdirSync, openSync, statSync, symlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, openSync, statSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { REPO, CLI, scratch, snapshotTree, diffSnapshots } from './cli-harness.js';
@@ -66,27 +66,6 @@ describe('launcher', () => {
     t.after(l.cleanup);
     spawnSync('rm', [join(l.root, 'dist', 'bundle', 'holdfast.mjs')]);
     assert.equal(l.launch(), 'compiled');
-  });
-
-  test("the server and agent run again in place with V8's young generation fixed; other commands and HOLDFAST_NO_REEXEC=1 do not", (t) => {
-    const l = layout();
-    t.after(l.cleanup);
-    symlinkSync(join(REPO, 'native'), join(l.root, 'native'));
-    writeFileSync(join(l.root, 'dist', 'bundle', 'holdfast.mjs'), 'export function main(argv) { console.log(JSON.stringify({ pid: process.pid, flags: process.execArgv, argv: argv.slice(2) })); }\n');
-    l.age('compiled', 60);
-    const start = (args: string[], env: NodeJS.ProcessEnv = {}): { pid: number; out: { pid: number; flags: string[]; argv: string[] } } => {
-      const r = spawnSync(process.execPath, ['--max-semi-space-size=4', join(l.root, 'bin', 'holdfast.js'), ...args], { encoding: 'utf8', env: { ...process.env, HOLDFAST_NO_BUNDLE: '', ...env } });
-      assert.equal(r.status, 0, r.stderr);
-      return { pid: r.pid as number, out: JSON.parse(r.stdout) as { pid: number; flags: string[]; argv: string[] } };
-    };
-    for (const cmd of ['server', 'agent']) {
-      const { pid, out } = start([cmd, '--data', 'x y']);
-      assert.equal(out.pid, pid, 'the same process (execv), not a child');
-      assert.deepEqual(out.flags, ['--max-semi-space-size=4', '--max-semi-space-size=16', '--min-semi-space-size=16']);
-      assert.deepEqual(out.argv, [cmd, '--data', 'x y'], 'the arguments as given');
-    }
-    assert.deepEqual(start(['sync', 'x']).out.flags, ['--max-semi-space-size=4']);
-    assert.deepEqual(start(['agent'], { HOLDFAST_NO_REEXEC: '1' }).out.flags, ['--max-semi-space-size=4']);
   });
 });
 
