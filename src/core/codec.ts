@@ -189,6 +189,9 @@ function decodeOne(it: StoredChunk, dst: Buffer, copyRaw: boolean): string | und
   return actual === it.digest ? undefined : `digest mismatch (content hashes to ${actual.slice(0, 16)}…)`;
 }
 
+/** Plaintext verifyMany hands back per call at most (more than a job keeps, server/kept-manifest.ts). */
+export const MAX_KEPT = 16 * 1024 * 1024;
+
 /** A chunk to verify; `keep`: hand its plaintext back (a manifest chunk the server checks at commit). */
 export interface VerifyItem extends StoredChunk {
   keep?: boolean;
@@ -199,20 +202,27 @@ export type VerifyResult = { ok: true; at?: [number, number] } | { ok: false; re
 
 /**
  * Checks stored chunks as decodeMany does (decompressed, re-hashed, lengths), keeping no plaintext
- * but that of the items marked `keep` (one buffer for all of them): what the server needs of an
+ * but that of the items marked `keep` (one buffer for all of them, up to MAX_KEPT bytes; those
+ * past it are verified and not kept): what the server needs of an
  * upload before it goes into a pack. Raw chunks are hashed where they lie; compressed ones are
  * decompressed into `scratch`.
  */
 export function verifyMany(items: VerifyItem[], scratch: (size: number) => Buffer): { results: VerifyResult[]; kept?: Buffer } {
+  // Kept in order up to MAX_KEPT: the lengths are the sender's word, and a body of small frames
+  // that inflate must not make the worker allocate what they claim.
   let keptBytes = 0;
-  for (const it of items) if (it.keep) keptBytes += it.length;
+  const keep = items.map((it) => {
+    if (!it.keep || keptBytes + it.length > MAX_KEPT) return false;
+    keptBytes += it.length;
+    return true;
+  });
   const kept = keptBytes > 0 ? Buffer.allocUnsafeSlow(keptBytes) : undefined;
   let at = 0;
-  const results = items.map((it): VerifyResult => {
-    const into = it.keep && kept ? kept.subarray(at, at + it.length) : scratch(it.length).subarray(0, it.length);
-    const reason = decodeOne(it, into, it.keep === true);
+  const results = items.map((it, i): VerifyResult => {
+    const into = keep[i] && kept ? kept.subarray(at, at + it.length) : scratch(it.length).subarray(0, it.length);
+    const reason = decodeOne(it, into, keep[i] === true);
     if (reason !== undefined) return { ok: false, reason };
-    if (!it.keep) return { ok: true };
+    if (!keep[i]) return { ok: true };
     const r: VerifyResult = { ok: true, at: [at, it.length] };
     at += it.length;
     return r;

@@ -6,7 +6,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CodecPool } from './codec-pool.js';
-import { decodeChunk, encodeChunk, FLAG_ZSTD } from '../core/codec.js';
+import { decodeChunk, encodeChunk, FLAG_ZSTD, MAX_KEPT } from '../core/codec.js';
 import { bigBuffer, spareBigBuffer } from './big-buffers.js';
 import { randomBytes } from 'node:crypto';
 
@@ -129,6 +129,14 @@ test('verify hands back the plaintext of the items marked keep, and only of thos
     assert.deepEqual(kept.subarray(at(2)[0], at(2)[0] + at(2)[1]), b);
     assert.equal(results[3]?.ok, false, 'a kept item that does not verify is refused, its bytes not handed out');
     assert.equal(at(2)[0], a.length, 'kept plaintexts lie one after the other');
+    // Past MAX_KEPT in one call, items are verified but not kept: the sender's lengths do not size
+    // what the worker allocates.
+    const big = Buffer.alloc(MAX_KEPT / 2 + 1, 1);
+    const zb = encodeChunk(big, 1);
+    const many = await codec.verify([item(big, zb, true), item(big, zb, true), item(a, za, true)]);
+    assert.deepEqual(many.results.map((r) => r.ok), [true, true, true]);
+    assert.deepEqual(many.results.map((r) => (r as { at?: unknown }).at !== undefined), [true, false, true]);
+    assert.equal(many.kept?.length, big.length + a.length);
   } finally {
     await codec.close();
   }
