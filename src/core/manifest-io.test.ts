@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import type { ChunkSink, ChunkSource, NewChunk } from './chunk-io.js';
 import { decodeChunk, type StoredChunk } from './codec.js';
-import { firstEntryHead, ManifestWriter, MAX_PAGES, PageCache, pageSpanFor, pagesOf, readManifest, walkManifest, type KeptFiles } from './manifest-io.js';
+import { firstEntryHead, forEachManifestRef, ManifestWriter, MAX_PAGES, PageCache, pageSpanFor, pagesOf, readManifest, walkManifest, type KeptFiles, type PageSpan } from './manifest-io.js';
 import { hasContent, type ChunkRef, type Entry, type FileEntry, type PageLine } from './manifest.js';
 
 /** Chunks in memory, as the pool keeps them. */
@@ -203,6 +203,47 @@ test('a walk skips known pages where they stand, and reads and checks one moved 
   await assert.rejects(async () => {
     for await (const _ of walkManifest(store, swapped, { known })) void _;
   }, /page 1 should cover \[65536, 131072\)/);
+});
+
+test("forEachManifestRef with the pages seen reads each of a source's pages once and names the same references", async () => {
+  const store = new CountingStore();
+  const cache = new PageCache();
+  // Three points of one image, each with one more slot changed; a directory point beside them.
+  const points: ChunkRef[][] = [];
+  const e = image(64, 0, (i) => i % 9 === 0);
+  for (const slot of [-1, 18, 40]) {
+    if (slot >= 0) e.chunks[slot] = [ref(7000 + slot)[0], 16384];
+    points.push(await writeImage(store, { ...e, chunks: [...e.chunks] }, cache));
+  }
+  points.push((await write(entries(3, 5), { files: new Map(), maxRefs: 100, refs: 0, whole: true })).refs);
+  const dirStore = (await write(entries(3, 5), { files: new Map(), maxRefs: 100, refs: 0, whole: true })).store;
+  for (const [d, c] of dirStore.chunks) store.chunks.set(d, c);
+  const each = async (seen?: Map<string, PageSpan>): Promise<Array<Set<string>>> => {
+    const out: Array<Set<string>> = [];
+    for (const refs of points) {
+      const set = new Set<string>();
+      await forEachManifestRef(store, refs, (d) => set.add(d), { seen });
+      out.push(set);
+    }
+    return out;
+  };
+  store.reads = 0;
+  const whole = await each();
+  const readsWhole = store.reads;
+  store.reads = 0;
+  const seen = new Map<string, PageSpan>();
+  const skipping = await each(seen);
+  const readsSkipping = store.reads;
+  // What a point needs, counted over the points in order, is the same either way.
+  const union = (sets: Array<Set<string>>): string[] => [...new Set(sets.flatMap((x) => [...x]))].sort();
+  assert.deepEqual(union(skipping), union(whole));
+  assert.deepEqual(skipping[0], whole[0]);
+  // Each point's references are its pages, its slots' chunks and its own manifest chunks.
+  const expect = new Set<string>([...points[1]!.map((r) => r[0]), ...(await readAll(store, points[1]!)).flatMap((x) => (hasContent(x) ? x.chunks.map((c) => c[0]) : []))]);
+  assert.deepEqual(whole[1], expect);
+  assert.equal(seen.size, 16 + 2, "the first point's 16 pages and one new page for each later point");
+  // The first point reads its 16 pages and its head; the later ones only their head and their new page.
+  assert.equal(readsWhole - readsSkipping, 2 * 15);
 });
 
 test('crafted paged manifests are refused: wrong spans, a page count that does not fit, pages on a directory, a missing page', async () => {

@@ -488,6 +488,22 @@ export async function firstEntryHead(source: ChunkSource, refs: ChunkRef[], sign
   return undefined;
 }
 
+/**
+ * Every chunk reference a manifest holds: its own chunks', then each entry's and page's. Pages in
+ * `seen` are skipped unread and the pages walked are added to it: a caller that walks several
+ * manifests (a source's points, whose unchanged pages are the same chunks) and keeps what each
+ * reference told it reads each page once. Pages are not joined into their entries.
+ */
+export async function forEachManifestRef(source: ChunkSource, refs: ChunkRef[], fn: (digest: string, length: number) => void, o: { signal?: AbortSignal; seen?: Map<string, PageSpan> } = {}): Promise<void> {
+  for (const [d, l] of refs) fn(d, l);
+  const seen = o.seen;
+  const walk = walkManifest(source, refs, { signal: o.signal, known: seen, onPage: seen && ((d, span) => seen.set(d, span)) });
+  for await (const ev of walk) {
+    const chunks = ev.kind === 'page' ? ev.page.chunks : ev.kind === 'entry' && hasContent(ev.entry) ? ev.entry.chunks : undefined;
+    if (chunks) for (const [d, l] of chunks) fn(d, l);
+  }
+}
+
 /** Streams a manifest's entries in order, paged ones joined; the header is checked first. */
 export async function* readManifest(source: ChunkSource, refs: ChunkRef[], signal?: AbortSignal): AsyncGenerator<Entry> {
   for await (const ev of walkManifest(source, refs, { signal, join: true })) if (ev.kind === 'entry') yield ev.entry;

@@ -6,6 +6,7 @@
 import { HoldfastError, isHoldfastError, throwIfAborted } from '../core/errors.js';
 import type { Pool } from './pool.js';
 import { forEachPointChunk } from './point-digests.js';
+import type { PageSpan } from '../core/manifest-io.js';
 import { logMarkKey } from './catalog.js';
 
 export interface Marks {
@@ -14,6 +15,8 @@ export interface Marks {
   points: Set<string>;
   /** log records marked (logMarkKey) */
   logs?: Set<string>;
+  /** manifest pages walked: their references are in `live` already, so they are not read again */
+  pages?: Map<string, PageSpan>;
 }
 
 export async function markNew(pool: Pool, marks: Marks, o: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void } = {}): Promise<number> {
@@ -24,7 +27,7 @@ export async function markNew(pool: Pool, marks: Marks, o: { signal?: AbortSigna
     const p = pool.catalog.point(id);
     if (!p) continue; // deleted meanwhile
     try {
-      await forEachPointChunk(pool.reader, p.manifest, (d) => marks.live.add(d), o.signal);
+      await forEachPointChunk(pool.reader, p.manifest, (d) => marks.live.add(d), o.signal, (marks.pages ??= new Map()));
     } catch (err) {
       if (!isHoldfastError(err) || (err.code !== 'CHUNK_MISSING' && err.code !== 'CHUNK_CORRUPT')) throw err;
       // Without the manifest the point's chunks are unknown, and any of them might be condemned.

@@ -8,6 +8,7 @@
 import { statfs } from 'node:fs/promises';
 import type { Pool } from './pool.js';
 import { forEachPointChunk } from './point-digests.js';
+import type { PageSpan } from '../core/manifest-io.js';
 import { defaultAllocation, type Allocation } from './allocation.js';
 
 export interface SourceUsage {
@@ -70,7 +71,9 @@ export async function poolUsage(pool: Pool, o: { retentionDays?: number; signal?
       sharedBytes: 0,
       defaultAllocation: defaultAllocation(latest?.logicalBytes ?? 0, retentionDays),
     });
-    for (const p of points) await forEachPointChunk(pool.reader, p.manifest, (d) => need(d, i), o.signal);
+    // need() is idempotent per source: a page this source's earlier points had is not read again.
+    const seen = new Map<string, PageSpan>();
+    for (const p of points) await forEachPointChunk(pool.reader, p.manifest, (d) => need(d, i), o.signal, seen);
   }
   // Log records: their chunk lists are in the catalog. A source may have records before its first
   // point (archiving starts before the first express full ends): it gets a row of its own.

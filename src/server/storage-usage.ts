@@ -11,6 +11,7 @@
  */
 import { statfs } from 'node:fs/promises';
 import { forEachPointChunk } from '../pool/point-digests.js';
+import type { PageSpan } from '../core/manifest-io.js';
 import { defaultAllocation, type Allocation } from '../pool/allocation.js';
 import type { Pool } from '../pool/pool.js';
 import type { ControlDb } from './control-db.js';
@@ -100,7 +101,9 @@ export async function serverStorage(pool: Pool, control: ControlDb, policies: Gr
       quotaBytes: policy ? (policy.quotaBytes ?? Math.ceil(alloc.totalBytes * policy.quotaFactor)) : null,
       quotaFrom: policy ? (policy.quotaBytes !== null ? 'explicit' : 'default') : null,
     });
-    for (const p of points) await forEachPointChunk(pool.reader, p.manifest, (d) => need(d, i), signal);
+    // need() is idempotent per source: a page this source's earlier points had is not read again.
+    const seen = new Map<string, PageSpan>();
+    for (const p of points) await forEachPointChunk(pool.reader, p.manifest, (d) => need(d, i), signal, seen);
   }
   const rowOf = new Map(names.map((n, i) => [n, i]));
   for (const l of logs) for (const [d] of l.manifest) need(d, rowOf.get(l.source) as number);
