@@ -21,7 +21,7 @@ import { btrfsTracker } from './trackers/btrfs.js';
 import { fullTracker } from './trackers/full.js';
 import { hasJournal, inotifyTracker } from './trackers/inotify.js';
 import { qcow2BitmapTracker } from './trackers/qcow2-bitmap.js';
-import type { PendingSync, SyncRequest, Tracker, TrackerContext } from './trackers/tracker.js';
+import { manifestKey, type PendingSync, type SyncRequest, type Tracker, type TrackerContext } from './trackers/tracker.js';
 import { TrackerState } from './trackers/tracker-state.js';
 
 export type { PendingSync, QemuLive, SyncKind, SyncOutcome, SyncRequest, TrackerChoice } from './trackers/tracker.js';
@@ -45,7 +45,6 @@ export async function parentFiles(chunks: ChunkSource, manifest: ChunkRef[]): Pr
  */
 const committedFiles = new Map<string, { manifest: string; files: Map<string, FileEntry> }>();
 const KEEP_MAX_REFS = 1 << 18;
-const manifestKey = (m: ChunkRef[]): string => m.map(([d, l]) => `${d}:${l}`).join(',');
 
 export async function syncSource(r: SyncRequest): Promise<PendingSync> {
   const warnings: string[] = [];

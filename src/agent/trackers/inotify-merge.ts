@@ -18,7 +18,7 @@ import type { BigIntStats } from 'node:fs';
 import { errnoCode } from '../../core/errors.js';
 import { joinEntryPath, ROOT_PATH } from '../../core/entry-path.js';
 import { ManifestWriter } from '../../core/manifest-io.js';
-import type { Entry, FileEntry } from '../../core/manifest.js';
+import { hasContent, type Entry, type FileEntry } from '../../core/manifest.js';
 import { readXattrs } from '../../workers/xattrs.js';
 import { unchanged, type BackupOutcome, type BackupProgress } from '../backup-dir.js';
 import { baseMeta, entryType } from '../file-meta.js';
@@ -43,7 +43,12 @@ export interface JournalBackupInput {
 export interface JournalBackupOutcome extends BackupOutcome {
   /** files seen with several links now */
   linked: Set<string>;
+  /** the entries written, in walk order, when they hold at most KEEP_MAX_ITEMS entries and chunk references */
+  written?: Entry[];
 }
+
+/** Entries plus chunk references of a manifest whose entries are handed back (~25 MB at most). */
+export const KEEP_MAX_ITEMS = 1 << 17;
 
 /** Walk order: a directory before its children, names compared as the walker sorts them ('/' ends a name). */
 export function walkOrder(a: string, b: string): number {
@@ -315,6 +320,8 @@ async function assemble(
   const linked = new Set<string>();
   let logicalBytes = 0;
   let last = '';
+  let written: Entry[] | undefined = [];
+  let items = 0;
   for (const p of paths) {
     if (p === last) continue; // a path both kept and fresh cannot happen, but never write it twice
     last = p;
@@ -332,9 +339,12 @@ async function assemble(
     if (e.type === 'dir') dirs.add(p);
     if (e.type === 'file') logicalBytes += e.size;
     await manifest.add(e);
+    items += 1 + (hasContent(e) ? e.chunks.length : 0);
+    if (items > KEEP_MAX_ITEMS) written = undefined;
+    written?.push(e);
     const progress: BackupProgress = { entries: manifest.entries, bytesDone: logicalBytes, readBytes: ctx.counters.readBytes };
     r.onProgress?.(progress);
   }
   const refs = await manifest.finish();
-  return { manifest: refs, entries: manifest.entries, logicalBytes, readBytes: ctx.counters.readBytes, torn, warnings, linked };
+  return { manifest: refs, entries: manifest.entries, logicalBytes, readBytes: ctx.counters.readBytes, torn, warnings, linked, written };
 }

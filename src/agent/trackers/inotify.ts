@@ -18,7 +18,7 @@ import { hasContent, type Entry, type FileEntry } from '../../core/manifest.js';
 import { backupDir, type BackupOutcome } from '../backup-dir.js';
 import { changeJournals } from '../journal-registry.js';
 import { journalBackup } from './inotify-merge.js';
-import { trackedParent, type PendingSync, type Tracker, type TrackerContext } from './tracker.js';
+import { manifestKey, trackedParent, type PendingSync, type Tracker, type TrackerContext } from './tracker.js';
 
 interface InotifyState {
   pointId: string;
@@ -28,6 +28,20 @@ interface InotifyState {
   entries?: number;
   logicalBytes?: number;
 }
+
+interface ParentEntries {
+  entries: Entry[];
+  files: Map<string, FileEntry>;
+}
+
+/**
+ * The entries of the point each source last committed through its journal in this process: the
+ * next journal sync takes its parent from here instead of reading the parent's manifest back
+ * from the server (20,000 files: ~0.2 s of the agent's main thread, and the server's reads).
+ * Trusted only for the exact manifest they were written as; a sync that found nothing changed
+ * commits the same manifest, so they stay good.
+ */
+const committedEntries = new Map<string, { manifest: string; parent: ParentEntries }>();
 
 export const inotifyTracker: Tracker = {
   name: 'inotify',
@@ -40,6 +54,8 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
   const state = await ctx.state.load<InotifyState>();
   let incremental = false;
   let rotated: ReturnType<NonNullable<typeof watcher>['rotate']> | undefined;
+  /** the entries a journal sync wrote, for the next sync's parent */
+  let written: Entry[] | undefined;
   const read = (): Promise<BackupOutcome> => ctx.quiesce(async (): Promise<BackupOutcome> => {
     rotated = watcher?.rotate();
     const t = trackedParent(state?.pointId, r.parent, r.consistencyCheck);
@@ -74,8 +90,9 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
         onProgress: r.onProgress,
       });
     }
-    const { linked, ...out } = await journalBackup({ r, parent: parent.entries, parentFiles: parent.files, journal: j, linked: watcher.linked });
+    const { linked, written: w, ...out } = await journalBackup({ r, parent: parent.entries, parentFiles: parent.files, journal: j, linked: watcher.linked });
     watcher.linked = linked;
+    written = w;
     incremental = true;
     return out;
   });
@@ -93,6 +110,8 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
       // Without a journal there is nothing to lead anywhere: leave no state that could be trusted.
       if (rotated) await ctx.state.save({ pointId, generation: rotated.next, entries: outcome.entries, logicalBytes: outcome.logicalBytes } satisfies InotifyState);
       else await ctx.state.clear();
+      if (written) committedEntries.set(r.source.name, { manifest: manifestKey(outcome.manifest), parent: { entries: written, files: filesOf(written) } });
+      else if (committedEntries.get(r.source.name)?.manifest !== manifestKey(outcome.manifest)) committedEntries.delete(r.source.name);
     },
     abandon: () => {
       if (rotated && watcher && !watcher.closed) watcher.giveBack(rotated.previous);
@@ -106,22 +125,29 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
  * leaves the parent to this tracker, which often needs none of it); undefined, with a warning,
  * when there is no parent or it cannot be read.
  */
-async function readParent(ctx: TrackerContext): Promise<{ entries: Entry[]; files: Map<string, FileEntry> } | undefined> {
+async function readParent(ctx: TrackerContext): Promise<ParentEntries | undefined> {
   const parent = ctx.r.parent;
   if (!parent) return undefined;
+  const kept = committedEntries.get(ctx.r.source.name);
+  if (kept && kept.manifest === manifestKey(parent.manifest)) return kept.parent;
   try {
     const entries: Entry[] = [];
-    const files = new Map<string, FileEntry>();
-    for await (const e of readManifest(ctx.r.chunks, parent.manifest, ctx.r.signal)) {
-      entries.push(e);
-      if (e.type === 'file') files.set(e.path, e);
-      else if (hasContent(e)) files.set(e.path, { ...e, type: 'file' });
-    }
-    return { entries, files };
+    for await (const e of readManifest(ctx.r.chunks, parent.manifest, ctx.r.signal)) entries.push(e);
+    return { entries, files: filesOf(entries) };
   } catch (err) {
     ctx.warnings.push(`previous recovery point ${parent.id} is unreadable (${(err as Error).message}); reading every file`);
     return undefined;
   }
+}
+
+/** The files among entries by path (a content-bearing hard link as a file). */
+function filesOf(entries: Entry[]): Map<string, FileEntry> {
+  const files = new Map<string, FileEntry>();
+  for (const e of entries) {
+    if (e.type === 'file') files.set(e.path, e);
+    else if (hasContent(e)) files.set(e.path, { ...e, type: 'file' });
+  }
+  return files;
 }
 
 /** True when `path` is the root of a running journal for `name` (what 'auto' asks). */

@@ -131,8 +131,9 @@ export function trackerContract(name: string, fixture: TrackerFixture): void {
       await commit(s);
     });
 
-    // An agent daemon's btrfs syncs keep the committed point's files for the next sync (sync-source.ts).
-    test('btrfs, one process: the next sync takes its parent from the last commit, not from its manifest', { skip: fixture.tracker !== 'btrfs' }, async () => {
+    // An agent daemon's btrfs and journal syncs keep the committed point's files (sync-source.ts)
+    // or entries (inotify.ts) for the next sync.
+    test('btrfs and inotify, one process: the next sync takes its parent from the last commit, not from its manifest', { skip: fixture.tracker !== 'btrfs' && fixture.tracker !== 'inotify' }, async () => {
       const bound = await fixture.change();
       const parentManifest = (parent as { manifest: ChunkRef[] }).manifest;
       store.readDigests.clear();

@@ -128,3 +128,6 @@ export function pageCacheOf(source: string): PageCache {
   if (!c) pageCaches.set(source, (c = new PageCache()));
   return c;
 }
+
+/** A manifest's identity for the caches of committed points: its chunk list, compared exactly. */
+export const manifestKey = (m: ChunkRef[]): string => m.map(([d, l]) => `${d}:${l}`).join(',');
