@@ -215,9 +215,9 @@ test("forEachManifestRef with the pages seen reads each of a source's pages once
     if (slot >= 0) e.chunks[slot] = [ref(7000 + slot)[0], 16384];
     points.push(await writeImage(store, { ...e, chunks: [...e.chunks] }, cache));
   }
-  points.push((await write(entries(3, 5), { files: new Map(), maxRefs: 100, refs: 0, whole: true })).refs);
-  const dirStore = (await write(entries(3, 5), { files: new Map(), maxRefs: 100, refs: 0, whole: true })).store;
-  for (const [d, c] of dirStore.chunks) store.chunks.set(d, c);
+  const dir = await write(entries(3, 5), { files: new Map(), maxRefs: 100, refs: 0, whole: true });
+  points.push(dir.refs);
+  for (const [d, c] of dir.store.chunks) store.chunks.set(d, c);
   const each = async (seen?: Map<string, PageSpan>): Promise<Array<Set<string>>> => {
     const out: Array<Set<string>> = [];
     for (const refs of points) {
