@@ -52,6 +52,8 @@ export interface DirBackupOptions {
   walked?: { items: Iterable<WalkItem>; rest: AsyncIterator<WalkItem>; warnings: string[] };
   /** fed every item of the walk */
   signature?: TreeSignature;
+  /** told of each entry as it is written to the manifest, in order */
+  onWritten?: (e: Entry) => void;
 }
 
 export interface BackupOutcome {
@@ -184,6 +186,7 @@ export async function backupDir(o: DirBackupOptions): Promise<BackupOutcome> {
     const e = await (window.shift() as Promise<Entry | undefined>);
     if (!e) return;
     await manifest.add(e);
+    o.onWritten?.(e);
     progress.entries++;
     if (e.type === 'file') progress.bytesDone += e.size;
     progress.readBytes = counters.readBytes;

@@ -50,6 +50,18 @@ export interface JournalBackupOutcome extends BackupOutcome {
 /** Entries plus chunk references of a manifest whose entries are handed back (~25 MB at most). */
 export const KEEP_MAX_ITEMS = 1 << 17;
 
+/** The entries a sync writes, in order, while they hold at most KEEP_MAX_ITEMS entries and references. */
+export class WrittenEntries {
+  entries: Entry[] | undefined = [];
+  private items = 0;
+
+  add(e: Entry): void {
+    this.items += 1 + (hasContent(e) ? e.chunks.length : 0);
+    if (this.items > KEEP_MAX_ITEMS) this.entries = undefined;
+    this.entries?.push(e);
+  }
+}
+
 /** Walk order: a directory before its children, names compared as the walker sorts them ('/' ends a name). */
 export function walkOrder(a: string, b: string): number {
   if (a === b) return 0;
@@ -320,8 +332,7 @@ async function assemble(
   const linked = new Set<string>();
   let logicalBytes = 0;
   let last = '';
-  let written: Entry[] | undefined = [];
-  let items = 0;
+  const written = new WrittenEntries();
   for (const p of paths) {
     if (p === last) continue; // a path both kept and fresh cannot happen, but never write it twice
     last = p;
@@ -339,12 +350,10 @@ async function assemble(
     if (e.type === 'dir') dirs.add(p);
     if (e.type === 'file') logicalBytes += e.size;
     await manifest.add(e);
-    items += 1 + (hasContent(e) ? e.chunks.length : 0);
-    if (items > KEEP_MAX_ITEMS) written = undefined;
-    written?.push(e);
+    written.add(e);
     const progress: BackupProgress = { entries: manifest.entries, bytesDone: logicalBytes, readBytes: ctx.counters.readBytes };
     r.onProgress?.(progress);
   }
   const refs = await manifest.finish();
-  return { manifest: refs, entries: manifest.entries, logicalBytes, readBytes: ctx.counters.readBytes, torn, warnings, linked, written };
+  return { manifest: refs, entries: manifest.entries, logicalBytes, readBytes: ctx.counters.readBytes, torn, warnings, linked, written: written.entries };
 }

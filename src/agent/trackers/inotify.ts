@@ -17,7 +17,7 @@ import { readManifest } from '../../core/manifest-io.js';
 import { hasContent, type Entry, type FileEntry } from '../../core/manifest.js';
 import { backupDir, type BackupOutcome } from '../backup-dir.js';
 import { changeJournals } from '../journal-registry.js';
-import { journalBackup } from './inotify-merge.js';
+import { journalBackup, WrittenEntries } from './inotify-merge.js';
 import { manifestKey, trackedParent, type PendingSync, type Tracker, type TrackerContext } from './tracker.js';
 
 interface InotifyState {
@@ -77,7 +77,9 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
     }
     const parent = await readParent(ctx);
     if (!trusted || !j || !parent) {
-      return backupDir({
+      // A consistency check's entries serve the next journal sync as well.
+      const kept = new WrittenEntries();
+      const out = await backupDir({
         root: r.source.path,
         sink: r.sink,
         batcher: r.batcher,
@@ -88,7 +90,10 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
         verifyContent: r.consistencyCheck === 'heavy',
         signal: r.signal,
         onProgress: r.onProgress,
+        onWritten: (e) => kept.add(e),
       });
+      written = kept.entries;
+      return out;
     }
     const { linked, written: w, ...out } = await journalBackup({ r, parent: parent.entries, parentFiles: parent.files, journal: j, linked: watcher.linked });
     watcher.linked = linked;
