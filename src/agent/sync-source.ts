@@ -14,7 +14,7 @@ import { open } from 'node:fs/promises';
 import type { ChunkSource } from '../core/chunk-io.js';
 import { HoldfastError } from '../core/errors.js';
 import { readManifest, type KeptFiles } from '../core/manifest-io.js';
-import { hasContent, type ChunkRef, type FileEntry } from '../core/manifest.js';
+import { asFile, type ChunkRef, type FileEntry } from '../core/manifest.js';
 import { sqliteTracker } from './databases/sqlite-sync.js';
 import { quiesce } from './quiesce.js';
 import { btrfsTracker } from './trackers/btrfs.js';
@@ -30,8 +30,8 @@ export type { PendingSync, QemuLive, SyncKind, SyncOutcome, SyncRequest, Tracker
 export async function parentFiles(chunks: ChunkSource, manifest: ChunkRef[]): Promise<Map<string, FileEntry>> {
   const map = new Map<string, FileEntry>();
   for await (const e of readManifest(chunks, manifest)) {
-    if (e.type === 'file') map.set(e.path, e);
-    else if (hasContent(e)) map.set(e.path, { ...e, type: 'file' });
+    const f = asFile(e);
+    if (f) map.set(e.path, f);
   }
   return map;
 }

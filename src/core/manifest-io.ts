@@ -14,6 +14,7 @@ import {
   decodeHeader,
   decodePage,
   encodeLine,
+  asFile,
   hasContent,
   joinPage,
   MANIFEST_VERSION,
@@ -298,7 +299,7 @@ export class ManifestWriter {
       k.files.clear();
       return;
     }
-    k.files.set(e.path, e.type === 'file' ? e : { ...e, type: 'file' });
+    k.files.set(e.path, asFile(e) as FileEntry);
   }
 
   private append(line: string): void {

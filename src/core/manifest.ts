@@ -115,6 +115,12 @@ export function hasContent(e: Entry): e is FileEntry {
   return e.type === 'file' || e.type === 'hardlink';
 }
 
+/** An entry as the file a parent's files hold it as: a content-bearing hard link counts as a file. */
+export function asFile(e: Entry): FileEntry | undefined {
+  if (e.type === 'file') return e;
+  return hasContent(e) ? { ...e, type: 'file' } : undefined;
+}
+
 export function encodeLine(obj: object): string {
   return `${JSON.stringify(obj)}\n`;
 }

@@ -14,7 +14,7 @@
  */
 import { resolve } from 'node:path';
 import { readManifest } from '../../core/manifest-io.js';
-import { hasContent, type Entry, type FileEntry } from '../../core/manifest.js';
+import { asFile, type Entry, type FileEntry } from '../../core/manifest.js';
 import { backupDir, type BackupOutcome } from '../backup-dir.js';
 import { changeJournals } from '../journal-registry.js';
 import { journalBackup, WrittenEntries } from './inotify-merge.js';
@@ -149,8 +149,8 @@ async function readParent(ctx: TrackerContext): Promise<ParentEntries | undefine
 function filesOf(entries: Entry[]): Map<string, FileEntry> {
   const files = new Map<string, FileEntry>();
   for (const e of entries) {
-    if (e.type === 'file') files.set(e.path, e);
-    else if (hasContent(e)) files.set(e.path, { ...e, type: 'file' });
+    const f = asFile(e);
+    if (f) files.set(e.path, f);
   }
   return files;
 }
