@@ -5,8 +5,6 @@
 // nothing-changed backup of 20,000 files, cold: 1.40-1.51 s -> 1.21-1.33 s; first backup
 // 5.24-5.59 -> 5.09-5.33 s, peak RSS 240 -> 200-207 MiB; an agent's syncs unchanged). It takes
 // effect only at start, so `node bin/holdfast.js` runs without it.
-// More libuv threads: a backup keeps many small-file reads in flight at once.
-process.env.UV_THREADPOOL_SIZE ??= '16';
 import { statSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 
