@@ -1,14 +1,13 @@
 /**
  * The ChunkSink of a server sync: `want` calls made close together travel as one request, new
  * chunks are framed into bodies of about 4 MiB as they are put (copied: the caller may reuse
- * their memory once put() settles) and uploaded with several bodies in flight, under the group's
- * bandwidth limit. `flush()` returns once the server has every chunk put so far.
+ * their memory once put() settles) and uploaded with MAX_IN_FLIGHT bodies in flight while the next
+ * is filled, under the group's bandwidth limit. `flush()` returns once the server has every chunk put so far.
  */
 import type { ChunkSink, NewChunk } from '../../core/chunk-io.js';
 import { FRAME_MANIFEST, frameLength, writeFrame } from '../../core/chunk-frames.js';
 import type { RequestOptions, ServerClient } from './server-client.js';
 import type { Throttle } from './throttle.js';
-import { bigBuffer, keepBigBuffer } from '../../workers/big-buffers.js';
 
 const BODY_BYTES = 4 * 1024 * 1024;
 // Two bodies in flight keep the link busy; more only cost the server memory when many agents sync.
@@ -16,7 +15,25 @@ const MAX_IN_FLIGHT = 2;
 const WANT_BATCH = 4096;
 /** A body's buffer: BODY_BYTES and the largest chunk (1 MiB) that may push it over, with its frame. */
 const BODY_ALLOC = BODY_BYTES + 1024 * 1024 + 64 * 1024;
+/** Bodies kept for the next uploads: enough for two syncs at once (an agent's default). */
+const SPARE_BODIES = 2 * (MAX_IN_FLIGHT + 1);
 
+/**
+ * Bodies of finished uploads, kept for the next ones apart from the big-buffer store, where file
+ * reads took them. Fresh memory is what a fresh agent's first sync pays for most (page faults,
+ * page clearing): with bodies from that store, and filled ahead of free upload slots, a first
+ * 100 MiB sync touched 25-38 MiB of new body memory; a sync now holds at most MAX_IN_FLIGHT + 1.
+ */
+const spareBodies: ArrayBuffer[] = [];
+
+function newBody(need: number): Buffer {
+  if (need > BODY_ALLOC) return Buffer.allocUnsafeSlow(need);
+  return Buffer.from(spareBodies.pop() ?? new ArrayBuffer(BODY_ALLOC));
+}
+
+function keepBody(b: ArrayBufferLike): void {
+  if (b instanceof ArrayBuffer && b.byteLength === BODY_ALLOC && spareBodies.length < SPARE_BODIES) spareBodies.push(b);
+}
 
 interface WantWaiter {
   digests: string[];
@@ -86,21 +103,30 @@ export class RemoteSink implements ChunkSink {
 
   async put(chunks: NewChunk[]): Promise<void> {
     if (this.failure) throw this.failure;
-    const full: Array<[Buffer, number]> = [];
     for (const c of chunks) {
       const frame = { digest: c.digest, length: c.length, flags: c.encoded.flags | (c.manifest ? FRAME_MANIFEST : 0), data: c.encoded.data };
       const need = frameLength(frame);
-      if (this.body && this.bodyBytes + need > this.body.length) full.push(this.takeBody());
+      // A full body is sent (once an upload slot is free) before the next is begun: bodies
+      // filled ahead of the uploads each took fresh memory. Another put() may fill or send the
+      // body while this one waits, so the room is checked again.
+      while (this.body && this.bodyBytes + need > this.body.length) await this.sendBody(this.body);
       if (!this.body) {
-        // Bodies of finished uploads are reused (big-buffers.ts): fresh ones cost page faults and,
-        // as external memory growing fast, full garbage collections of the agent's heap.
-        this.body = bigBuffer(Math.max(BODY_ALLOC, need));
+        // Bodies of finished uploads are reused: fresh ones cost page faults and, as external
+        // memory growing fast, full garbage collections of the agent's heap.
+        this.body = newBody(need);
         this.bodyBytes = 0;
       }
       this.bodyBytes = writeFrame(this.body, this.bodyBytes, frame);
-      if (this.bodyBytes >= BODY_BYTES) full.push(this.takeBody());
+      if (this.bodyBytes >= BODY_BYTES) await this.sendBody(this.body);
     }
-    for (const [whole, length] of full) await this.send(whole, length);
+  }
+
+  /** Sends `body`, the one being filled, when an upload slot is free, unless another put() did. */
+  private async sendBody(body: Buffer): Promise<void> {
+    while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
+    if (this.body !== body) return;
+    const [whole, length] = this.takeBody();
+    await this.send(whole, length);
   }
 
   private takeBody(): [Buffer, number] {
@@ -111,24 +137,25 @@ export class RemoteSink implements ChunkSink {
   }
 
   private async send(whole: Buffer, length: number): Promise<void> {
-    const body = whole.subarray(0, length);
     while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
     if (this.failure) throw this.failure;
-    await this.throttle?.take(body.length, this.signal);
-    const p: Promise<void> = this.client
-      .binary('POST', `/api/v1/agent/jobs/${this.jobId}/chunks`, { type: 'application/octet-stream', data: body }, { signal: this.signal, retries: 5, headers: this.headers, onRetry: this.onRetry })
-      .then(
-        () => {
-          this.sentBytes += body.length;
-          // The server answered after reading the whole body: nothing refers to it any more.
-          keepBigBuffer(whole.buffer);
-        },
-        (err: unknown) => {
-          this.failure ??= err instanceof Error ? err : new Error(String(err));
-        },
-      )
-      .finally(() => this.inFlight.delete(p));
+    // Taken into the slot before any await, so that no other body passes the check meanwhile.
+    const p: Promise<void> = this.upload(whole, length).finally(() => this.inFlight.delete(p));
     this.inFlight.add(p);
+  }
+
+  /** Uploads a body (under the bandwidth limit); a failure is kept for put() and flush() to throw. */
+  private async upload(whole: Buffer, length: number): Promise<void> {
+    const body = whole.subarray(0, length);
+    try {
+      await this.throttle?.take(body.length, this.signal);
+      await this.client.binary('POST', `/api/v1/agent/jobs/${this.jobId}/chunks`, { type: 'application/octet-stream', data: body }, { signal: this.signal, retries: 5, headers: this.headers, onRetry: this.onRetry });
+      this.sentBytes += body.length;
+      // The server answered after reading the whole body: nothing refers to it any more.
+      keepBody(whole.buffer);
+    } catch (err) {
+      this.failure ??= err instanceof Error ? err : new Error(String(err));
+    }
   }
 
   /** Sends what is buffered and waits for every upload; throws the first upload error. */
@@ -136,7 +163,7 @@ export class RemoteSink implements ChunkSink {
     if (this.body) {
       const [whole, length] = this.takeBody();
       if (length > 0) await this.send(whole, length);
-      else keepBigBuffer(whole.buffer);
+      else keepBody(whole.buffer);
     }
     await Promise.all([...this.inFlight]);
     if (this.failure) throw this.failure;
