@@ -1,8 +1,9 @@
 /**
  * The ChunkSink of a server sync: `want` calls made close together travel as one request, new
  * chunks are framed into bodies of about 4 MiB as they are put (copied: the caller may reuse
- * their memory once put() settles) and uploaded with MAX_IN_FLIGHT bodies in flight while the next
- * is filled, under the group's bandwidth limit. `flush()` returns once the server has every chunk put so far.
+ * their memory once put() settles) and uploaded, MAX_IN_FLIGHT bodies in flight while the next
+ * is filled, under the group's bandwidth limit. `flush()` returns once the server has every chunk
+ * put so far.
  */
 import type { ChunkSink, NewChunk } from '../../core/chunk-io.js';
 import { FRAME_MANIFEST, frameLength, writeFrame } from '../../core/chunk-frames.js';
