@@ -122,12 +122,18 @@ export class RemoteSink implements ChunkSink {
     }
   }
 
-  /** Sends `body`, the one being filled, when an upload slot is free, unless another put() did. */
+  /**
+   * Sends `body`, the one being filled, when an upload slot is free, unless another put() did
+   * meanwhile; throws the first upload error.
+   */
   private async sendBody(body: Buffer): Promise<void> {
     while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure;
     if (this.body !== body) return;
     const [whole, length] = this.takeBody();
-    await this.send(whole, length);
+    // Taken into the slot before any await, so that no other body passes the check meanwhile.
+    const p: Promise<void> = this.upload(whole, length).finally(() => this.inFlight.delete(p));
+    this.inFlight.add(p);
   }
 
   private takeBody(): [Buffer, number] {
@@ -135,14 +141,6 @@ export class RemoteSink implements ChunkSink {
     this.body = undefined;
     this.bodyBytes = 0;
     return taken;
-  }
-
-  private async send(whole: Buffer, length: number): Promise<void> {
-    while (this.inFlight.size >= MAX_IN_FLIGHT) await Promise.race(this.inFlight);
-    if (this.failure) throw this.failure;
-    // Taken into the slot before any await, so that no other body passes the check meanwhile.
-    const p: Promise<void> = this.upload(whole, length).finally(() => this.inFlight.delete(p));
-    this.inFlight.add(p);
   }
 
   /** Uploads a body (under the bandwidth limit); a failure is kept for put() and flush() to throw. */
@@ -161,11 +159,8 @@ export class RemoteSink implements ChunkSink {
 
   /** Sends what is buffered and waits for every upload; throws the first upload error. */
   async flush(): Promise<void> {
-    if (this.body) {
-      const [whole, length] = this.takeBody();
-      if (length > 0) await this.send(whole, length);
-      else keepBody(whole.buffer);
-    }
+    if (this.body && this.bodyBytes > 0) await this.sendBody(this.body);
+    else if (this.body) keepBody(this.takeBody()[0].buffer);
     await Promise.all([...this.inFlight]);
     if (this.failure) throw this.failure;
   }
