@@ -144,6 +144,33 @@ async function waitFor<T>(what: string, timeoutMs: number, signal: AbortSignal, 
   }
 }
 
+/**
+ * Waits until the server and agents are idle before the measured part. A Node process keeps
+ * working for about 20 s after it starts (V8's collections and compilations of its start-up:
+ * an agent alone used 0.10 CPU-s in its first 3–13 s and 0.16 in 13–23 s, then 0.01 per 10 s),
+ * which is start-up, not sync work: the bench measured it as the fan-in's until 2026-11-28. So:
+ * at least SETTLE_MIN_MS since the last process started, then until the processes use under
+ * QUIET_CORE_PER_PROCESS of a core each over two seconds; at most SETTLE_MAX_MS, then measured
+ * anyway. Returns the seconds waited.
+ */
+async function waitQuiet(pids: readonly number[], lastStart: number, signal: AbortSignal): Promise<number> {
+  const t0 = Date.now();
+  const total = (): number => pids.reduce((sum, pid) => sum + (cpuOf(pid) ?? 0), 0);
+  let last = total();
+  for (;;) {
+    await sleep(2000);
+    signal.throwIfAborted();
+    const now = total();
+    const cores = (now - last) / 2;
+    last = now;
+    const quiet = Date.now() - lastStart >= SETTLE_MIN_MS && cores < QUIET_CORE_PER_PROCESS * pids.length;
+    if (quiet || Date.now() - t0 >= SETTLE_MAX_MS) return (Date.now() - t0) / 1000;
+  }
+}
+const SETTLE_MIN_MS = 25_000;
+const QUIET_CORE_PER_PROCESS = 0.005;
+const SETTLE_MAX_MS = 120_000;
+
 async function startServer(plan: PhasePlan, dataDir: string, logsDir: string): Promise<{ child: Child; url: string }> {
   const child = startChild(
     'server',
@@ -190,6 +217,7 @@ export async function runPhase(plan: PhasePlan): Promise<PhaseResult> {
 
     // Agents start a few at a time (each is a Node process with its codec workers).
     const agentChildren: Child[] = [];
+    let lastAgentStart = Date.now();
     for (let i = 0; i < plan.agents.length; i += 5) {
       const batch = plan.agents.slice(i, i + 5);
       for (const a of batch) {
@@ -198,6 +226,7 @@ export async function runPhase(plan: PhasePlan): Promise<PhaseResult> {
         const child = startChild(`agent ${a.name}`, argv, join(logsDir, `agent-${a.name}.log`));
         children.push(child);
         agentChildren.push(child);
+        lastAgentStart = Date.now();
       }
       const names = new Set(batch.map((a) => a.name));
       await waitFor(`agents ${[...names].join(', ')} to come online`, 300_000, plan.signal, async () => {
@@ -213,7 +242,8 @@ export async function runPhase(plan: PhasePlan): Promise<PhaseResult> {
     // Agents start at the server's priority (start-up is not measured) and are lowered now.
     for (const c of agentChildren) await reniceAll(c.pid, plan.agentNice);
     const sourceCount = plan.agents.reduce((n, a) => n + a.sources.length, 0);
-    progress(`${plan.label}: ${plan.agents.length} agent(s) online, ${sourceCount} source(s); dropping caches and starting every sync at once`);
+    const settledS = await waitQuiet([server.child.pid, ...agentChildren.map((c) => c.pid)], lastAgentStart, plan.signal);
+    progress(`${plan.label}: ${plan.agents.length} agent(s) online and idle (after ${settledS.toFixed(0)} s), ${sourceCount} source(s); dropping caches and starting every sync at once`);
     const cachesDropped = dropCaches();
     await sleep(1000); // let the write-back of the cache drop settle
 
@@ -236,7 +266,8 @@ export async function runPhase(plan: PhasePlan): Promise<PhaseResult> {
       let lastCpu = { server: cpu0.server, agents: cpu0.agents, machine: cpu0.machine };
       for (;;) {
         plan.signal.throwIfAborted();
-        await sleep(250);
+        // Once a second: the time is the server's (job records), and each poll lists every job.
+        await sleep(1000);
         // A fresh server: every job is ours. A source is finished when none of its jobs (the
         // first, or the server's automatic re-run of a failed one) is queued or running.
         jobs = await api.json<JobView[]>('GET', '/api/v1/jobs?limit=1000');
