@@ -15,6 +15,8 @@ import type { Catalog } from './catalog.js';
 /** A lease not renewed for this long is dead. */
 export const LEASE_TTL_MS = 10 * 60_000;
 const RENEW_EVERY_MS = 30_000;
+/** How soon a failed release is tried again. */
+export const RELEASE_RETRY_MS = 1000;
 
 export class Lease {
   readonly id = randomBytes(8).toString('hex');
@@ -56,10 +58,18 @@ export class Lease {
     if (this.released) return;
     this.released = true;
     this.stopTimer();
+    this.dropRow(Date.now() + LEASE_TTL_MS);
+  }
+
+  /**
+   * Deletes the row, trying again while it fails: on a full pool SQLite cannot write even a
+   * deletion, and a row left behind holds gc back until it expires, when gc is what makes room.
+   */
+  private dropRow(until: number): void {
     try {
       this.catalog.releaseLease(this.id);
     } catch {
-      // a lease left behind only delays gc until it expires
+      if (Date.now() < until) setTimeout(() => this.dropRow(until), RELEASE_RETRY_MS).unref();
     }
   }
 

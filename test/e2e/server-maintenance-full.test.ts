@@ -72,7 +72,7 @@ test('a full pool fails the sync with POOL_FULL and alerts; gc through the serve
 
     // gc gives back what the failed syncs wrote; a sync that fits resolves the alert.
     const gc = await srv.json<{ bytesFreed: number; leftovers: { bytes: number } }>(['gc']);
-    assert.ok(gc.bytesFreed > 8 * MiB, `gc freed ${gc.bytesFreed}`);
+    assert.ok(gc.bytesFreed > 8 * MiB, `gc freed ${gc.bytesFreed}: ${JSON.stringify(gc)}`);
     await until('the pool warning to resolve', async () => !(await active()).some((a) => a.kind === 'pool-capacity'), 30_000, 500);
     writeRandomFile(join(dir('a'), 'more.bin'), MiB);
     await srv.json(['sync', 'a', '--wait']);
