@@ -10,7 +10,7 @@ test('a release that the catalog refuses (a full pool) is tried again until the 
   const catalog = {
     addLease: (l: { id: string }) => rows.add(l.id),
     releaseLease: (id: string) => {
-      if (refuse-- > 0) throw new Error('database or disk is full');
+      if (refuse-- > 0) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
       rows.delete(id);
     },
   } as unknown as Catalog;

@@ -23,6 +23,8 @@ export class Lease {
   readonly started: number;
   private timer: NodeJS.Timeout | undefined;
   private released = false;
+  /** when the row was last written: it expires LEASE_TTL_MS later */
+  private renewed: number;
   /** set when a renewal found the row gone */
   lost = false;
 
@@ -30,7 +32,7 @@ export class Lease {
     private readonly catalog: Catalog,
     private readonly onLost: () => void,
   ) {
-    this.started = Date.now();
+    this.started = this.renewed = Date.now();
     catalog.addLease({ id: this.id, pid: process.pid, host: hostname(), started: this.started, renewed: this.started });
     // unref: a lease must never keep a finished CLI process alive.
     this.timer = setInterval(() => this.renew(), RENEW_EVERY_MS).unref();
@@ -39,7 +41,9 @@ export class Lease {
   renew(): void {
     if (this.released || this.lost) return;
     try {
-      if (!this.catalog.renewLease(this.id, Date.now())) {
+      const now = Date.now();
+      if (this.catalog.renewLease(this.id, now)) this.renewed = now;
+      else {
         this.lost = true;
         this.stopTimer();
         this.onLost();
@@ -58,18 +62,22 @@ export class Lease {
     if (this.released) return;
     this.released = true;
     this.stopTimer();
-    this.dropRow(Date.now() + LEASE_TTL_MS);
+    this.dropRow();
   }
 
   /**
    * Deletes the row, trying again while it fails: on a full pool SQLite cannot write even a
    * deletion, and a row left behind holds gc back until it expires, when gc is what makes room.
+   * Only SQLite's own refusals are tried again (a closed catalog will not get better), and only
+   * until the row has expired anyway.
    */
-  private dropRow(until: number): void {
+  private dropRow(): void {
     try {
       this.catalog.releaseLease(this.id);
-    } catch {
-      if (Date.now() < until) setTimeout(() => this.dropRow(until), RELEASE_RETRY_MS).unref();
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      const sqlite = typeof code === 'string' && code.startsWith('SQLITE_');
+      if (sqlite && Date.now() < this.renewed + LEASE_TTL_MS) setTimeout(() => this.dropRow(), RELEASE_RETRY_MS).unref();
     }
   }
 
