@@ -70,3 +70,21 @@ test('records after a duplicate or a skipped one in the same file keep their own
   }
   assert.equal([...idx.entries()].length, idx.size);
 });
+
+test('a newer file replaces a digest location, except where skip refuses it', () => {
+  const idx = new ChunkIndex();
+  const a = entry(1);
+  const b = entry(2);
+  idx.add(a);
+  idx.add(b);
+  const moved = { ...a, pack: randomBytes(16).toString('hex'), offset: 77 };
+  const refused = { ...b, pack: randomBytes(16).toString('hex'), offset: 88 };
+  const added = entry(3);
+  idx.addRecords(indexBody(encodeIndex([moved, refused, added])) as Buffer, (_d, p) => p.toString('hex') === refused.pack, true);
+  assert.equal(idx.size, 3);
+  const { digest: _a, ...movedLoc } = moved;
+  assert.deepEqual(idx.get(a.digest), movedLoc);
+  assert.equal(idx.get(b.digest)?.offset, b.offset);
+  assert.equal(idx.get(added.digest)?.offset, added.offset);
+  assert.equal([...idx.entries()].length, 3);
+});

@@ -46,9 +46,11 @@ export class ChunkIndex {
 
   /**
    * Adds the entries of an index file body (after its magic, without its checksum), except those
-   * `skip` refuses (condemned or damaged locations).
+   * `skip` refuses (condemned or damaged locations). A digest already indexed keeps its location,
+   * unless `newer`: then this file's location replaces it (a file listed later may be gc's copy
+   * of a pack it deleted after the first was read).
    */
-  addRecords(body: Buffer, skip?: (digest: Buffer, pack: Buffer) => boolean): void {
+  addRecords(body: Buffer, skip?: (digest: Buffer, pack: Buffer) => boolean, newer = false): void {
     const n = Math.floor(body.length / ENTRY);
     this.reserve(this.count + n);
     // One copy of the whole body (a copy per record was most of a cold start's index load);
@@ -58,8 +60,13 @@ export class ChunkIndex {
     const base = this.count;
     for (let i = 0; i < n; i++) {
       const at = (base + i) * ENTRY;
-      if (this.findAt(r, at) !== EMPTY) continue;
+      const known = this.findAt(r, at);
+      if (known !== EMPTY && !newer) continue;
       if (skip?.(body.subarray(i * ENTRY, i * ENTRY + 32), body.subarray(i * ENTRY + 32, i * ENTRY + 48))) continue;
+      if (known !== EMPTY) {
+        r.copyWithin(known * ENTRY + 32, at + 32, at + ENTRY);
+        continue;
+      }
       if (at !== this.count * ENTRY) r.copyWithin(this.count * ENTRY, at, at + ENTRY);
       this.insert(this.count);
       this.count++;

@@ -3,8 +3,8 @@
  * decompressed and re-hashed in a worker; a mismatch is an error naming the digest and pack.
  *
  * gc may repack chunks into new packs and delete the old ones while a reader runs (in this
- * process or another): a chunk whose pack vanished, or that the view lacks, is looked up again
- * once after reloading the index files, before it is called missing.
+ * process or another): a chunk whose pack vanished, or that the view lacks, is looked up
+ * again after reloading the index files (twice at most), before it is called missing.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { HoldfastError, errnoCode, isHoldfastError, throwIfAborted } from '../core/errors.js';
@@ -19,6 +19,8 @@ import type { PoolPaths } from './pool-layout.js';
 const MAX_OPEN_PACKS = 64;
 const BATCH_BYTES = 2 * 1024 * 1024;
 const RUN_BYTES = 2 * 1024 * 1024;
+/** Reloads of the view before a chunk is called missing. */
+const MAX_RELOADS = 2;
 
 /** The pool's side of a reader on a lazily loaded view (pool.ts, `lazyIndex`). */
 export interface LazyView {
@@ -43,25 +45,27 @@ export class PackReader implements ChunkSource {
   ) {}
 
   async readEncoded(refs: ChunkRef[], signal?: AbortSignal): Promise<StoredChunk[]> {
-    return this.retryOnce(async (few) => (await this.readRuns(refs, signal, few)).stored, refs);
+    return this.withReloads(async (few) => (await this.readRuns(refs, signal, few)).stored, refs);
   }
 
   /**
    * Runs `fn` (with the locations of a lazy pool's scan, if it answered); if a chunk or pack was
-   * missing, reloads the index files and runs it once more.
+   * missing, reloads the index files and runs it again, twice at most: a gc running back to back
+   * may repack the same chunk again between a reload and the read.
    */
-  private async retryOnce<T>(fn: (few?: Array<ChunkLocation | undefined>) => Promise<T>, refs: ChunkRef[]): Promise<T> {
+  private async withReloads<T>(fn: (few?: Array<ChunkLocation | undefined>) => Promise<T>, refs: ChunkRef[]): Promise<T> {
     let few: Array<ChunkLocation | undefined> | undefined;
     if (this.lazy && !this.lazy.loaded()) {
       few = await this.lazy.few(refs.map((r) => r[0]));
       if (!few) await this.lazy.load();
     }
-    try {
-      return await fn(few);
-    } catch (err) {
-      if (!this.reload || !isHoldfastError(err) || err.code !== 'CHUNK_MISSING') throw err;
-      await this.reload();
-      return fn();
+    for (let reloads = 0; ; reloads++) {
+      try {
+        return await fn(reloads === 0 ? few : undefined);
+      } catch (err) {
+        if (!this.reload || reloads >= MAX_RELOADS || !isHoldfastError(err) || err.code !== 'CHUNK_MISSING') throw err;
+        await this.reload();
+      }
     }
   }
 
@@ -102,7 +106,7 @@ export class PackReader implements ChunkSource {
   }
 
   async read(refs: ChunkRef[], signal?: AbortSignal): Promise<Uint8Array[]> {
-    const { stored, runs, locs } = await this.retryOnce((few) => this.readRuns(refs, signal, few), refs);
+    const { stored, runs, locs } = await this.withReloads((few) => this.readRuns(refs, signal, few), refs);
     const out = new Array<Uint8Array>(refs.length);
     // Decode batches are whole runs, so each run buffer moves to one worker without a copy.
     const batches: Array<{ idx: number[]; bufs: Buffer[] }> = [];

@@ -41,6 +41,8 @@ export interface PoolOpenOptions {
 
 /** At most this many chunks are looked up by scanning the index files instead of loading them. */
 const SCAN_LIMIT = 8;
+/** Listings of the index directory one load may take while gc deletes files under it. */
+const MAX_LIST_ROUNDS = 20;
 
 export class Pool {
   readonly index = new ChunkIndex();
@@ -352,26 +354,32 @@ export class Pool {
     // The epoch and condemned set are read before the files: if gc moves on meanwhile, this view
     // is older than the catalog's epoch, and the commit check notices.
     const { epoch, skip } = this.condemnedFilter();
-    let fresh = new ChunkIndex();
-    let damaged: string[] = [];
-    for (let attempt = 0; ; attempt++) {
-      const names = await this.indexFileNames();
+    const fresh = new ChunkIndex();
+    const damaged: string[] = [];
+    const seen = new Set<string>();
+    // A file gone since it was listed was deleted by gc after it wrote its replacement: the
+    // directory is listed again and only files not read yet are read, their locations preferred.
+    // Stopping short would leave a view without live chunks (a reader's false "missing").
+    for (let round = 0; ; round++) {
+      const names = (await this.indexFileNames()).filter((n) => !seen.has(n));
       let vanished = false;
-      // Sized once from the files' lengths (a little over: their magic and checksums count too).
+      // Sized from the files' lengths (a little over: their magic and checksums count too).
       const lengths = await this.indexFileSizes(names);
       fresh.expect(Math.ceil(lengths.reduce((a, b) => a + b, 0) / INDEX_ENTRY_BYTES));
       await forEachIndexFile(this.paths.index, names, lengths, (name, buf) => {
         if (!buf) {
-          vanished = true; // gc deleted it after writing its replacement: list again
+          vanished = true;
           return;
         }
+        seen.add(name);
         const body = indexBody(buf);
         if (typeof body === 'string') damaged.push(`${name}: ${body}`);
-        else fresh.addRecords(body, skip);
+        else fresh.addRecords(body, skip, round > 0);
       });
-      if (!vanished || attempt >= 3) break;
-      fresh = new ChunkIndex();
-      damaged = [];
+      if (!vanished) break;
+      if (round >= MAX_LIST_ROUNDS) {
+        throw new HoldfastError('RETRY', `the index files of storage pool ${this.dir} kept vanishing while they were read (${round + 1} listings; gc deleting them?); try again`, { pool: this.dir });
+      }
     }
     for (const records of this.indexedDuringRefresh ?? []) fresh.addRecords(records, skip);
     this.index.replaceWith(fresh);

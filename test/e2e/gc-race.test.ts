@@ -29,7 +29,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { scratch, snapshotTree, type NodeSnapshot } from './cli-harness.js';
 import { prng, randInt } from './tree-fixtures.js';
@@ -39,6 +39,7 @@ import { ManifestWriter, readManifest } from '../../src/core/manifest-io.js';
 import { hasContent, type ChunkRef, type Entry, type FileEntry } from '../../src/core/manifest.js';
 import { encodeChunk } from '../../src/core/codec.js';
 import { digestOf } from '../../src/core/digest.js';
+import { decodeIndex } from '../../src/pool/index-file.js';
 import { isHoldfastError } from '../../src/core/errors.js';
 import { runGc } from '../../src/pool/gc.js';
 import { deletePoint, prunePoints } from '../../src/pool/point-admin.js';
@@ -387,7 +388,7 @@ test('backup, log, prune, gc and restore loops on seven pool instances, hundreds
           stats.restores++;
         } catch (err) {
           // Deleted meanwhile (prune) and then collected: not a loss.
-          if (pool.catalog.pointExists(p.id)) throw err;
+          if (pool.catalog.pointExists(p.id)) throw explain(pool, err);
         }
       }
       // The newest record (the likeliest to have been committed against a condemned chunk) and another.
@@ -398,11 +399,35 @@ test('backup, log, prune, gc and restore loops on seven pool instances, hundreds
           await readLog(pool, 'db', l.name);
           stats.logReads++;
         } catch (err) {
-          if (pool.catalog.log('db', l.name)) throw err;
+          if (pool.catalog.log('db', l.name)) throw explain(pool, err);
         }
       }
     }
   };
+
+  /**
+   * Where a chunk a read could not find is on disk, for the failure message: a view that missed a
+   * live copy (a reader's race) and a chunk really gone (a loss) need different fixes.
+   */
+  const whereIs = (pool: Pool, err: unknown): string => {
+    const digest = isHoldfastError(err) ? (err.details as { digest?: string } | undefined)?.digest : undefined;
+    if (!digest) return '';
+    const copies: string[] = [];
+    for (const f of readdirSync(pool.paths.index).filter((n) => n.endsWith('.idx'))) {
+      let entries;
+      try {
+        entries = decodeIndex(readFileSync(join(pool.paths.index, f)));
+      } catch {
+        continue; // deleted meanwhile
+      }
+      if (typeof entries === 'string') continue;
+      const id = f.slice(0, -'.idx'.length);
+      if (entries.some((e) => e.digest === digest)) copies.push(`${id}${existsSync(pool.paths.pack(id)) ? '' : ' (pack file missing)'}`);
+    }
+    const condemned = pool.catalog.condemned().filter((c) => c.digest === digest).map((c) => `${c.pack} ${c.reason}${c.deletedAt ? ' deleted' : ''}`);
+    return `\nchunk ${digest}: index files now naming it [${copies.join(', ')}], condemned [${condemned.join(', ')}], reader view epoch ${pool.viewEpoch}, catalog epoch ${pool.catalog.epoch()}`;
+  };
+  const explain = (pool: Pool, err: unknown): Error => Object.assign(new Error(`${(err as Error).stack ?? String(err)}${whereIs(pool, err)}`), { cause: err });
 
   const guard = (p: Promise<void>): Promise<void> => p.catch((err: unknown) => void failures.push((err as Error).stack ?? String(err)));
   try {
