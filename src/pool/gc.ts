@@ -24,7 +24,7 @@ import { HoldfastError, throwIfAborted } from '../core/errors.js';
 import type { Pool } from './pool.js';
 import { markNew, type Marks } from './gc-mark.js';
 import { loadPackTable, type PackInfo } from './gc-packs.js';
-import { LEASE_TTL_MS, holderGone } from './lease.js';
+import { LEASE_TTL_MS, holderGone, releasedHere } from './lease.js';
 import type { LeaseRow } from './catalog.js';
 import { fsyncDir } from './durable.js';
 import type { IndexEntry } from './index-file.js';
@@ -356,9 +356,13 @@ async function removeLeftovers(pool: Pool, known: Map<string, PackInfo>, report:
   }
 }
 
-/** Leases of sessions that may still commit (a dry run does not reap, so it filters the same way). */
+/**
+ * Leases of sessions that may still commit (a dry run does not reap, so it filters the same way).
+ * A lease this process released is over even if its row lingers (a full pool refused the deletion:
+ * waiting for it would keep gc from making room).
+ */
 function liveLeases(pool: Pool, now: number): LeaseRow[] {
-  return pool.catalog.leases().filter((l) => l.renewed >= now - LEASE_TTL_MS && !holderGone(l.host, l.pid));
+  return pool.catalog.leases().filter((l) => l.renewed >= now - LEASE_TTL_MS && !holderGone(l.host, l.pid) && !releasedHere(l.id));
 }
 
 async function sizeOf(f: string): Promise<number> {

@@ -1,6 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { encodeChunk } from '../core/codec.js';
+import { digestOf } from '../core/digest.js';
 import type { Catalog } from './catalog.js';
+import { Pool } from './pool.js';
+import { runGc } from './gc.js';
 import { Lease, RELEASE_RETRY_MS } from './lease.js';
 
 test('a release that the catalog refuses (a full pool) is tried again until the row is gone', async () => {
@@ -21,4 +29,43 @@ test('a release that the catalog refuses (a full pool) is tried again until the 
   await new Promise((r) => setTimeout(r, 2 * RELEASE_RETRY_MS + 200));
   assert.equal(rows.size, 0, 'the row went on a later try');
   assert.equal(refuse, -1, 'tried three times, no more');
+});
+
+test('gc does not wait for a lease this process released whose row a full pool would not delete; that session cannot commit', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'hf-lease-'));
+  try {
+    await Pool.init(dir);
+    const pool = await Pool.open(dir);
+    try {
+      const data = randomBytes(100_000);
+      const digest = digestOf(data);
+      const session = pool.startSession(0);
+      await session.want([digest]);
+      await session.put([{ digest, length: data.length, encoded: encodeChunk(data, 0) }]);
+      await session.finish();
+      // The deletion of the lease row fails as SQLITE_FULL would on a full pool, every time.
+      const releaseLease = pool.catalog.releaseLease.bind(pool.catalog);
+      pool.catalog.releaseLease = () => {
+        throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+      };
+      try {
+        session.abort();
+        assert.equal(pool.catalog.leases().length, 1, 'the row lingers');
+        assert.equal(session.lease.valid(), false, 'a released lease is not valid, whatever its row');
+        await new Promise((r) => setTimeout(r, 2300)); // past gc's clock margin
+        const r = await runGc(pool);
+        assert.equal(r.liveLeases, 0);
+        assert.equal(r.condemnedChunks, 1, 'the aborted session\'s chunk is garbage');
+        assert.equal(r.packsDeleted, 1);
+      } finally {
+        pool.catalog.releaseLease = releaseLease;
+      }
+      await new Promise((r) => setTimeout(r, RELEASE_RETRY_MS + 200));
+      assert.equal(pool.catalog.leases().length, 0, 'the row went once the catalog let it');
+    } finally {
+      await pool.close();
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -18,6 +18,17 @@ const RENEW_EVERY_MS = 30_000;
 /** How soon a failed release is tried again. */
 export const RELEASE_RETRY_MS = 1000;
 
+/**
+ * Leases this process released whose rows the catalog has not let go of yet: their sessions are
+ * over whatever the rows say, and gc in this process (a server's) does not wait for them.
+ */
+const releasing = new Set<string>();
+
+/** Whether this process released the lease `id` (its row may linger while a deletion is retried). */
+export function releasedHere(id: string): boolean {
+  return releasing.has(id);
+}
+
 export class Lease {
   readonly id = randomBytes(8).toString('hex');
   readonly started: number;
@@ -53,7 +64,11 @@ export class Lease {
     }
   }
 
-  /** Whether the row is still there (it is checked again inside the commit transaction). */
+  /**
+   * Whether the session may still commit: not released (a row that lingers after a refused
+   * deletion does not count, gc no longer waits for it) and the row is there (the commit
+   * transaction asks, so gc cannot reap it in between).
+   */
   valid(): boolean {
     return !this.released && !this.lost && this.catalog.leaseExists(this.id);
   }
@@ -74,7 +89,9 @@ export class Lease {
   private dropRow(): void {
     try {
       this.catalog.releaseLease(this.id);
+      releasing.delete(this.id);
     } catch (err) {
+      releasing.add(this.id);
       const code = (err as { code?: unknown }).code;
       const sqlite = typeof code === 'string' && code.startsWith('SQLITE_');
       if (sqlite && Date.now() < this.renewed + LEASE_TTL_MS) setTimeout(() => this.dropRow(), RELEASE_RETRY_MS).unref();

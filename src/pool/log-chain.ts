@@ -47,7 +47,7 @@ export async function commitLog(pool: Pool, row: NewLog, session: WriteSession |
         const prior = pool.catalog.log(row.source, row.name);
         if (prior) return sameChunkRefs(prior.manifest, row.manifest) ? { done: { seq: prior.seq, time: prior.time, duplicate: true } } : { conflict: prior };
         if (pool.catalog.epoch() !== epoch) return { again: true };
-        if (session && !pool.catalog.leaseExists(session.lease.id)) return { lease: true };
+        if (session && !session.lease.valid()) return { lease: true };
         for (const [d, l] of row.manifest) {
           const loc = pool.index.get(d);
           if (!loc || loc.length !== l) return { gone: d };

@@ -208,7 +208,7 @@ export class Pool {
       type Outcome = { ok: true } | { again: true } | { lease: true } | { gone: string };
       const outcome = this.catalog.immediate((): Outcome => {
         if (this.catalog.epoch() !== epoch || (check && this.viewEpoch !== epoch)) return { again: true };
-        if (sessions.some((s) => !this.catalog.leaseExists(s.lease.id))) return { lease: true };
+        if (sessions.some((s) => !s.lease.valid())) return { lease: true };
         if (p.parent !== null && this.catalog.pointSound(p.parent) !== parentSound) return { again: true };
         // The view at this epoch excludes every condemned location: a digest it lacks is gone.
         if (check) for (const d of check) if (!this.index.has(d)) return { gone: d };
