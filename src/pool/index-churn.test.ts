@@ -19,15 +19,24 @@ import { Pool } from './pool.js';
 import type { PoolPaths } from './pool-layout.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
+/** gc leaves packs younger than this alone (gc.ts). */
+const CLOCK_MARGIN_MS = 2000;
 
 /**
  * What gc's repack does to the files, over and over: copies a batch of packs under new ids (pack,
- * then index file), then deletes the originals' index files, then their packs.
+ * then index file), then deletes the originals' index files, then their packs. Like gc, it
+ * leaves packs younger than its clock margin alone (gc's own copies among them).
  */
 async function churn(paths: PoolPaths, stop: () => boolean, stats: { moved: number }, batchSize: () => number): Promise<void> {
+  const made = new Map<string, number>();
   while (!stop()) {
-    const names = (await readdir(paths.index)).filter((f) => f.endsWith('.idx'));
-    const batch = names.sort(() => Math.random() - 0.5).slice(0, batchSize()).map((f) => f.slice(0, -'.idx'.length));
+    const names = (await readdir(paths.index)).filter((f) => f.endsWith('.idx')).map((f) => f.slice(0, -'.idx'.length));
+    const old = names.filter((id) => !(Date.now() - (made.get(id) ?? 0) < CLOCK_MARGIN_MS));
+    if (old.length === 0) {
+      await sleep(20);
+      continue;
+    }
+    const batch = old.sort(() => Math.random() - 0.5).slice(0, batchSize());
     const moved: string[] = [];
     for (const id of batch) {
       const entries = decodeIndex(await readFile(paths.indexFile(id)));
@@ -38,6 +47,7 @@ async function churn(paths: PoolPaths, stop: () => boolean, stats: { moved: numb
       const tmp = `${paths.indexFile(to)}.tmp-${process.pid}`;
       await writeFile(tmp, encodeIndex(entries.map((e) => ({ ...e, pack: to }))));
       await rename(tmp, paths.indexFile(to));
+      made.set(to, Date.now());
       moved.push(id);
     }
     for (const id of moved) await unlink(paths.indexFile(id));
