@@ -6,16 +6,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { copyFile, mkdir, readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { encodeChunk } from '../core/codec.js';
-import { digestOf } from '../core/digest.js';
-import type { ChunkRef } from '../core/manifest.js';
 import { decodeIndex, encodeIndex } from './index-file.js';
 import { Pool } from './pool.js';
+import { poolOfChunks } from './pool-fixtures.test.js';
 import type { PoolPaths } from './pool-layout.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
@@ -58,27 +54,8 @@ async function churn(paths: PoolPaths, stop: () => boolean, stats: { moved: numb
 }
 
 test('views loaded and reads made while gc repacks the whole pool over and over find every chunk', { timeout: 120_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'hf-churn-'));
+  const { dir, chunks } = await poolOfChunks(200, 'hf-churn-');
   try {
-    await Pool.init(dir);
-    const chunks: Array<{ ref: ChunkRef; data: Buffer }> = [];
-    const writer = await Pool.open(dir);
-    try {
-      // One session per chunk: as many index files (and packs) as chunks.
-      for (let i = 0; i < 200; i++) {
-        const data = randomBytes(500 + i);
-        const digest = digestOf(data);
-        const s = writer.startSession(0);
-        await s.want([digest]);
-        await s.put([{ digest, length: data.length, encoded: encodeChunk(data, 0) }]);
-        await s.finish();
-        s.close();
-        chunks.push({ ref: [digest, data.length], data });
-      }
-    } finally {
-      await writer.close();
-    }
-
     const pool = await Pool.open(dir);
     let done = false;
     const stats = { moved: 0 };

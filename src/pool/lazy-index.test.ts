@@ -1,39 +1,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { encodeChunk } from '../core/codec.js';
 import { digestOf } from '../core/digest.js';
 import type { ChunkRef } from '../core/manifest.js';
 import { Pool } from './pool.js';
-
-/** A pool holding `n` chunks of random bytes, each session its own index file. */
-async function poolWith(n: number): Promise<{ dir: string; chunks: Array<{ ref: ChunkRef; data: Buffer }> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'hf-lazy-'));
-  await Pool.init(dir);
-  const pool = await Pool.open(dir);
-  const chunks: Array<{ ref: ChunkRef; data: Buffer }> = [];
-  try {
-    for (let i = 0; i < n; i++) {
-      const data = randomBytes(1000 + i);
-      const digest = digestOf(data);
-      const s = pool.startSession(0);
-      assert.deepEqual(await s.want([digest]), [true]);
-      await s.put([{ digest, length: data.length, encoded: encodeChunk(data, 0) }]);
-      await s.finish();
-      s.close();
-      chunks.push({ ref: [digest, data.length], data });
-    }
-  } finally {
-    await pool.close();
-  }
-  return { dir, chunks };
-}
+import { poolOfChunks } from './pool-fixtures.test.js';
 
 test('a lazily opened pool reads a few chunks without loading its index, and loads it for more or for a write session', async () => {
-  const { dir, chunks } = await poolWith(12);
+  const { dir, chunks } = await poolOfChunks(12, 'hf-lazy-');
   try {
     const pool = await Pool.open(dir, { lazyIndex: true });
     try {
@@ -78,7 +54,7 @@ test('a lazily opened pool reads a few chunks without loading its index, and loa
 });
 
 test('a lazy read falls back to loading the view when an index file is damaged, and reports it', async () => {
-  const { dir, chunks } = await poolWith(3);
+  const { dir, chunks } = await poolOfChunks(3, 'hf-lazy-');
   try {
     const first = chunks[0] as { ref: ChunkRef; data: Buffer };
     // Index files are named by random pack ids: damage one that does not hold the chunk read.

@@ -4,10 +4,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { encodeChunk } from '../core/codec.js';
-import { digestOf } from '../core/digest.js';
 import type { Catalog } from './catalog.js';
 import { Pool } from './pool.js';
+import { storeAlone } from './pool-fixtures.test.js';
 import { runGc } from './gc.js';
 import { Lease } from './lease.js';
 
@@ -37,12 +36,7 @@ test('gc does not wait for a lease this process released whose row a full pool w
     await Pool.init(dir);
     const pool = await Pool.open(dir);
     try {
-      const data = randomBytes(100_000);
-      const digest = digestOf(data);
-      const session = pool.startSession(0);
-      await session.want([digest]);
-      await session.put([{ digest, length: data.length, encoded: encodeChunk(data, 0) }]);
-      await session.finish();
+      const { session } = await storeAlone(pool, randomBytes(100_000));
       // The deletion of the lease row fails as SQLITE_FULL would on a full pool, every time.
       const releaseLease = pool.catalog.releaseLease.bind(pool.catalog);
       pool.catalog.releaseLease = () => {
