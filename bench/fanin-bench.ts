@@ -159,7 +159,7 @@ function report(o: Options, machine: string, results: readonly PhaseResult[]): s
     ),
   );
   out.push('');
-  out.push('time = the server\'s clock from the first sync job created to the last finished; MiB/s = data / time; wall = the bench\'s clock (jobs polled every 250 ms);');
+  out.push('time = the server\'s clock from the first sync job created to the last finished; MiB/s = data / time; wall = the bench\'s clock (jobs polled every second);');
   out.push('restarts = job starts beyond one per source (interrupted and requeued, or failed and re-run after 5 s); job s = first start to success, per source;');
   out.push('last start = when the last source\'s first job began after the first job was created; others CPU = busy CPU of the machine not spent by this server and these agents (other users).');
   for (const r of results) {

@@ -62,7 +62,7 @@ export interface PhaseResult {
   readonly agents: number;
   readonly sources: number;
   readonly dataBytes: number;
-  /** from the first sync request to the moment every job was seen ended (polled every 250 ms) */
+  /** from the first sync request to the moment every job was seen ended (polled every second) */
   readonly wallS: number;
   /** the server's own clock: first job created to last job finished */
   readonly serverSpanS: number;
