@@ -36,7 +36,7 @@ import type { IndexEntry } from './index-file.js';
  */
 export const DEFAULT_REPACK_BELOW = 0.5;
 /** Slack for file times against Date.now() (kernel timestamps are coarse). */
-const CLOCK_MARGIN_MS = 2000;
+export const CLOCK_MARGIN_MS = 2000;
 
 export type GcPhase = 'mark' | 'repack' | 'delete' | 'cleanup';
 

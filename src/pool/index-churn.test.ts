@@ -10,13 +10,12 @@ import { rmSync } from 'node:fs';
 import { copyFile, mkdir, readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { decodeIndex, encodeIndex } from './index-file.js';
+import { CLOCK_MARGIN_MS } from './gc.js';
 import { Pool } from './pool.js';
 import { poolOfChunks } from './pool-fixtures.test.js';
 import type { PoolPaths } from './pool-layout.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
-/** gc leaves packs younger than this alone (gc.ts). */
-const CLOCK_MARGIN_MS = 2000;
 
 /**
  * What gc's repack does to the files, over and over: copies a batch of packs under new ids (pack,
@@ -27,7 +26,7 @@ async function churn(paths: PoolPaths, stop: () => boolean, stats: { moved: numb
   const made = new Map<string, number>();
   while (!stop()) {
     const names = (await readdir(paths.index)).filter((f) => f.endsWith('.idx')).map((f) => f.slice(0, -'.idx'.length));
-    const old = names.filter((id) => !(Date.now() - (made.get(id) ?? 0) < CLOCK_MARGIN_MS));
+    const old = names.filter((id) => Date.now() - (made.get(id) ?? 0) >= CLOCK_MARGIN_MS);
     if (old.length === 0) {
       await sleep(20);
       continue;

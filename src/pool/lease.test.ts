@@ -7,8 +7,13 @@ import { randomBytes } from 'node:crypto';
 import type { Catalog } from './catalog.js';
 import { Pool } from './pool.js';
 import { storeAlone } from './pool-fixtures.test.js';
-import { runGc } from './gc.js';
+import { CLOCK_MARGIN_MS, runGc } from './gc.js';
 import { Lease } from './lease.js';
+
+/** Waits until `done()` (a retried deletion comes within RELEASE_RETRY_MS, later on a busy machine), 10 s at most. */
+async function until(done: () => boolean): Promise<void> {
+  for (let waited = 0; !done() && waited < 10_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
+}
 
 test('a release that the catalog refuses (a full pool) is tried again until the row is gone', async () => {
   const rows = new Set<string>();
@@ -25,7 +30,7 @@ test('a release that the catalog refuses (a full pool) is tried again until the 
   assert.equal(rows.size, 1);
   lease.release();
   assert.equal(rows.size, 1, 'the first deletion failed');
-  for (let waited = 0; rows.size > 0 && waited < 10_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
+  await until(() => rows.size === 0);
   assert.equal(rows.size, 0, 'the row went on a later try');
   assert.equal(refuse, -1, 'tried three times, no more');
 });
@@ -46,7 +51,7 @@ test('gc does not wait for a lease this process released whose row a full pool w
         session.abort();
         assert.equal(pool.catalog.leases().length, 1, 'the row lingers');
         assert.equal(session.lease.valid(), false, 'a released lease is not valid, whatever its row');
-        await new Promise((r) => setTimeout(r, 2300)); // past gc's clock margin
+        await new Promise((r) => setTimeout(r, CLOCK_MARGIN_MS + 300)); // past gc's clock margin
         const r = await runGc(pool);
         assert.equal(r.liveLeases, 0);
         assert.equal(r.condemnedChunks, 1, 'the aborted session\'s chunk is garbage');
@@ -54,8 +59,7 @@ test('gc does not wait for a lease this process released whose row a full pool w
       } finally {
         pool.catalog.releaseLease = releaseLease;
       }
-      // The next try (within RELEASE_RETRY_MS, later on a busy machine) deletes it.
-      for (let waited = 0; pool.catalog.leases().length > 0 && waited < 10_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
+      await until(() => pool.catalog.leases().length === 0);
       assert.equal(pool.catalog.leases().length, 0, 'the row went once the catalog let it');
     } finally {
       await pool.close();

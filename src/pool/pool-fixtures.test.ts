@@ -2,6 +2,7 @@
  * Shared by pool unit tests (lazy-index, index-churn, lease): small pools built through real
  * write sessions. No tests of its own (like log-fixtures.test.ts, it only exports).
  */
+import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ import type { WriteSession } from './write-session.js';
 export async function storeAlone(pool: Pool, data: Buffer): Promise<{ ref: ChunkRef; session: WriteSession }> {
   const digest = digestOf(data);
   const session = pool.startSession(0);
-  await session.want([digest]);
+  assert.deepEqual(await session.want([digest]), [true], 'a chunk the pool lacks is claimed');
   await session.put([{ digest, length: data.length, encoded: encodeChunk(data, 0) }]);
   await session.finish();
   return { ref: [digest, data.length], session };
