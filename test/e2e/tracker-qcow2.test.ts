@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { holdfast, holdfastJson, scratch, sh } from './cli-harness.js';
@@ -168,6 +169,10 @@ describe('qcow2 tracker, offline image (a qemu-storage-daemon per sync)', () => 
     const ws = randomWrites(h.rng, SIZE, 10);
     await write(ws);
     pending.push(...ws);
+    // What the image and the machine held before the last sync, for a failure to explain itself
+    // (CI once saw bitmaps left in use here; the cause is not known yet).
+    const daemons = spawnSync('pgrep', ['-af', 'qemu-storage-daemon'], { encoding: 'utf8' }).stdout.trim();
+    const state = `before the last sync: bitmaps ${JSON.stringify(bitmapsOf(h.image))}; daemons running: ${daemons || 'none'}`;
     const r = await h.backup([]);
     h.expected.set(r.point, h.model.digest());
     t.diagnostic(`after the kills: tracker ${r.tracker}, readBytes ${r.readBytes} (writes since the last tracked sync dirty ${dirtyBytes(pending, SIZE)})`);
@@ -176,7 +181,7 @@ describe('qcow2 tracker, offline image (a qemu-storage-daemon per sync)', () => 
       // Only a run killed between its commit and saving its tracker state may cost a full read:
       // the daemon of a killed sync gets SIGTERM (pdeathsig) and stores the bitmaps as it quits.
       assert.match(r.warnings.join('\n'), /reading everything/);
-      assert.doesNotMatch(r.warnings.join('\n'), /not saved cleanly/);
+      assert.ok(!/not saved cleanly/.test(r.warnings.join('\n')), `${r.warnings.join('; ')}; ${state}`);
     }
     assert.equal(await h.restoreDigest(r.point), h.model.digest(), `seed ${h.seed}`);
     const names = bitmapsOf(h.image).map((b) => b.name);
