@@ -3,7 +3,7 @@
  * from the previous recovery point, read and chunk the rest, and write the manifest in walk
  * order. Returns the manifest's chunk list; committing it is the caller's job.
  */
-import { readlink, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { ChunkSink } from '../core/chunk-io.js';
 import type { CodecBatcher } from '../workers/codec-batcher.js';
@@ -11,7 +11,7 @@ import type { CdcParams } from '../core/chunker.js';
 import { ManifestWriter, PAGE_CHUNKS, type KeptFiles, type PageCache } from '../core/manifest-io.js';
 import type { ChunkRef, Entry, FileEntry } from '../core/manifest.js';
 import { errnoCode } from '../core/errors.js';
-import { baseMeta, entryType, type StatLike } from './file-meta.js';
+import { baseMeta, walkedEntry, type StatLike } from './file-meta.js';
 import { chunkFile, chunkSmallFile, SMALL_FILE, type ChunkingContext } from './file-chunker.js';
 import { walkTree, type WalkItem } from './tree-walker.js';
 import type { TreeSignature } from './tree-signature.js';
@@ -100,23 +100,9 @@ export async function backupDir(o: DirBackupOptions): Promise<BackupOutcome> {
   let logicalBytes = 0;
 
   const toEntry = async (it: WalkItem): Promise<Entry | undefined> => {
-    const type = entryType(it.st);
-    if (!type) return undefined;
-    const meta = { path: it.rel, ...baseMeta(it.st), xattrs: it.xattrs };
-    if (meta.xattrs === undefined) delete meta.xattrs;
-    switch (type) {
-      case 'dir':
-      case 'fifo':
-      case 'socket':
-        return { type, ...meta };
-      case 'chardev':
-      case 'blockdev':
-        return { type, ...meta, rdev: Number(it.st.rdev) };
-      case 'symlink':
-        return { type, ...meta, target: await readlink(it.abs) };
-      case 'file':
-        break;
-    }
+    const w = await walkedEntry(it);
+    if (!w || 'entry' in w) return w?.entry;
+    const meta = w.file;
     const key = `${it.st.dev}:${it.st.ino}`;
     const first = it.st.nlink > 1n ? links.get(key) : undefined;
     if (first) {

@@ -181,35 +181,14 @@ async function chunkExtent(
   };
   const depth = 1;
   const hashing: Array<{ h: Promise<HashedForTake>; length: number; tail?: Buffer }> = [];
-  const storing = new Set<Promise<void>>();
+  const placer = new ExtentPlacer(ctx.sink, start, chunks, addHole, 6);
   let carry: Buffer | undefined;
-  let chunkPos = start; // file offset of the next chunk
 
   const settle = async (q: { h: Promise<HashedForTake>; length: number; tail?: Buffer }): Promise<void> => {
     const h = await q.h;
-    const pieces: Array<[number, number]> = [];
-    const digests: string[] = [];
-    const lengths: number[] = [];
-    let p = 0;
-    h.lengths.forEach((len, i) => {
-      if (h.zero[i]) addHole(chunkPos, len);
-      else {
-        const digest = h.digests[i] as string;
-        chunks.push([digest, len]);
-        pieces.push([p, len]);
-        digests.push(digest);
-        lengths.push(len);
-      }
-      p += len;
-      chunkPos += len;
-    });
     const rest = q.length - h.used;
     carry = rest > 0 && q.tail ? Buffer.from(q.tail.subarray(q.tail.length - rest)) : undefined;
-    const task = storeWanted(ctx.sink, h.take, pieces, digests, lengths);
-    task.catch(() => undefined); // observed below
-    storing.add(task);
-    void task.finally(() => storing.delete(task)).catch(() => undefined);
-    while (storing.size >= 6) await Promise.race(storing);
+    await placer.place(h);
   };
 
   let off = start;
@@ -239,7 +218,7 @@ async function chunkExtent(
     if (hashing.length >= depth) await settle(hashing.shift() as (typeof hashing)[number]);
   }
   while (hashing.length > 0) await settle(hashing.shift() as (typeof hashing)[number]);
-  await Promise.all(storing);
+  await placer.drain();
   return off - start;
 }
 
@@ -261,8 +240,7 @@ async function chunkImageExtent(
   const depth = 4;
   const rule: SplitRule = { kind: 'fixed', size: ctx.imageChunk };
   const hashing: Array<{ h: Promise<HashedForTake>; length: number }> = [];
-  const storing = new Set<Promise<void>>();
-  let chunkPos = start;
+  const placer = new ExtentPlacer(ctx.sink, start, chunks, addHole, depth);
   let short = false;
 
   const settle = async (q: { h: Promise<HashedForTake>; length: number }): Promise<void> => {
@@ -274,27 +252,7 @@ async function chunkImageExtent(
     ctx.counters.readBytes += h.used;
     ctx.onRead?.(h.used);
     if (h.used < q.length) short = true;
-    const pieces: Array<[number, number]> = [];
-    const digests: string[] = [];
-    const lengths: number[] = [];
-    let p = 0;
-    h.lengths.forEach((len, i) => {
-      if (h.zero[i]) addHole(chunkPos, len);
-      else {
-        const digest = h.digests[i] as string;
-        chunks.push([digest, len]);
-        pieces.push([p, len]);
-        digests.push(digest);
-        lengths.push(len);
-      }
-      p += len;
-      chunkPos += len;
-    });
-    const task = storeWanted(ctx.sink, h.take, pieces, digests, lengths);
-    task.catch(() => undefined); // observed below
-    storing.add(task);
-    void task.finally(() => storing.delete(task)).catch(() => undefined);
-    while (storing.size >= depth) await Promise.race(storing);
+    await placer.place(h);
   };
 
   try {
@@ -311,6 +269,52 @@ async function chunkImageExtent(
     // The file closes after this returns: no worker may still be reading from its descriptor.
     for (const q of hashing.splice(0)) await q.h.then((h) => h.take([]), () => undefined);
   }
-  await Promise.all(storing);
-  return chunkPos - start;
+  await placer.drain();
+  return placer.pos - start;
+}
+
+/**
+ * Hashed segments of one extent, placed in file order: all-zero chunks become holes, the others
+ * chunk references, and the chunks the sink lacks are stored while the next segments are
+ * hashed, at most `limit` segments' worth at once.
+ */
+class ExtentPlacer {
+  private readonly storing = new Set<Promise<void>>();
+
+  constructor(
+    private readonly sink: ChunkSink,
+    /** file offset of the next chunk */
+    public pos: number,
+    private readonly chunks: ChunkRef[],
+    private readonly addHole: (off: number, len: number) => void,
+    private readonly limit: number,
+  ) {}
+
+  async place(h: HashedForTake): Promise<void> {
+    const pieces: Array<[number, number]> = [];
+    const digests: string[] = [];
+    const lengths: number[] = [];
+    let p = 0;
+    h.lengths.forEach((len, i) => {
+      if (h.zero[i]) this.addHole(this.pos, len);
+      else {
+        const digest = h.digests[i] as string;
+        this.chunks.push([digest, len]);
+        pieces.push([p, len]);
+        digests.push(digest);
+        lengths.push(len);
+      }
+      p += len;
+      this.pos += len;
+    });
+    const task = storeWanted(this.sink, h.take, pieces, digests, lengths);
+    task.catch(() => undefined); // observed in drain()
+    this.storing.add(task);
+    void task.finally(() => this.storing.delete(task)).catch(() => undefined);
+    while (this.storing.size >= this.limit) await Promise.race(this.storing);
+  }
+
+  async drain(): Promise<void> {
+    await Promise.all(this.storing);
+  }
 }

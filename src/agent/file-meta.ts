@@ -2,7 +2,7 @@
  * Reading and applying the metadata a faithful restore needs: type, mode, owner, times (ns),
  * extended attributes (POSIX ACLs are the system.posix_acl_* attributes), device numbers.
  */
-import { lstat } from 'node:fs/promises';
+import { lstat, readlink } from 'node:fs/promises';
 import type { BigIntStats } from 'node:fs';
 import { constants } from 'node:fs';
 import type { RawStat } from '../workers/codec-pool.js';
@@ -42,6 +42,33 @@ export function baseMeta(st: StatLike): { mode: number; uid: number; gid: number
     mtimeNs: st.mtimeNs.toString(),
     ctimeNs: st.ctimeNs.toString(),
   };
+}
+
+/** What every entry of a walked item carries. */
+export type ItemMeta = ReturnType<typeof baseMeta> & { path: string; xattrs?: Record<string, string> };
+
+/**
+ * The entry of a walked item that is not a regular file (a symlink's target is read now), or
+ * the metadata of one that is, for the caller to chunk; undefined for a type no manifest keeps.
+ */
+export async function walkedEntry(it: { rel: string; abs: string; st: StatLike; xattrs?: Record<string, string> }): Promise<{ entry: Entry } | { file: ItemMeta } | undefined> {
+  const type = entryType(it.st);
+  if (!type) return undefined;
+  const meta: ItemMeta = { path: it.rel, ...baseMeta(it.st), xattrs: it.xattrs };
+  if (meta.xattrs === undefined) delete meta.xattrs;
+  switch (type) {
+    case 'dir':
+    case 'fifo':
+    case 'socket':
+      return { entry: { type, ...meta } };
+    case 'chardev':
+    case 'blockdev':
+      return { entry: { type, ...meta, rdev: Number(it.st.rdev) } };
+    case 'symlink':
+      return { entry: { type, ...meta, target: await readlink(it.abs) } };
+    default:
+      return { file: meta };
+  }
 }
 
 export async function lstatOrUndefined(path: string): Promise<BigIntStats | undefined> {

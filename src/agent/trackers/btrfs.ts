@@ -12,14 +12,14 @@
  * sync leaves a stray snapshot that the next commit deletes; the state still names the previous
  * snapshot, so the next sync compares against it and misses nothing.
  */
-import { lstat, mkdir, open, readdir, readlink, stat, statfs } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, stat, statfs } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { ManifestWriter, PAGE_CHUNKS, type KeptFiles } from '../../core/manifest-io.js';
 import { chunkOffsets, type ChunkRef, type Entry, type FileEntry } from '../../core/manifest.js';
 import { HoldfastError, errnoCode } from '../../core/errors.js';
 import { spawnChild } from '../../native/spawn.js';
 import { backupDir, type BackupOutcome, type BackupProgress } from '../backup-dir.js';
-import { baseMeta, entryType } from '../file-meta.js';
+import { walkedEntry } from '../file-meta.js';
 import { chunkFile, chunkSmallFile, seekDataExtents, SMALL_FILE, type ChunkingContext } from '../file-chunker.js';
 import { walkTree, type WalkItem } from '../tree-walker.js';
 import { changedRanges, fileExtents } from './btrfs-extent-diff.js';
@@ -261,23 +261,9 @@ async function incrementalBackup(r: SyncRequest, root: string, prevRoot: string,
   };
 
   const toEntry = async (it: WalkItem): Promise<Entry | undefined> => {
-    const type = entryType(it.st);
-    if (!type) return undefined;
-    const meta = { path: it.rel, ...baseMeta(it.st), xattrs: it.xattrs };
-    if (meta.xattrs === undefined) delete meta.xattrs;
-    switch (type) {
-      case 'dir':
-      case 'fifo':
-      case 'socket':
-        return { type, ...meta };
-      case 'chardev':
-      case 'blockdev':
-        return { type, ...meta, rdev: Number(it.st.rdev) };
-      case 'symlink':
-        return { type, ...meta, target: await readlink(it.abs) };
-      case 'file':
-        break;
-    }
+    const w = await walkedEntry(it);
+    if (!w || 'entry' in w) return w?.entry;
+    const meta = w.file;
     const key = `${it.st.ino}`;
     const first = it.st.nlink > 1n ? links.get(key) : undefined;
     if (first) return { ...first, ...meta, type: 'hardlink', target: first.path, path: it.rel };
