@@ -151,6 +151,8 @@ describe('qcow2 tracker, offline image (a qemu-storage-daemon per sync)', () => 
 
   test('syncs killed with SIGKILL at random moments lose no write', async (t) => {
     pending = [];
+    /** what each killed run said, for a failure below to explain itself */
+    const said: string[] = [];
     for (let i = 0; i < 6; i++) {
       const ws = randomWrites(h.rng, SIZE, randInt(h.rng, 1, 20));
       await write(ws);
@@ -164,7 +166,9 @@ describe('qcow2 tracker, offline image (a qemu-storage-daemon per sync)', () => 
       // A run killed after its catalog row still made a point: it holds the disk of its start.
       const points = await holdfastJson<PointJson[]>(['points', '--pool', h.pool, '--source', 'vm']);
       for (const p of points) if (!h.expected.has(p.id)) h.expected.set(p.id, digest);
-      t.diagnostic(`kill ${i} after ${delay} ms: ${res.signal ?? `exit ${res.code}`}`);
+      const how = res.signal ?? `exit ${res.code}`;
+      t.diagnostic(`kill ${i} after ${delay} ms: ${how}`);
+      said.push(`run ${i} (${how} after ${delay} ms)${res.stderr.trim() ? `: ${res.stderr.trim().slice(-400)}` : ''}`);
     }
     const ws = randomWrites(h.rng, SIZE, 10);
     await write(ws);
@@ -172,7 +176,7 @@ describe('qcow2 tracker, offline image (a qemu-storage-daemon per sync)', () => 
     // What the image and the machine held before the last sync, for a failure to explain itself
     // (CI once saw bitmaps left in use here; the cause is not known yet).
     const daemons = spawnSync('pgrep', ['-af', 'qemu-storage-daemon'], { encoding: 'utf8' }).stdout.trim();
-    const state = `before the last sync: bitmaps ${JSON.stringify(bitmapsOf(h.image))}; daemons running: ${daemons || 'none'}`;
+    const state = `before the last sync: bitmaps ${JSON.stringify(bitmapsOf(h.image))}; daemons running: ${daemons || 'none'}; the killed runs: ${said.join(' | ')}`;
     const r = await h.backup([]);
     h.expected.set(r.point, h.model.digest());
     t.diagnostic(`after the kills: tracker ${r.tracker}, readBytes ${r.readBytes} (writes since the last tracked sync dirty ${dirtyBytes(pending, SIZE)})`);
