@@ -1,6 +1,6 @@
-// The offline bitmap host's daemons: one that dies while opening the image is started once more,
-// and when lost again the error says how it ended and what it wrote; with spares on (an agent), a
-// sync takes the spare the last one left. A stand-in daemon (a Node script named
+// The offline bitmap host's daemons: one that dies while opening the image is started once more
+// (and the sync warned), and when lost again the error says how it ended and what it wrote; with
+// spares on (an agent), a sync takes the spare the last one left. A stand-in daemon (a Node script named
 // qemu-storage-daemon, first on PATH) plays them; the real daemon is exercised by the tracker
 // contract (tracker.case.test.ts) and tracker-qcow2.test.ts.
 import { test } from 'node:test';
@@ -43,7 +43,7 @@ server.listen(path);
 setTimeout(() => process.exit(4), 30_000).unref(); // never outlives a test that went wrong
 `;
 
-async function withStandIn(crashes: number, body: (host: OfflineBitmapHost, starts: () => Promise<number>, dir: string) => Promise<void>): Promise<void> {
+async function withStandIn(crashes: number, body: (host: OfflineBitmapHost, starts: () => Promise<number>, dir: string, warnings: string[]) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'holdfast-qsd-'));
   const saved = { PATH: process.env.PATH, COUNT: process.env.COUNT, CRASHES: process.env.CRASHES };
   try {
@@ -51,8 +51,9 @@ async function withStandIn(crashes: number, body: (host: OfflineBitmapHost, star
     await chmod(join(dir, 'qemu-storage-daemon'), 0o755);
     await writeFile(join(dir, 'count'), '');
     Object.assign(process.env, { PATH: `${dir}:${process.env.PATH}`, COUNT: join(dir, 'count'), CRASHES: String(crashes) });
-    const host = new OfflineBitmapHost(join(dir, 'disk.qcow2'), dir, 'tag');
-    await body(host, async () => Number(await readFile(join(dir, 'count'), 'utf8')), dir);
+    const warnings: string[] = [];
+    const host = new OfflineBitmapHost(join(dir, 'disk.qcow2'), dir, 'tag', undefined, (m) => warnings.push(m));
+    await body(host, async () => Number(await readFile(join(dir, 'count'), 'utf8')), dir, warnings);
     await host.close(true);
   } finally {
     for (const [k, v] of Object.entries(saved)) {
@@ -63,10 +64,12 @@ async function withStandIn(crashes: number, body: (host: OfflineBitmapHost, star
   }
 }
 
-test('a daemon lost while opening the image is started once more', async () => {
-  await withStandIn(1, async (host, starts) => {
+test('a daemon lost while opening the image is started once more, and the sync is told', async () => {
+  await withStandIn(1, async (host, starts, _dir, warnings) => {
     await host.rotate('holdfast.s.2', []);
     assert.equal(await starts(), 2);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0] as string, /qemu-storage-daemon for .*disk\.qcow2 was lost while opening it \(exit status 3: stand-in: simulated crash opening the image\); started another/);
   });
 });
 

@@ -49,6 +49,8 @@ export class OfflineBitmapHost implements BitmapHost {
     private readonly workDir: string,
     tag: string,
     private readonly signal?: AbortSignal,
+    /** told when a daemon was lost while opening the image and another was started */
+    private readonly onWarning?: (message: string) => void,
   ) {
     this.qmpSocket = join(workDir, `${tag}.qsd.sock`);
     this.nbdSocket = join(workDir, `${tag}.nbd.sock`);
@@ -177,6 +179,7 @@ export class OfflineBitmapHost implements BitmapHost {
     // started once more; the second loss is the error, with what the daemon said.
     this.starting ??= this.start().catch((err: unknown) => {
       if (!(err instanceof DaemonLost) || this.signal?.aborted) throw err;
+      this.onWarning?.(`${err.message}; started another, without io_uring`);
       return this.start(false);
     });
     return this.starting.then((d) => d.qmp);

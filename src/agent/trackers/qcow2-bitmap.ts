@@ -62,7 +62,7 @@ async function sync(ctx: TrackerContext): Promise<PendingSync> {
   const tag = createHash('sha256').update(r.source.name).digest('hex').slice(0, 10);
   const prefix = `holdfast.${r.source.name}.`;
   const openHost = async (): Promise<BitmapHost> =>
-    r.qemu ? LiveBitmapHost.connect(r.qemu, r.stateDir, tag, r.signal) : new OfflineBitmapHost(path, r.stateDir, tag, r.signal);
+    r.qemu ? LiveBitmapHost.connect(r.qemu, r.stateDir, tag, r.signal) : new OfflineBitmapHost(path, r.stateDir, tag, r.signal, (m) => warnings.push(m));
   const ours = async (host: BitmapHost): Promise<Array<{ name: string; gen: number; broken: boolean }>> =>
     (await host.bitmaps())
       .filter((b) => b.name.startsWith(prefix))
