@@ -94,7 +94,10 @@ export class Lease {
       releasing.add(this.id);
       const code = (err as { code?: unknown }).code;
       const sqlite = typeof code === 'string' && code.startsWith('SQLITE_');
-      if (sqlite && Date.now() < this.renewed + LEASE_TTL_MS) setTimeout(() => this.dropRow(), RELEASE_RETRY_MS).unref();
+      const expires = this.renewed + LEASE_TTL_MS;
+      if (sqlite && Date.now() < expires) setTimeout(() => this.dropRow(), RELEASE_RETRY_MS).unref();
+      // No more tries: once the row has expired gc's own filter drops it, and so does this set.
+      else setTimeout(() => releasing.delete(this.id), Math.max(0, expires - Date.now())).unref();
     }
   }
 

@@ -185,7 +185,7 @@ describe('qcow2 tracker, offline image (a qemu-storage-daemon per sync)', () => 
       // Only a run killed between its commit and saving its tracker state may cost a full read:
       // the daemon of a killed sync gets SIGTERM (pdeathsig) and stores the bitmaps as it quits.
       assert.match(r.warnings.join('\n'), /reading everything/);
-      assert.ok(!/not saved cleanly/.test(r.warnings.join('\n')), `${r.warnings.join('; ')}; ${state}`);
+      assert.doesNotMatch(r.warnings.join('\n'), /not saved cleanly/, `${r.warnings.join('; ')}; ${state}`);
     }
     assert.equal(await h.restoreDigest(r.point), h.model.digest(), `seed ${h.seed}`);
     const names = bitmapsOf(h.image).map((b) => b.name);
