@@ -4,7 +4,8 @@
  *
  * gc may repack chunks into new packs and delete the old ones while a reader runs (in this
  * process or another): a chunk whose pack vanished, or that the view lacks, is looked up
- * again after reloading the index files (twice at most), before it is called missing.
+ * again after reloading the index files, for as long as reloads move what it reads (10 at most),
+ * before it is called missing.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { HoldfastError, errnoCode, isHoldfastError, throwIfAborted } from '../core/errors.js';
@@ -19,8 +20,13 @@ import type { PoolPaths } from './pool-layout.js';
 const MAX_OPEN_PACKS = 64;
 const BATCH_BYTES = 2 * 1024 * 1024;
 const RUN_BYTES = 2 * 1024 * 1024;
-/** Reloads of the view before a chunk is called missing. */
-const MAX_RELOADS = 2;
+/** Reloads of the view, each of which moved something a read needs, before a chunk is called missing. */
+const MAX_RELOADS = 10;
+
+/** Where a chunk is stored, as a comparable string ('-' for nowhere). */
+function placeOf(loc: ChunkLocation | undefined): string {
+  return loc ? `${loc.pack}@${loc.offset}` : '-';
+}
 
 /** The pool's side of a reader on a lazily loaded view (pool.ts, `lazyIndex`). */
 export interface LazyView {
@@ -50,8 +56,9 @@ export class PackReader implements ChunkSource {
 
   /**
    * Runs `fn` (with the locations of a lazy pool's scan, if it answered); if a chunk or pack was
-   * missing, reloads the index files and runs it again, twice at most: a gc running back to back
-   * may repack the same chunk again between a reload and the read.
+   * missing, reloads the index files and runs it again, for as long as each reload moved some of
+   * what `fn` reads (a gc running back to back may repack chunks again between a reload and the
+   * read) and MAX_RELOADS at most. A reload that moves nothing ends it: the chunk is gone.
    */
   private async withReloads<T>(fn: (few?: Array<ChunkLocation | undefined>) => Promise<T>, refs: ChunkRef[]): Promise<T> {
     let few: Array<ChunkLocation | undefined> | undefined;
@@ -59,12 +66,16 @@ export class PackReader implements ChunkSource {
       few = await this.lazy.few(refs.map((r) => r[0]));
       if (!few) await this.lazy.load();
     }
+    const where = (locs?: Array<ChunkLocation | undefined>): string => refs.map(([d], i) => placeOf(locs ? locs[i] : this.index.get(d))).join(',');
     for (let reloads = 0; ; reloads++) {
+      // What this try reads from (fn looks its locations up before its first await).
+      const used = this.reload ? where(reloads === 0 ? few : undefined) : '';
       try {
         return await fn(reloads === 0 ? few : undefined);
       } catch (err) {
         if (!this.reload || reloads >= MAX_RELOADS || !isHoldfastError(err) || err.code !== 'CHUNK_MISSING') throw err;
         await this.reload();
+        if (where() === used) throw err;
       }
     }
   }
